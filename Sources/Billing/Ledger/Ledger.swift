@@ -1,0 +1,91 @@
+import Foundation
+import GRDB
+
+/// The SQLite database of Switchyard: tenants, tenant keys and the usage ledger.
+/// One per process; every write method is one transaction.
+public struct Ledger: Sendable {
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the database at `path` in WAL mode and migrates it.
+    public init(path: String) throws {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        self.pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Makes the write-ahead log part of the main file, for a clean shutdown.
+    public func checkpoint() throws {
+        try pool.writeWithoutTransaction { db in
+            _ = try db.checkpoint(.truncate)
+        }
+    }
+
+    // MARK: Migrations (frozen once landed: add new ones, never edit these)
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: tenants, tenant keys, usage events") { db in
+            try db.execute(sql: """
+                CREATE TABLE tenants (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    tier TEXT NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE tenant_keys (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    name TEXT NOT NULL,
+                    prefix TEXT NOT NULL,
+                    secret_hash BLOB NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER,
+                    revoked_at INTEGER,
+                    last_used_at INTEGER
+                );
+                CREATE INDEX tenant_keys_by_tenant ON tenant_keys(tenant_id);
+                CREATE TABLE usage_events (
+                    id INTEGER PRIMARY KEY,
+                    request_id TEXT NOT NULL UNIQUE,
+                    tenant_id TEXT NOT NULL,
+                    tenant_key_id TEXT,
+                    model TEXT NOT NULL,
+                    deployment TEXT,
+                    provider TEXT,
+                    prompt_tokens INTEGER NOT NULL,
+                    cached_tokens INTEGER NOT NULL,
+                    completion_tokens INTEGER NOT NULL,
+                    reasoning_tokens INTEGER NOT NULL,
+                    tokens_estimated INTEGER NOT NULL,
+                    cost_micros INTEGER NOT NULL,
+                    currency TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    error_type TEXT,
+                    started_at INTEGER NOT NULL,
+                    ttft_ms INTEGER,
+                    duration_ms INTEGER NOT NULL,
+                    streamed INTEGER NOT NULL,
+                    client_aborted INTEGER NOT NULL
+                );
+                CREATE INDEX usage_events_by_tenant_time ON usage_events(tenant_id, started_at);
+                CREATE INDEX usage_events_by_time ON usage_events(started_at);
+                """)
+        }
+        return migrator
+    }
+}
+
+extension Date {
+    /// Milliseconds since 1970, the ledger's time unit.
+    var ledgerMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+
+    init(ledgerMilliseconds: Int64) {
+        self.init(timeIntervalSince1970: Double(ledgerMilliseconds) / 1000)
+    }
+}

@@ -1,0 +1,47 @@
+/// What a deployment costs, in integer micro-units of `currency` per million tokens.
+public struct Price: Sendable, Equatable {
+    public var currency: String
+    public var inputPerMillion: Int64
+    /// For prompt tokens served from the provider's cache.
+    public var cachedInputPerMillion: Int64
+    public var outputPerMillion: Int64
+
+    public init(currency: String, inputPerMillion: Int64, cachedInputPerMillion: Int64, outputPerMillion: Int64) {
+        self.currency = currency
+        self.inputPerMillion = inputPerMillion
+        self.cachedInputPerMillion = cachedInputPerMillion
+        self.outputPerMillion = outputPerMillion
+    }
+
+    /// The cost in micro-units, rounded half up to a whole micro-unit.
+    ///
+    /// `cachedTokens` are part of `promptTokens` (as providers report them) and are
+    /// charged at the cached rate instead of the input rate.
+    public func cost(promptTokens: Int, cachedTokens: Int, completionTokens: Int) -> Int64 {
+        let cached = Int64(max(0, min(cachedTokens, promptTokens)))
+        let uncached = Int64(max(0, promptTokens)) - cached
+        let output = Int64(max(0, completionTokens))
+        let microMillionths = uncached * inputPerMillion + cached * cachedInputPerMillion + output * outputPerMillion
+        return (microMillionths + 500_000) / 1_000_000
+    }
+
+    /// A price of zero, for deployments without one.
+    public static func free(currency: String = "USD") -> Price {
+        Price(currency: currency, inputPerMillion: 0, cachedInputPerMillion: 0, outputPerMillion: 0)
+    }
+}
+
+/// Prices by deployment name.
+public struct PriceTable: Sendable {
+    private var prices: [String: Price]
+    public var defaultCurrency: String
+
+    public init(_ prices: [String: Price], defaultCurrency: String = "USD") {
+        self.prices = prices
+        self.defaultCurrency = defaultCurrency
+    }
+
+    public func price(forDeployment deployment: String) -> Price {
+        prices[deployment] ?? .free(currency: defaultCurrency)
+    }
+}

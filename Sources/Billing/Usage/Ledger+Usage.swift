@@ -1,0 +1,158 @@
+import Foundation
+import GRDB
+
+extension Ledger {
+    /// Stores a batch of usage events and key uses in one transaction. A request id seen
+    /// before is ignored, so a retried batch never meters a request twice.
+    public func record(_ events: [UsageEvent], keyUses: [String: Date] = [:]) async throws {
+        guard !events.isEmpty || !keyUses.isEmpty else { return }
+        try await pool.write { db in try Self.insert(events, keyUses: keyUses, in: db) }
+    }
+
+    /// The same as `record`, blocking the caller: for the last flush at shutdown, which
+    /// must happen even when the task that makes it has been cancelled.
+    public func recordBlocking(_ events: [UsageEvent], keyUses: [String: Date] = [:]) throws {
+        guard !events.isEmpty || !keyUses.isEmpty else { return }
+        try pool.write { db in try Self.insert(events, keyUses: keyUses, in: db) }
+    }
+
+    private static func insert(_ events: [UsageEvent], keyUses: [String: Date], in db: GRDB.Database) throws {
+        let statement = try db.cachedStatement(sql: """
+            INSERT OR IGNORE INTO usage_events (
+                request_id, tenant_id, tenant_key_id, model, deployment, provider,
+                prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, tokens_estimated,
+                cost_micros, currency, status, error_type, started_at, ttft_ms, duration_ms,
+                streamed, client_aborted
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for event in events {
+            try statement.execute(arguments: [
+                event.requestID, event.tenantID, event.tenantKeyID, event.model, event.deployment, event.provider,
+                event.promptTokens, event.cachedTokens, event.completionTokens, event.reasoningTokens,
+                event.tokensEstimated, event.costMicros, event.currency, event.status, event.errorType,
+                event.startedAt.ledgerMilliseconds, event.timeToFirstTokenMilliseconds, event.durationMilliseconds,
+                event.streamed, event.clientAborted,
+            ])
+        }
+        try touchKeys(keyUses, in: db)
+    }
+
+    /// The stored event of one request.
+    public func usageEvent(requestID: String) async throws -> UsageEvent? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM usage_events WHERE request_id = ?", arguments: [requestID])
+                .map(Self.usageEvent(from:))
+        }
+    }
+
+    /// Usage summed per group over `[from, to)`.
+    public func usageSummary(_ query: UsageQuery) async throws -> [UsageSummaryRow] {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let tenantID = query.tenantID {
+            conditions.append("tenant_id = ?")
+            arguments += [tenantID]
+        }
+        if let from = query.from {
+            conditions.append("started_at >= ?")
+            arguments += [from.ledgerMilliseconds]
+        }
+        if let to = query.to {
+            conditions.append("started_at < ?")
+            arguments += [to.ledgerMilliseconds]
+        }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        let groupExpression = query.groupBy.sqlExpression
+        let sql = """
+            SELECT \(groupExpression) AS grp, currency,
+                   count(*) AS requests,
+                   sum(prompt_tokens) AS prompt_tokens, sum(cached_tokens) AS cached_tokens,
+                   sum(completion_tokens) AS completion_tokens, sum(cost_micros) AS cost_micros,
+                   sum(tokens_estimated) AS estimated_requests
+            FROM usage_events \(filter)
+            GROUP BY grp, currency
+            ORDER BY grp, currency
+            """
+        let finalArguments = arguments
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { row in
+                UsageSummaryRow(
+                    group: row["grp"] ?? "",
+                    currency: row["currency"],
+                    requests: row["requests"],
+                    promptTokens: row["prompt_tokens"],
+                    cachedTokens: row["cached_tokens"],
+                    completionTokens: row["completion_tokens"],
+                    costMicros: row["cost_micros"],
+                    estimatedRequests: row["estimated_requests"]
+                )
+            }
+        }
+    }
+
+    static func usageEvent(from row: Row) -> UsageEvent {
+        UsageEvent(
+            requestID: row["request_id"],
+            tenantID: row["tenant_id"],
+            tenantKeyID: row["tenant_key_id"],
+            model: row["model"],
+            deployment: row["deployment"],
+            provider: row["provider"],
+            promptTokens: row["prompt_tokens"],
+            cachedTokens: row["cached_tokens"],
+            completionTokens: row["completion_tokens"],
+            reasoningTokens: row["reasoning_tokens"],
+            tokensEstimated: row["tokens_estimated"],
+            costMicros: row["cost_micros"],
+            currency: row["currency"],
+            status: row["status"],
+            errorType: row["error_type"],
+            startedAt: Date(ledgerMilliseconds: row["started_at"]),
+            timeToFirstTokenMilliseconds: row["ttft_ms"],
+            durationMilliseconds: row["duration_ms"],
+            streamed: row["streamed"],
+            clientAborted: row["client_aborted"]
+        )
+    }
+}
+
+/// What usage to sum and how to group it.
+public struct UsageQuery: Sendable, Equatable {
+    public enum GroupBy: String, Sendable, CaseIterable {
+        case model, day, key, tenant
+
+        var sqlExpression: String {
+            switch self {
+            case .model: "model"
+            case .day: "strftime('%Y-%m-%d', started_at / 1000, 'unixepoch')"
+            case .key: "coalesce(tenant_key_id, '')"
+            case .tenant: "tenant_id"
+            }
+        }
+    }
+
+    public var tenantID: String?
+    public var from: Date?
+    public var to: Date?
+    public var groupBy: GroupBy
+
+    public init(tenantID: String? = nil, from: Date? = nil, to: Date? = nil, groupBy: GroupBy = .model) {
+        self.tenantID = tenantID
+        self.from = from
+        self.to = to
+        self.groupBy = groupBy
+    }
+}
+
+/// Usage summed over one group.
+public struct UsageSummaryRow: Sendable, Equatable {
+    public var group: String
+    public var currency: String
+    public var requests: Int
+    public var promptTokens: Int
+    public var cachedTokens: Int
+    public var completionTokens: Int
+    public var costMicros: Int64
+    /// How many of the requests carry estimated token counts.
+    public var estimatedRequests: Int
+}

@@ -1,0 +1,74 @@
+import Foundation
+
+/// The metered record of one request that reached an upstream.
+public struct UsageEvent: Sendable, Equatable {
+    public var requestID: String
+    public var tenantID: String
+    public var tenantKeyID: String?
+    /// The public model the tenant asked for.
+    public var model: String
+    public var deployment: String?
+    public var provider: String?
+    public var promptTokens: Int
+    public var cachedTokens: Int
+    public var completionTokens: Int
+    public var reasoningTokens: Int
+    /// True when the upstream reported no usage and the counts are estimates.
+    public var tokensEstimated: Bool
+    public var costMicros: Int64
+    public var currency: String
+    /// The HTTP status the client saw.
+    public var status: Int
+    /// The OpenAI error type, for failed requests.
+    public var errorType: String?
+    public var startedAt: Date
+    /// Milliseconds from the request's start to the first byte of the upstream's answer.
+    public var timeToFirstTokenMilliseconds: Int?
+    public var durationMilliseconds: Int
+    public var streamed: Bool
+    public var clientAborted: Bool
+
+    public init(
+        requestID: String,
+        tenantID: String,
+        tenantKeyID: String?,
+        model: String,
+        deployment: String?,
+        provider: String?,
+        promptTokens: Int = 0,
+        cachedTokens: Int = 0,
+        completionTokens: Int = 0,
+        reasoningTokens: Int = 0,
+        tokensEstimated: Bool = false,
+        costMicros: Int64 = 0,
+        currency: String = "USD",
+        status: Int,
+        errorType: String? = nil,
+        startedAt: Date,
+        timeToFirstTokenMilliseconds: Int? = nil,
+        durationMilliseconds: Int,
+        streamed: Bool,
+        clientAborted: Bool = false
+    ) {
+        self.requestID = requestID
+        self.tenantID = tenantID
+        self.tenantKeyID = tenantKeyID
+        self.model = model
+        self.deployment = deployment
+        self.provider = provider
+        self.promptTokens = promptTokens
+        self.cachedTokens = cachedTokens
+        self.completionTokens = completionTokens
+        self.reasoningTokens = reasoningTokens
+        self.tokensEstimated = tokensEstimated
+        self.costMicros = costMicros
+        self.currency = currency
+        self.status = status
+        self.errorType = errorType
+        self.startedAt = startedAt
+        self.timeToFirstTokenMilliseconds = timeToFirstTokenMilliseconds
+        self.durationMilliseconds = durationMilliseconds
+        self.streamed = streamed
+        self.clientAborted = clientAborted
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Collects usage events from the request path and writes them to the ledger in batches,
+/// so no request waits for the disk. Runs as a `Service`; on graceful shutdown it writes
+/// what is pending before returning.
+public final class UsageWriter: Service, Sendable {
+    private struct Pending {
+        var events: [UsageEvent] = []
+        var keyUses: [String: Date] = [:]
+        var dropped = 0
+    }
+
+    private let ledger: Ledger
+    private let flushInterval: Duration
+    private let capacity: Int
+    private let logger: Logger
+    private let pending = Mutex(Pending())
+
+    /// - Parameters:
+    ///   - flushInterval: how long an event may wait before it is written.
+    ///   - capacity: most events held while the disk is slow; beyond it events are dropped and logged.
+    public init(ledger: Ledger, flushInterval: Duration = .milliseconds(250), capacity: Int = 1_000_000, logger: Logger) {
+        self.ledger = ledger
+        self.flushInterval = flushInterval
+        self.capacity = capacity
+        self.logger = logger
+    }
+
+    /// Queues one event; returns at once.
+    public func record(_ event: UsageEvent) {
+        pending.withLock { pending in
+            if pending.events.count >= capacity {
+                pending.dropped += 1
+            } else {
+                pending.events.append(event)
+            }
+        }
+    }
+
+    /// Notes that a tenant key authenticated a request at `date`.
+    public func recordKeyUse(keyID: String, at date: Date) {
+        pending.withLock { $0.keyUses[keyID] = date }
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully, !Task.isCancelled {
+            try? await cancelWhenGracefulShutdown {
+                try await Task.sleep(for: self.flushInterval)
+            }
+            await flush()
+        }
+        flushBlocking()
+        try? ledger.checkpoint()
+    }
+
+    /// Writes everything queued so far.
+    public func flush() async {
+        guard let batch = takeBatch() else { return }
+        do {
+            try await ledger.record(batch.events, keyUses: batch.keyUses)
+        } catch {
+            putBack(batch, error: error)
+        }
+    }
+
+    /// Writes everything queued so far, blocking: the last flush at shutdown.
+    func flushBlocking() {
+        guard let batch = takeBatch() else { return }
+        do {
+            try ledger.recordBlocking(batch.events, keyUses: batch.keyUses)
+        } catch {
+            logger.error("usage events lost at shutdown", metadata: ["error": "\(error)", "events": "\(batch.events.count)"])
+        }
+    }
+
+    private func takeBatch() -> Pending? {
+        let batch = pending.withLock { pending -> Pending in
+            let batch = pending
+            pending = Pending()
+            return batch
+        }
+        if batch.dropped > 0 {
+            logger.error("usage events dropped: the ledger fell behind", metadata: ["dropped": "\(batch.dropped)"])
+        }
+        return batch.events.isEmpty && batch.keyUses.isEmpty ? nil : batch
+    }
+
+    private func putBack(_ batch: Pending, error: any Error) {
+        logger.error("writing usage events failed; will retry", metadata: ["error": "\(error)", "events": "\(batch.events.count)"])
+        pending.withLock { pending in
+            pending.events.insert(contentsOf: batch.events, at: 0)
+            pending.keyUses.merge(batch.keyUses) { max($0, $1) }
+        }
+    }
+}

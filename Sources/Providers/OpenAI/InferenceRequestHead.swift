@@ -1,0 +1,181 @@
+import NIOCore
+
+/// The few fields of an inference request that routing, admission and metering need,
+/// read without decoding the rest; plus where they lie, so the body can be rewritten
+/// for the upstream by splicing.
+public struct InferenceRequestHead: Sendable, Equatable {
+    public var endpoint: InferenceEndpoint
+    /// The public model the client asked for.
+    public var model: String
+    public var stream: Bool
+    /// Whether the client asked for the usage chunk (`stream_options.include_usage`).
+    public var clientWantsUsage: Bool
+    /// `max_completion_tokens`, else `max_tokens`, when given.
+    public var maxOutputTokens: Int?
+
+    var modelValue: Range<Int>
+    /// The whole `"stream_options": {...}` member, when present.
+    var streamOptionsMember: Range<Int>?
+    /// The offset of the closing `}` of the document.
+    var closingBrace: Int
+
+    /// Reads the head of an inference request body.
+    ///
+    /// - Throws: `OpenAIError` (400) naming what is wrong.
+    public static func parse(_ body: ByteBuffer, endpoint: InferenceEndpoint) throws(OpenAIError) -> InferenceRequestHead {
+        let result: Result<InferenceRequestHead, OpenAIError> = body.withUnsafeReadableBytes { raw in
+            let scanner = JSONScanner(raw)
+            let members: [JSONScanner.Member]
+            do {
+                members = try scanner.topLevelMembers()
+            } catch let error as JSONScanError {
+                if raw.isEmpty {
+                    return .failure(.invalidRequest("The request body is empty; expected a JSON object."))
+                }
+                if error.reason == .notAnObject {
+                    return .failure(.invalidRequest("The request body must be a JSON object."))
+                }
+                return .failure(.invalidRequest(
+                    "We could not parse the JSON body of your request (\(error)). The OpenAI API expects a JSON payload."
+                ))
+            } catch {
+                return .failure(.invalidRequest("We could not parse the JSON body of your request."))
+            }
+            return Self.read(members, scanner: scanner, endpoint: endpoint, count: raw.count)
+        }
+        return try result.get()
+    }
+
+    private static func read(
+        _ members: [JSONScanner.Member],
+        scanner: JSONScanner,
+        endpoint: InferenceEndpoint,
+        count: Int
+    ) -> Result<InferenceRequestHead, OpenAIError> {
+        var model: (String, Range<Int>)?
+        var stream = false
+        var clientWantsUsage = false
+        var maxTokens: Int?
+        var maxCompletionTokens: Int?
+        var streamOptions: Range<Int>?
+        for member in members {
+            if scanner.key(member, equals: "model") {
+                guard let name = scanner.string(at: member.value) else {
+                    return .failure(.invalidRequest("'model' must be a string.", param: "model"))
+                }
+                model = (name, member.value)
+            } else if scanner.key(member, equals: "stream") {
+                if scanner.isNull(at: member.value) { continue }
+                guard let value = scanner.bool(at: member.value) else {
+                    return .failure(.invalidRequest("'stream' must be a boolean.", param: "stream"))
+                }
+                stream = value
+            } else if scanner.key(member, equals: "max_tokens") {
+                guard let value = try? optionalCount(member, scanner: scanner, name: "max_tokens").get() else {
+                    return .failure(.invalidRequest("'max_tokens' must be a non-negative integer.", param: "max_tokens"))
+                }
+                maxTokens = value
+            } else if scanner.key(member, equals: "max_completion_tokens") {
+                guard let value = try? optionalCount(member, scanner: scanner, name: "max_completion_tokens").get() else {
+                    return .failure(.invalidRequest(
+                        "'max_completion_tokens' must be a non-negative integer.", param: "max_completion_tokens"
+                    ))
+                }
+                maxCompletionTokens = value
+            } else if scanner.key(member, equals: "stream_options") {
+                if scanner.isNull(at: member.value) { streamOptions = member.whole; continue }
+                guard scanner.kind(at: member.value.lowerBound) == .object,
+                      let options = try? scanner.members(ofObjectAt: member.value)
+                else {
+                    return .failure(.invalidRequest("'stream_options' must be an object.", param: "stream_options"))
+                }
+                streamOptions = member.whole
+                for option in options where scanner.key(option, equals: "include_usage") {
+                    clientWantsUsage = scanner.bool(at: option.value) ?? false
+                }
+            }
+        }
+        guard let (name, modelRange) = model else {
+            return .failure(.invalidRequest("You must provide a model parameter.", param: "model"))
+        }
+        if stream, !endpoint.canStream {
+            return .failure(.invalidRequest("'stream' is not supported for \(endpoint.rawValue).", param: "stream"))
+        }
+        return .success(InferenceRequestHead(
+            endpoint: endpoint,
+            model: name,
+            stream: stream,
+            clientWantsUsage: stream && clientWantsUsage,
+            maxOutputTokens: maxCompletionTokens ?? maxTokens,
+            modelValue: modelRange,
+            streamOptionsMember: streamOptions,
+            closingBrace: closingBrace(of: scanner, count: count)
+        ))
+    }
+
+    private struct NotACount: Error {}
+
+    private static func optionalCount(
+        _ member: JSONScanner.Member,
+        scanner: JSONScanner,
+        name: String
+    ) -> Result<Int?, NotACount> {
+        if scanner.isNull(at: member.value) { return .success(nil) }
+        guard let value = scanner.integer(at: member.value), value >= 0 else { return .failure(NotACount()) }
+        return .success(value)
+    }
+
+    private static func closingBrace(of scanner: JSONScanner, count: Int) -> Int {
+        var index = count - 1
+        while index > 0, scanner.bytes[index] != UInt8(ascii: "}") { index -= 1 }
+        return index
+    }
+}
+
+// MARK: - Rewriting for the upstream
+
+extension InferenceRequestHead {
+    /// The body to send upstream: `model` replaced by the deployment's upstream model and,
+    /// for streams, `stream_options.include_usage` forced on so usage is always metered.
+    /// Every other byte goes through unchanged.
+    public func upstreamBody(from body: ByteBuffer, upstreamModel: String) -> ByteBuffer {
+        var edits: [(range: Range<Int>, replacement: Replacement)] = [
+            (modelValue, .model),
+        ]
+        if stream {
+            if let streamOptionsMember {
+                edits.append((streamOptionsMember, .streamOptions))
+            } else {
+                edits.append((closingBrace..<closingBrace, .appendStreamOptions))
+            }
+        }
+        edits.sort { $0.range.lowerBound < $1.range.lowerBound }
+
+        var output = ByteBuffer()
+        output.reserveCapacity(body.readableBytes + upstreamModel.utf8.count + 48)
+        var cursor = 0
+        let base = body.readerIndex
+        for edit in edits {
+            if let slice = body.getSlice(at: base + cursor, length: edit.range.lowerBound - cursor) {
+                output.writeImmutableBuffer(slice)
+            }
+            switch edit.replacement {
+            case .model:
+                output.writeJSONString(upstreamModel)
+            case .streamOptions:
+                output.writeStaticString(#""stream_options":{"include_usage":true}"#)
+            case .appendStreamOptions:
+                output.writeStaticString(#","stream_options":{"include_usage":true}"#)
+            }
+            cursor = edit.range.upperBound
+        }
+        if let rest = body.getSlice(at: base + cursor, length: body.readableBytes - cursor) {
+            output.writeImmutableBuffer(rest)
+        }
+        return output
+    }
+
+    private enum Replacement {
+        case model, streamOptions, appendStreamOptions
+    }
+}

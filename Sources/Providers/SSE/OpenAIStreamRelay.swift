@@ -1,0 +1,111 @@
+import NIOCore
+
+/// Relays an OpenAI-format chat or completions stream to the client while reading what
+/// metering needs from it: the usage chunk, the number of content chunks, `[DONE]`.
+///
+/// Switchyard always asks the upstream for usage; when the client did not, the usage
+/// chunk is taken out of what the client sees (or, where an engine puts usage on a chunk
+/// that also carries choices, the `usage` member is cut from that chunk).
+public struct OpenAIStreamRelay: Sendable {
+    private var parser = SSEParser()
+    private let clientWantsUsage: Bool
+
+    /// Usage reported by the upstream, once its usage chunk went by.
+    public private(set) var usage: TokenUsage?
+    /// Chunks that carried choices; with no reported usage, a stand-in for output tokens.
+    public private(set) var contentChunks = 0
+    public private(set) var sawDone = false
+    /// The error event the upstream sent mid-stream, if it did.
+    public private(set) var upstreamErrored = false
+
+    public init(clientWantsUsage: Bool) {
+        self.clientWantsUsage = clientWantsUsage
+    }
+
+    /// Consumes one chunk from the upstream and returns the bytes to send to the client.
+    public mutating func relay(_ chunk: ByteBuffer) -> ByteBuffer {
+        var output = ByteBuffer()
+        output.reserveCapacity(chunk.readableBytes + 16)
+        for event in parser.feed(chunk) {
+            emit(event, into: &output)
+        }
+        return output
+    }
+
+    /// Ends the stream; returns the bytes of an event left without its blank line.
+    public mutating func finish() -> ByteBuffer {
+        var output = ByteBuffer()
+        if let event = parser.finish() { emit(event, into: &output) }
+        return output
+    }
+
+    private mutating func emit(_ event: SSEEvent, into output: inout ByteBuffer) {
+        if event.isDone {
+            sawDone = true
+            output.writeStaticString("data: [DONE]\n\n")
+            return
+        }
+        var cut: Range<Int>?
+        var drop = false
+        event.data.withUnsafeBytes { raw in
+            let scanner = JSONScanner(raw)
+            guard let members = try? scanner.topLevelMembers() else { return }
+            var usageMember: JSONScanner.Member?
+            var choices = -1
+            for member in members {
+                if scanner.key(member, equals: "usage") {
+                    usageMember = member
+                } else if scanner.key(member, equals: "choices"), scanner.kind(at: member.value.lowerBound) == .array {
+                    choices = (try? scanner.countElements(ofArrayAt: member.value)) ?? 0
+                } else if scanner.key(member, equals: "error") {
+                    upstreamErrored = true
+                }
+            }
+            if choices > 0 { contentChunks += 1 }
+            guard let usageMember else { return }
+            let isNull = scanner.isNull(at: usageMember.value)
+            if !isNull, let reported = TokenUsage.read(usageAt: usageMember.value, scanner: scanner) {
+                usage = reported
+            }
+            guard !clientWantsUsage else { return }
+            // The client did not ask for usage: it sees neither the usage chunk nor the
+            // `"usage":null` that asking for it adds to every other chunk.
+            if !isNull, choices <= 0 {
+                drop = true
+            } else {
+                cut = Self.memberWithSeparator(usageMember, in: raw)
+            }
+        }
+        if drop { return }
+        if let name = event.name {
+            output.writeStaticString("event: ")
+            output.writeString(name)
+            output.writeStaticString("\n")
+        }
+        output.writeStaticString("data: ")
+        if let cut {
+            output.writeBytes(event.data[0..<cut.lowerBound])
+            output.writeBytes(event.data[cut.upperBound...])
+        } else {
+            output.writeBytes(event.data)
+        }
+        output.writeStaticString("\n\n")
+    }
+
+    /// The bytes to remove to delete `member` from its object: the member and one comma
+    /// beside it (the following one, or for the last member the preceding one).
+    static func memberWithSeparator(_ member: JSONScanner.Member, in raw: UnsafeRawBufferPointer) -> Range<Int> {
+        var end = member.whole.upperBound
+        while end < raw.count, raw[end] == 0x20 || raw[end] == 0x0A || raw[end] == 0x0D || raw[end] == 0x09 { end += 1 }
+        if end < raw.count, raw[end] == UInt8(ascii: ",") {
+            return member.whole.lowerBound..<(end + 1)
+        }
+        var start = member.whole.lowerBound
+        while start > 0 {
+            start -= 1
+            if raw[start] == UInt8(ascii: ",") { return start..<member.whole.upperBound }
+            if raw[start] == UInt8(ascii: "{") { break }
+        }
+        return member.whole
+    }
+}

@@ -1,0 +1,103 @@
+import NIOCore
+
+/// One server-sent event.
+public struct SSEEvent: Sendable, Equatable {
+    /// The `event:` field, when given.
+    public var name: String?
+    /// The `data:` lines joined by `\n`.
+    public var data: [UInt8]
+
+    public init(name: String? = nil, data: [UInt8]) {
+        self.name = name
+        self.data = data
+    }
+
+    public var isDone: Bool {
+        data.count == 6 && data.elementsEqual("[DONE]".utf8)
+    }
+}
+
+/// Splits a byte stream into server-sent events, whatever the chunk boundaries: mid-line,
+/// mid-UTF-8 sequence, between the CR and LF of a CRLF. Follows the WHATWG framing rules:
+/// LF, CR or CRLF end a line; a blank line ends an event; lines starting with `:` are
+/// comments; `data:` lines accumulate; one space after the colon is dropped.
+public struct SSEParser: Sendable {
+    private var line: [UInt8] = []
+    private var data: [UInt8] = []
+    private var hasData = false
+    private var eventName: String?
+    private var skipLeadingLineFeed = false
+
+    public init() {}
+
+    /// Feeds the next chunk of bytes; returns the events it completed, in order.
+    public mutating func feed(_ buffer: ByteBuffer) -> [SSEEvent] {
+        var events: [SSEEvent] = []
+        buffer.withUnsafeReadableBytes { raw in
+            var start = 0
+            var index = 0
+            while index < raw.count {
+                let byte = raw[index]
+                if byte == 0x0A || byte == 0x0D {
+                    if byte == 0x0A, skipLeadingLineFeed, index == start, line.isEmpty {
+                        skipLeadingLineFeed = false
+                        index += 1
+                        start = index
+                        continue
+                    }
+                    line.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start..<index]))
+                    if let event = endLine() { events.append(event) }
+                    skipLeadingLineFeed = byte == 0x0D
+                    index += 1
+                    if skipLeadingLineFeed, index < raw.count, raw[index] == 0x0A {
+                        skipLeadingLineFeed = false
+                        index += 1
+                    }
+                    start = index
+                } else {
+                    skipLeadingLineFeed = false
+                    index += 1
+                }
+            }
+            line.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start..<raw.count]))
+        }
+        return events
+    }
+
+    /// Ends the stream: an event whose blank line never came is still delivered, as the
+    /// last event of a stream without a trailing newline should be.
+    public mutating func finish() -> SSEEvent? {
+        var event: SSEEvent?
+        if !line.isEmpty { event = endLine() }
+        if event == nil { event = dispatch() }
+        return event
+    }
+
+    private mutating func endLine() -> SSEEvent? {
+        defer { line.removeAll(keepingCapacity: true) }
+        if line.isEmpty { return dispatch() }
+        if line[0] == UInt8(ascii: ":") { return nil }
+        let colon = line.firstIndex(of: UInt8(ascii: ":")) ?? line.count
+        var valueStart = Swift.min(colon + 1, line.count)
+        if valueStart < line.count, line[valueStart] == UInt8(ascii: " ") { valueStart += 1 }
+        let field = line[0..<colon]
+        if field.elementsEqual("data".utf8) {
+            if hasData { data.append(0x0A) }
+            data.append(contentsOf: line[valueStart...])
+            hasData = true
+        } else if field.elementsEqual("event".utf8) {
+            eventName = String(decoding: line[valueStart...], as: UTF8.self)
+        }
+        return nil
+    }
+
+    private mutating func dispatch() -> SSEEvent? {
+        defer {
+            data.removeAll(keepingCapacity: true)
+            hasData = false
+            eventName = nil
+        }
+        guard hasData else { return nil }
+        return SSEEvent(name: eventName, data: data)
+    }
+}

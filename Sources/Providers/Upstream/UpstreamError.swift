@@ -1,0 +1,61 @@
+import NIOCore
+
+/// Turns an upstream's error response into the OpenAI error the client gets.
+public enum UpstreamError {
+    /// Maps an error status and body. An OpenAI-shaped body keeps its message, type and
+    /// code; anything else becomes a generic error that names the status, never echoing
+    /// an upstream body that might carry a provider's internals.
+    public static func map(status: Int, body: ByteBuffer) -> OpenAIError {
+        if let parsed = parseOpenAIShape(body, status: status) { return parsed }
+        switch status {
+        case 401, 403:
+            return OpenAIError(
+                status: 502,
+                message: "The upstream provider rejected Switchyard's credentials (status \(status)).",
+                type: "server_error",
+                code: "upstream_auth_failed"
+            )
+        case 404:
+            return OpenAIError(status: 502, message: "The upstream answered 404 Not Found.", type: "server_error", code: "upstream_error")
+        case 429:
+            return OpenAIError(status: 429, message: "The upstream is rate limited; retry shortly.", type: "rate_limit_error", code: "rate_limit_exceeded")
+        case 400..<500:
+            return OpenAIError(status: status, message: "The upstream rejected the request (status \(status)).", type: "invalid_request_error")
+        default:
+            return OpenAIError(status: 502, message: "The upstream failed (status \(status)).", type: "server_error", code: "upstream_error")
+        }
+    }
+
+    private static func parseOpenAIShape(_ body: ByteBuffer, status: Int) -> OpenAIError? {
+        body.withUnsafeReadableBytes { raw -> OpenAIError? in
+            let scanner = JSONScanner(raw)
+            guard let members = try? scanner.topLevelMembers() else { return nil }
+            for member in members where scanner.key(member, equals: "error") {
+                guard scanner.kind(at: member.value.lowerBound) == .object,
+                      let fields = try? scanner.members(ofObjectAt: member.value)
+                else { return nil }
+                var error = OpenAIError(status: status, message: "", type: status >= 500 ? "server_error" : "invalid_request_error")
+                for field in fields {
+                    if scanner.key(field, equals: "message") {
+                        error.message = scanner.string(at: field.value) ?? ""
+                    } else if scanner.key(field, equals: "type") {
+                        error.type = scanner.string(at: field.value) ?? error.type
+                    } else if scanner.key(field, equals: "param") {
+                        error.param = scanner.string(at: field.value)
+                    } else if scanner.key(field, equals: "code") {
+                        error.code = scanner.string(at: field.value)
+                            ?? scanner.integer(at: field.value).map(String.init)
+                    }
+                }
+                // An upstream's 401 is about Switchyard's provider key, not the tenant's key.
+                if status == 401 || status == 403 {
+                    error.status = 502
+                    error.type = "server_error"
+                    error.code = "upstream_auth_failed"
+                }
+                return error
+            }
+            return nil
+        }
+    }
+}

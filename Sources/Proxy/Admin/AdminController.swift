@@ -1,0 +1,187 @@
+import Billing
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Providers
+
+/// The management API under `/admin/v1`: the source of truth that the CLI (and later
+/// the portal) call.
+struct AdminController {
+    let ledger: Ledger
+    let topology: Topology
+    let tenantAuthenticator: TenantAuthenticator
+    let authentication: AdminMiddleware
+    let maximumBodyBytes = 64 << 10
+
+    func addRoutes(to router: Router<SwitchyardRequestContext>) {
+        let admin = router.group("admin/v1").add(middleware: authentication)
+        admin.post("tenants") { request, context in try await createTenant(request, context: context) }
+        admin.get("tenants") { _, context in try await listTenants(context: context) }
+        admin.get("tenants/:id") { _, context in try await showTenant(context: context) }
+        admin.post("tenants/:id/keys") { request, context in try await createKey(request, context: context) }
+        admin.get("tenants/:id/keys") { _, context in try await listKeys(context: context) }
+        admin.delete("keys/:id") { _, context in try await revokeKey(context: context) }
+        admin.get("usage") { request, context in try await usage(request, context: context) }
+    }
+
+    // MARK: Tenants
+
+    private func createTenant(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.admin)
+        let body: AdminResources.CreateTenant = try await decode(request)
+        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 200 else {
+            throw OpenAIError.invalidRequest("'name' must be 1 to 200 characters.", param: "name")
+        }
+        guard topology.tiers[body.tier] != nil else {
+            let known = topology.tiers.keys.sorted().joined(separator: ", ")
+            throw OpenAIError.invalidRequest("Unknown tier '\(body.tier)'; configured tiers: \(known).", param: "tier")
+        }
+        do {
+            let tenant = try await ledger.createTenant(name: name, tier: body.tier)
+            return try json(AdminResources.TenantBody(tenant), status: .created)
+        } catch let error as LedgerError where error.code == .duplicateName {
+            throw OpenAIError(status: 409, message: "A tenant named '\(name)' already exists.", type: "invalid_request_error", param: "name", code: "conflict")
+        }
+    }
+
+    private func listTenants(context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.analyst)
+        let tenants = try await ledger.tenants().map(AdminResources.TenantBody.init)
+        return try json(AdminResources.ListBody(data: tenants))
+    }
+
+    private func showTenant(context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.analyst)
+        return try json(AdminResources.TenantBody(try await requireTenant(context)))
+    }
+
+    // MARK: Keys
+
+    private func createKey(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.admin)
+        let tenant = try await requireTenant(context)
+        let body: AdminResources.CreateKey = try await decode(request)
+        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 200 else {
+            throw OpenAIError.invalidRequest("'name' must be 1 to 200 characters.", param: "name")
+        }
+        if let expiresAt = body.expiresAt, expiresAt <= Date() {
+            throw OpenAIError.invalidRequest("'expires_at' must be in the future.", param: "expires_at")
+        }
+        let secret = TenantKeySecret.generate()
+        let record = try await ledger.createKey(
+            tenantID: tenant.id, name: name, prefix: secret.prefix, secretHash: secret.hash, expiresAt: body.expiresAt
+        )
+        return try json(
+            AdminResources.CreatedKeyBody(
+                id: record.id, tenantId: tenant.id, name: name, prefix: record.prefix, key: secret.secret,
+                createdAt: record.createdAt, expiresAt: record.expiresAt
+            ),
+            status: .created
+        )
+    }
+
+    private func listKeys(context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.analyst)
+        let tenant = try await requireTenant(context)
+        let keys = try await ledger.keys(tenantID: tenant.id).map { AdminResources.KeyBody($0) }
+        return try json(AdminResources.ListBody(data: keys))
+    }
+
+    private func revokeKey(context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.admin)
+        let id = context.parameters.get("id") ?? ""
+        guard let record = try await ledger.revokeKey(id: id) else {
+            throw OpenAIError(status: 404, message: "No tenant key has id '\(id)'.", type: "invalid_request_error", code: "not_found")
+        }
+        tenantAuthenticator.invalidate(keyID: record.id)
+        return try json(AdminResources.KeyBody(record))
+    }
+
+    // MARK: Usage
+
+    private func usage(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.analyst)
+        let parameters = request.uri.queryParameters
+        let groupName = parameters["group_by"].map(String.init) ?? "model"
+        guard let groupBy = UsageQuery.GroupBy(rawValue: groupName) else {
+            let known = UsageQuery.GroupBy.allCases.map(\.rawValue).joined(separator: ", ")
+            throw OpenAIError.invalidRequest("'group_by' must be one of \(known).", param: "group_by")
+        }
+        let from = try parameters["from"].map { try Self.parseTime(String($0), param: "from") }
+        let to = try parameters["to"].map { try Self.parseTime(String($0), param: "to") }
+        if let from, let to, from >= to {
+            throw OpenAIError.invalidRequest("'from' must be before 'to'.", param: "from")
+        }
+        let tenant = parameters["tenant"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let rows = try await ledger.usageSummary(UsageQuery(tenantID: tenant, from: from, to: to, groupBy: groupBy))
+        return try json(AdminResources.UsageBody(
+            tenant: tenant, from: from, to: to, groupBy: groupBy.rawValue, data: rows.map(AdminResources.UsageGroupBody.init)
+        ))
+    }
+
+    /// Accepts `2026-11-23` (midnight UTC) or an RFC 3339 time.
+    static func parseTime(_ text: String, param: String) throws(OpenAIError) -> Date {
+        if let date = try? Date(text, strategy: .iso8601) { return date }
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle().year().month().day()) { return date }
+        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
+        throw OpenAIError.invalidRequest("'\(param)' must be a date (2026-11-23) or an RFC 3339 time (2026-11-23T10:00:00Z).", param: param)
+    }
+
+    // MARK: Plumbing
+
+    private func requireTenant(_ context: SwitchyardRequestContext) async throws -> Tenant {
+        let id = context.parameters.get("id") ?? ""
+        guard let tenant = try await ledger.tenant(id: id) else {
+            throw OpenAIError(status: 404, message: "No tenant has id '\(id)'.", type: "invalid_request_error", code: "not_found")
+        }
+        return tenant
+    }
+
+    private func decode<T: Decodable>(_ request: Request) async throws -> T {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: maximumBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw OpenAIError.bodyTooLarge(limit: maximumBodyBytes)
+        }
+        do {
+            return try AdminResources.decoder.decode(T.self, from: Data(buffer: body))
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw OpenAIError.invalidRequest("'\(key.stringValue.snakeCased)' is required.", param: key.stringValue.snakeCased)
+        } catch let DecodingError.typeMismatch(_, context) {
+            let path = context.codingPath.map(\.stringValue.snakeCased).joined(separator: ".")
+            throw OpenAIError.invalidRequest("'\(path)' has the wrong type.", param: path)
+        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
+            let path = context.codingPath.map(\.stringValue.snakeCased).joined(separator: ".")
+            throw OpenAIError.invalidRequest("'\(path)' is not valid.", param: path)
+        } catch {
+            throw OpenAIError.invalidRequest("The request body must be a JSON object.")
+        }
+    }
+
+    private func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try AdminResources.encoder.encode(value)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}
+
+extension String {
+    /// `expiresAt` -> `expires_at`, for error messages about snake_case fields.
+    var snakeCased: String {
+        var result = ""
+        for character in self {
+            if character.isUppercase {
+                result += "_" + character.lowercased()
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
+}

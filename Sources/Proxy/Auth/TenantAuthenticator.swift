@@ -1,0 +1,89 @@
+import Billing
+import Foundation
+import Providers
+import Synchronization
+
+/// Who sent a request: the tenant and the key it used.
+public struct AuthenticatedTenant: Sendable, Equatable {
+    public var tenantID: String
+    public var tenantName: String
+    public var tier: String
+    public var keyID: String
+}
+
+/// Turns a bearer tenant key into its tenant: hash, look up (cached), check.
+///
+/// Positive lookups are cached for `cacheTTL`; a revocation through this process's
+/// admin API takes effect at once, one through another replica within `cacheTTL`.
+public final class TenantAuthenticator: Sendable {
+    private struct CacheEntry {
+        var record: TenantKeyRecord?
+        var tenant: AuthenticatedTenant?
+        var fetchedAt: ContinuousClock.Instant
+    }
+
+    private let ledger: Ledger
+    private let cacheTTL: Duration
+    private let negativeTTL: Duration
+    private let maximumEntries: Int
+    private let cache = Mutex<[[UInt8]: CacheEntry]>([:])
+
+    public init(ledger: Ledger, cacheTTL: Duration = .seconds(30), negativeTTL: Duration = .seconds(5), maximumEntries: Int = 100_000) {
+        self.ledger = ledger
+        self.cacheTTL = cacheTTL
+        self.negativeTTL = negativeTTL
+        self.maximumEntries = maximumEntries
+    }
+
+    /// Authenticates the value of an `Authorization` header.
+    ///
+    /// - Throws: `OpenAIError` 401 `invalid_api_key` for a missing, malformed, unknown,
+    ///   revoked or expired key.
+    public func authenticate(authorization: String?, now: Date = Date()) async throws -> AuthenticatedTenant {
+        guard let authorization, !authorization.isEmpty else { throw OpenAIError.missingAPIKey }
+        guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
+            throw OpenAIError.invalidAPIKey
+        }
+        let secret = authorization.dropFirst(7).drop { $0 == " " }
+        guard TenantKeySecret.isWellFormed(secret) else { throw OpenAIError.invalidAPIKey }
+        let hash = TenantKeySecret.hash(secret)
+        let clock = ContinuousClock.now
+
+        let cached = cache.withLock { cache -> CacheEntry? in
+            guard let entry = cache[hash] else { return nil }
+            let ttl = entry.record == nil ? negativeTTL : cacheTTL
+            return clock - entry.fetchedAt < ttl ? entry : nil
+        }
+        let entry: CacheEntry
+        if let cached {
+            entry = cached
+        } else {
+            let found = try await ledger.lookUpKey(secretHash: hash)
+            entry = CacheEntry(
+                record: found?.key,
+                tenant: found.map {
+                    AuthenticatedTenant(tenantID: $0.tenant.id, tenantName: $0.tenant.name, tier: $0.tenant.tier, keyID: $0.key.id)
+                },
+                fetchedAt: clock
+            )
+            cache.withLock { cache in
+                if cache.count >= maximumEntries { cache.removeAll(keepingCapacity: true) }
+                cache[hash] = entry
+            }
+        }
+        guard let record = entry.record, let tenant = entry.tenant,
+              constantTimeEqual(record.secretHash, hash),
+              record.isUsable(at: now)
+        else { throw OpenAIError.invalidAPIKey }
+        return tenant
+    }
+
+    /// Forgets what is cached about a key, after it was revoked.
+    public func invalidate(keyID: String) {
+        cache.withLock { cache in
+            for (hash, entry) in cache where entry.record?.id == keyID {
+                cache[hash] = nil
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+extension SwitchyardConfiguration {
+    /// Checks that ids are unique and every reference names something that exists.
+    func validateReferences() throws(ConfigurationError) {
+        try requireUnique(providers.map(\.id), path: "$.providers", field: "id")
+        try requireUnique(enginePools.map(\.id), path: "$.engine_pools", field: "id")
+        try requireUnique(deployments.map(\.id), path: "$.deployments", field: "id")
+        try requireUnique(models.map(\.name), path: "$.models", field: "name")
+        try requireUnique(tiers.map(\.name), path: "$.tiers", field: "name")
+        guard !tiers.isEmpty else {
+            throw ConfigurationError(path: "$.tiers", message: "needs at least one tier")
+        }
+
+        let poolIDs = Set(enginePools.map(\.id))
+        for (index, provider) in providers.enumerated() {
+            if let pool = provider.enginePool, !poolIDs.contains(pool) {
+                throw ConfigurationError(path: "$.providers[\(index)].engine_pool", message: "no engine pool has id '\(pool)'")
+            }
+        }
+        let providerIDs = Set(providers.map(\.id))
+        for (index, deployment) in deployments.enumerated() where !providerIDs.contains(deployment.provider) {
+            throw ConfigurationError(path: "$.deployments[\(index)].provider", message: "no provider has id '\(deployment.provider)'")
+        }
+        let deploymentIDs = Set(deployments.map(\.id))
+        for (index, model) in models.enumerated() {
+            for (routeIndex, route) in model.routes.enumerated() where !deploymentIDs.contains(route) {
+                throw ConfigurationError(path: "$.models[\(index)].routes[\(routeIndex)]", message: "no deployment has id '\(route)'")
+            }
+        }
+        for deployment in prices.keys.sorted() where !deploymentIDs.contains(deployment) {
+            throw ConfigurationError(path: "$.prices.\(deployment)", message: "no deployment has id '\(deployment)'")
+        }
+        let modelNames = Set(models.map(\.name))
+        for (index, tier) in tiers.enumerated() {
+            for (modelIndex, model) in (tier.models ?? []).enumerated() where !modelNames.contains(model) {
+                throw ConfigurationError(path: "$.tiers[\(index)].models[\(modelIndex)]", message: "no model is named '\(model)'")
+            }
+        }
+    }
+
+    private func requireUnique(_ values: [String], path: String, field: String) throws(ConfigurationError) {
+        var seen: Set<String> = []
+        for (index, value) in values.enumerated() where !seen.insert(value).inserted {
+            throw ConfigurationError(path: "\(path)[\(index)].\(field)", message: "'\(value)' is used twice")
+        }
+    }
+}

@@ -1,0 +1,209 @@
+import Billing
+import Foundation
+import Providers
+
+/// The contents of `providers.json`: providers, engine pools, deployments, public models,
+/// prices and tiers. See `providers.schema.json` for the documented format.
+public struct SwitchyardConfiguration: Sendable {
+    public struct Provider: Sendable, Equatable {
+        public var id: String
+        public var kind: ProviderKind
+        /// For non-engine providers.
+        public var baseURL: String?
+        /// For engine providers: the engine pool that serves them.
+        public var enginePool: String?
+        /// The environment variable that holds the provider key.
+        public var apiKeyEnv: String?
+        public var organization: String?
+        public var project: String?
+        public var apiVersion: String?
+    }
+
+    public struct EnginePool: Sendable, Equatable {
+        public struct Replica: Sendable, Equatable {
+            public var url: String
+            public var slots: Int
+        }
+
+        public var id: String
+        public var replicas: [Replica]
+    }
+
+    public struct Deployment: Sendable, Equatable {
+        public var id: String
+        public var provider: String
+        /// The model name the upstream knows.
+        public var model: String
+    }
+
+    public struct Model: Sendable, Equatable {
+        public var name: String
+        /// Deployment ids, most preferred first.
+        public var routes: [String]
+    }
+
+    public struct Tier: Sendable, Equatable {
+        public var name: String
+        public var priority: Int
+        /// The public models this tier may use; nil means every model.
+        public var models: [String]?
+    }
+
+    public var currency: String
+    public var providers: [Provider]
+    public var enginePools: [EnginePool]
+    public var deployments: [Deployment]
+    public var models: [Model]
+    public var prices: [String: Price]
+    public var tiers: [Tier]
+}
+
+// MARK: - Loading
+
+extension SwitchyardConfiguration {
+    /// Reads and validates the configuration file at `path`.
+    public static func load(path: String) throws(ConfigurationError) -> SwitchyardConfiguration {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ConfigurationError(path: "$", message: "cannot read \(path): \(error.localizedDescription)")
+        }
+        return try parse(data)
+    }
+
+    /// Parses and validates configuration JSON.
+    public static func parse(_ data: Data) throws(ConfigurationError) -> SwitchyardConfiguration {
+        let json: Any
+        do {
+            json = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw ConfigurationError(path: "$", message: "not valid JSON: \(error.localizedDescription)")
+        }
+        var root = try ConfigObject(json, path: "$")
+        let currency = try root.optionalString("currency") ?? "USD"
+        let providers = try readList(&root, "providers", read: readProvider)
+        let pools = try readList(&root, "engine_pools", required: false, read: readEnginePool)
+        let deployments = try readList(&root, "deployments", read: readDeployment)
+        let models = try readList(&root, "models", read: readModel)
+        let tiers = try readList(&root, "tiers", read: readTier)
+        var prices: [String: Price] = [:]
+        if var priceObject = try root.object("prices") {
+            for deployment in priceObject.keys {
+                guard var price = try priceObject.object(deployment) else { continue }
+                prices[deployment] = try readPrice(&price, currency: currency)
+            }
+            try priceObject.rejectUnknownKeys()
+        }
+        try root.rejectUnknownKeys()
+        let configuration = SwitchyardConfiguration(
+            currency: currency,
+            providers: providers,
+            enginePools: pools,
+            deployments: deployments,
+            models: models,
+            prices: prices,
+            tiers: tiers
+        )
+        try configuration.validateReferences()
+        return configuration
+    }
+
+    private static func readList<T>(
+        _ root: inout ConfigObject,
+        _ key: String,
+        required: Bool = true,
+        read: (inout ConfigObject) throws(ConfigurationError) -> T
+    ) throws(ConfigurationError) -> [T] {
+        var items: [T] = []
+        for (index, value) in try root.array(key, required: required).enumerated() {
+            var object = try ConfigObject(value, path: "\(root.childPath(key))[\(index)]")
+            items.append(try read(&object))
+            try object.rejectUnknownKeys()
+        }
+        return items
+    }
+
+    private static func readProvider(_ object: inout ConfigObject) throws(ConfigurationError) -> Provider {
+        let id = try object.string("id")
+        let kindName = try object.string("kind")
+        guard let kind = ProviderKind(rawValue: kindName) else {
+            let known = ProviderKind.allCases.map(\.rawValue).joined(separator: ", ")
+            throw ConfigurationError(path: object.childPath("kind"), message: "'\(kindName)' is not one of \(known)")
+        }
+        var provider = Provider(
+            id: id,
+            kind: kind,
+            baseURL: try object.optionalString("base_url"),
+            enginePool: try object.optionalString("engine_pool"),
+            apiKeyEnv: try object.optionalString("api_key_env"),
+            organization: try object.optionalString("organization"),
+            project: try object.optionalString("project"),
+            apiVersion: try object.optionalString("api_version")
+        )
+        if kind == .engine {
+            guard provider.enginePool != nil else {
+                throw ConfigurationError(path: object.childPath("engine_pool"), message: "is required for kind 'engine'")
+            }
+        } else {
+            guard let url = provider.baseURL else {
+                throw ConfigurationError(path: object.childPath("base_url"), message: "is required for kind '\(kindName)'")
+            }
+            try validateURL(url, path: object.childPath("base_url"))
+            provider.baseURL = url
+        }
+        return provider
+    }
+
+    private static func readEnginePool(_ object: inout ConfigObject) throws(ConfigurationError) -> EnginePool {
+        let id = try object.string("id")
+        var replicas: [EnginePool.Replica] = []
+        for (index, value) in try object.array("replicas").enumerated() {
+            var replica = try ConfigObject(value, path: "\(object.childPath("replicas"))[\(index)]")
+            let url = try replica.string("url")
+            try validateURL(url, path: replica.childPath("url"))
+            let slots = try replica.integer("slots", default: 8, minimum: 1)
+            try replica.rejectUnknownKeys()
+            replicas.append(.init(url: url, slots: slots))
+        }
+        guard !replicas.isEmpty else {
+            throw ConfigurationError(path: object.childPath("replicas"), message: "needs at least one replica")
+        }
+        return EnginePool(id: id, replicas: replicas)
+    }
+
+    private static func readDeployment(_ object: inout ConfigObject) throws(ConfigurationError) -> Deployment {
+        Deployment(id: try object.string("id"), provider: try object.string("provider"), model: try object.string("model"))
+    }
+
+    private static func readModel(_ object: inout ConfigObject) throws(ConfigurationError) -> Model {
+        let model = Model(name: try object.string("name"), routes: try object.stringArray("routes"))
+        guard !model.routes.isEmpty else {
+            throw ConfigurationError(path: object.childPath("routes"), message: "needs at least one deployment")
+        }
+        return model
+    }
+
+    private static func readTier(_ object: inout ConfigObject) throws(ConfigurationError) -> Tier {
+        let name = try object.string("name")
+        let priority = try object.integer("priority", minimum: 0)
+        let models = object.has("models") ? try object.stringArray("models") : nil
+        return Tier(name: name, priority: priority, models: models)
+    }
+
+    private static func readPrice(_ object: inout ConfigObject, currency: String) throws(ConfigurationError) -> Price {
+        let input = try object.integer("input_per_million", minimum: 0)
+        return Price(
+            currency: try object.optionalString("currency") ?? currency,
+            inputPerMillion: Int64(input),
+            cachedInputPerMillion: Int64(try object.integer("cached_input_per_million", default: input, minimum: 0)),
+            outputPerMillion: Int64(try object.integer("output_per_million", minimum: 0))
+        )
+    }
+
+    private static func validateURL(_ string: String, path: String) throws(ConfigurationError) {
+        guard let url = URL(string: string), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw ConfigurationError(path: path, message: "'\(string)' is not an http(s) URL")
+        }
+    }
+}

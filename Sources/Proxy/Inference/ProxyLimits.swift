@@ -1,0 +1,19 @@
+/// Bounds on what one request may use.
+public struct ProxyLimits: Sendable {
+    /// Largest request body accepted; larger gets 413.
+    public var maximumRequestBodyBytes: Int
+    /// Largest upstream error body read for translation.
+    public var maximumErrorBodyBytes: Int
+    /// Longest a single upstream request (including its stream) may take.
+    public var upstreamTimeout: Duration
+
+    public init(
+        maximumRequestBodyBytes: Int = 8 << 20,
+        maximumErrorBodyBytes: Int = 1 << 20,
+        upstreamTimeout: Duration = .seconds(900)
+    ) {
+        self.maximumRequestBodyBytes = maximumRequestBodyBytes
+        self.maximumErrorBodyBytes = maximumErrorBodyBytes
+        self.upstreamTimeout = upstreamTimeout
+    }
+}

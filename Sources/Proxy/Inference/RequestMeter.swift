@@ -1,0 +1,98 @@
+import Billing
+import Foundation
+import Providers
+import Synchronization
+
+/// Produces the one usage event of a routed request. Whatever path the request takes
+/// (answered, failed, abandoned before its body was written), exactly one event is
+/// recorded: by `finish`, or else when the meter is dropped, as client-aborted.
+final class RequestMeter: Sendable {
+    struct Facts: Sendable {
+        var requestID: String
+        var tenant: AuthenticatedTenant
+        var model: String
+        var streamed: Bool
+        var startedAt: Date
+        var startInstant: ContinuousClock.Instant
+        /// Bytes of the client's request body: the basis of a prompt estimate.
+        var requestBodyBytes: Int
+    }
+
+    /// What the request came to.
+    struct Outcome: Sendable {
+        var deployment: Topology.Deployment?
+        var status: Int
+        var errorType: String?
+        var usage: TokenUsage?
+        /// Completion tokens to assume when the upstream reported none.
+        var completionEstimate: Int = 0
+        var firstByte: ContinuousClock.Instant?
+        var clientAborted = false
+    }
+
+    private let facts: Facts
+    private let writer: UsageWriter
+    private let deployment = Mutex<Topology.Deployment?>(nil)
+    private let recorded = Atomic<Bool>(false)
+
+    init(facts: Facts, writer: UsageWriter) {
+        self.facts = facts
+        self.writer = writer
+    }
+
+    /// Notes the deployment in use, for the safety-net event.
+    func use(_ deployment: Topology.Deployment) {
+        self.deployment.withLock { $0 = deployment }
+    }
+
+    func finish(_ outcome: Outcome, now: ContinuousClock.Instant = .now) {
+        guard !recorded.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        writer.record(event(outcome, now: now))
+    }
+
+    deinit {
+        guard !recorded.load(ordering: .acquiring) else { return }
+        let outcome = Outcome(deployment: deployment.withLock { $0 }, status: 499, errorType: "client_closed_request", clientAborted: true)
+        writer.record(event(outcome, now: .now))
+    }
+
+    private func event(_ outcome: Outcome, now: ContinuousClock.Instant) -> UsageEvent {
+        let usage = outcome.usage ?? TokenUsage(
+            promptTokens: outcome.deployment == nil ? 0 : TokenUsage.estimateTokens(byteCount: facts.requestBodyBytes),
+            completionTokens: outcome.completionEstimate,
+            estimated: true
+        )
+        let price = outcome.deployment?.price
+        return UsageEvent(
+            requestID: facts.requestID,
+            tenantID: facts.tenant.tenantID,
+            tenantKeyID: facts.tenant.keyID,
+            model: facts.model,
+            deployment: outcome.deployment?.id,
+            provider: outcome.deployment?.providerID,
+            promptTokens: usage.promptTokens,
+            cachedTokens: usage.cachedPromptTokens,
+            completionTokens: usage.completionTokens,
+            reasoningTokens: usage.reasoningTokens,
+            tokensEstimated: usage.estimated,
+            costMicros: price?.cost(
+                promptTokens: usage.promptTokens,
+                cachedTokens: usage.cachedPromptTokens,
+                completionTokens: usage.completionTokens
+            ) ?? 0,
+            currency: price?.currency ?? "USD",
+            status: outcome.status,
+            errorType: outcome.errorType,
+            startedAt: facts.startedAt,
+            timeToFirstTokenMilliseconds: outcome.firstByte.map { Self.milliseconds($0 - facts.startInstant) },
+            durationMilliseconds: Self.milliseconds(now - facts.startInstant),
+            streamed: facts.streamed,
+            clientAborted: outcome.clientAborted
+        )
+    }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+}

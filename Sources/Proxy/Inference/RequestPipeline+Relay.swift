@@ -1,0 +1,110 @@
+import AsyncHTTPClient
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Providers
+
+extension RequestPipeline {
+    /// Relays a successful upstream answer to the client as it arrives, with backpressure:
+    /// each chunk is written before the next is read. Streams go through the stream relay
+    /// (usage read, usage chunk hidden unless asked for); JSON bodies go through as they
+    /// are, their usage read once the last byte has been sent.
+    func relay(
+        _ upstream: HTTPClientResponse,
+        head: InferenceRequestHead,
+        deployment: Topology.Deployment,
+        placement: Placement,
+        meter: RequestMeter,
+        requestID: String
+    ) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = upstream.headers.first(name: "content-type")
+            ?? (head.stream ? "text/event-stream" : "application/json")
+        var contentLength: Int?
+        if head.stream {
+            headers[.cacheControl] = "no-cache"
+        } else {
+            contentLength = upstream.headers.first(name: "content-length").flatMap { Int($0) }
+        }
+        let body = ResponseBody(contentLength: contentLength) { writer in
+            var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
+            defer {
+                placement.release()
+                meter.finish(outcome)
+            }
+            var streamRelay = OpenAIStreamRelay(clientWantsUsage: head.clientWantsUsage)
+            var received: [ByteBuffer] = []
+            var receivedBytes = 0
+            var clientError: (any Error)?
+            do {
+                for try await chunk in upstream.body {
+                    if outcome.firstByte == nil { outcome.firstByte = .now }
+                    let output: ByteBuffer
+                    if head.stream {
+                        output = streamRelay.relay(chunk)
+                    } else {
+                        received.append(chunk)
+                        receivedBytes += chunk.readableBytes
+                        output = chunk
+                    }
+                    guard output.readableBytes > 0 else { continue }
+                    do {
+                        try await writer.write(output)
+                    } catch {
+                        clientError = error
+                        break
+                    }
+                }
+                if clientError == nil, head.stream {
+                    let tail = streamRelay.finish()
+                    if tail.readableBytes > 0 { try await writer.write(tail) }
+                }
+            } catch {
+                // The upstream failed mid-answer: the client already has the head, so
+                // the error goes in-band and the stream ends.
+                outcome.status = 502
+                outcome.errorType = "server_error"
+                if head.stream, clientError == nil {
+                    let event = OpenAIError.upstreamFailed("The upstream failed mid-stream (request id \(requestID)).").sseEvent()
+                    try? await writer.write(event)
+                }
+            }
+            if let clientError {
+                outcome.clientAborted = true
+                outcome.status = 499
+                outcome.errorType = "client_closed_request"
+                Self.settle(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
+                throw clientError
+            }
+            Self.settle(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// Fills in usage: reported by the upstream, else estimated from what went by.
+    private static func settle(
+        _ outcome: inout RequestMeter.Outcome,
+        head: InferenceRequestHead,
+        stream: OpenAIStreamRelay,
+        received: [ByteBuffer],
+        receivedBytes: Int
+    ) {
+        if head.stream {
+            outcome.usage = stream.usage
+            outcome.completionEstimate = stream.contentChunks
+            if stream.upstreamErrored, outcome.errorType == nil { outcome.errorType = "upstream_stream_error" }
+        } else if outcome.errorType == nil || outcome.clientAborted {
+            var whole: ByteBuffer
+            if received.count == 1 {
+                whole = received[0]
+            } else {
+                whole = ByteBuffer()
+                whole.reserveCapacity(receivedBytes)
+                for var part in received { whole.writeBuffer(&part) }
+            }
+            outcome.usage = TokenUsage.fromResponseBody(whole)
+            outcome.completionEstimate = TokenUsage.estimateTokens(byteCount: receivedBytes)
+        }
+    }
+}

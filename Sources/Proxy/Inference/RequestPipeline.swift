@@ -1,0 +1,160 @@
+import AsyncHTTPClient
+import Billing
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import NIOHTTP1
+import Pools
+import Providers
+
+/// Carries one inference request one way: parse what routing needs, route to a
+/// deployment, send upstream, relay the answer as it comes, meter it.
+final class RequestPipeline: Sendable {
+    let topology: Topology
+    let httpClient: HTTPClient
+    let usageWriter: UsageWriter
+    let limits: ProxyLimits
+
+    init(topology: Topology, httpClient: HTTPClient, usageWriter: UsageWriter, limits: ProxyLimits) {
+        self.topology = topology
+        self.httpClient = httpClient
+        self.usageWriter = usageWriter
+        self.limits = limits
+    }
+
+    func handle(_ request: Request, context: SwitchyardRequestContext, endpoint: InferenceEndpoint) async throws -> Response {
+        guard let tenant = context.tenant else { throw OpenAIError.missingAPIKey }
+        let startedAt = Date()
+        let startInstant = ContinuousClock.now
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.collectBody(upTo: limits.maximumRequestBodyBytes)
+        } catch is NIOTooManyBytesError {
+            throw OpenAIError.bodyTooLarge(limit: limits.maximumRequestBodyBytes)
+        }
+        let head = try InferenceRequestHead.parse(body, endpoint: endpoint)
+        guard let candidates = topology.deployments(for: head.model, tier: tenant.tier), !candidates.isEmpty else {
+            throw OpenAIError.modelNotFound(head.model)
+        }
+        let meter = RequestMeter(
+            facts: .init(
+                requestID: context.requestID,
+                tenant: tenant,
+                model: head.model,
+                streamed: head.stream,
+                startedAt: startedAt,
+                startInstant: startInstant,
+                requestBodyBytes: body.readableBytes
+            ),
+            writer: usageWriter
+        )
+
+        var failure = OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached.")
+        var failedDeployment: Topology.Deployment?
+        for (attempt, deployment) in candidates.enumerated() {
+            let isLast = attempt == candidates.count - 1
+            let placement = Placement(deployment)
+            meter.use(deployment)
+            failedDeployment = deployment
+            let upstreamRequest: HTTPClientRequest
+            do {
+                upstreamRequest = try makeUpstreamRequest(head: head, body: body, deployment: deployment, endpoint: placement.endpoint, requestID: context.requestID)
+            } catch {
+                placement.release()
+                failure = error
+                continue
+            }
+            let response: HTTPClientResponse
+            do {
+                response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
+            } catch {
+                placement.markUnreachable()
+                placement.release()
+                context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
+                failure = OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")
+                continue
+            }
+            if (200..<300).contains(response.status.code) {
+                return relay(response, head: head, deployment: deployment, placement: placement, meter: meter, requestID: context.requestID)
+            }
+            let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
+            placement.release()
+            let mapped = UpstreamError.map(status: Int(response.status.code), body: errorBody)
+            context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
+            if !isLast, Self.isRetryable(status: Int(response.status.code)) {
+                failure = mapped
+                continue
+            }
+            meter.finish(.init(deployment: deployment, status: mapped.status, errorType: mapped.type))
+            return mapped.response()
+        }
+        meter.finish(.init(deployment: failedDeployment, status: failure.status, errorType: failure.type))
+        throw failure
+    }
+
+    static func isRetryable(status: Int) -> Bool {
+        status == 408 || status == 429 || status == 529 || (500...599).contains(status)
+    }
+
+    private func makeUpstreamRequest(
+        head: InferenceRequestHead,
+        body: ByteBuffer,
+        deployment: Topology.Deployment,
+        endpoint: ProviderEndpoint,
+        requestID: String
+    ) throws(OpenAIError) -> HTTPClientRequest {
+        var request = HTTPClientRequest(url: try endpoint.url(for: head.endpoint, upstreamModel: deployment.upstreamModel))
+        request.method = .POST
+        request.headers.reserveCapacity(6)
+        request.headers.add(name: "content-type", value: "application/json")
+        request.headers.add(name: "accept", value: head.stream ? "text/event-stream" : "application/json")
+        request.headers.add(name: "x-request-id", value: requestID)
+        for header in endpoint.credentialHeaders {
+            request.headers.add(name: header.name, value: header.value)
+        }
+        request.body = .bytes(head.upstreamBody(from: body, upstreamModel: deployment.upstreamModel))
+        return request
+    }
+}
+
+// MARK: - Placement
+
+/// Where one attempt goes: the provider endpoint, or an engine replica leased from its pool.
+struct Placement: Sendable {
+    let endpoint: ProviderEndpoint
+    private let pool: EnginePool?
+    private let lease: EnginePool.Lease?
+
+    init(_ deployment: Topology.Deployment) {
+        switch deployment.target {
+        case .provider(let endpoint):
+            self.endpoint = endpoint
+            self.pool = nil
+            self.lease = nil
+        case .engine(let pool, var endpoint):
+            let lease = pool.acquire()
+            endpoint.baseURL = lease.baseURL.hasSuffix("/") ? String(lease.baseURL.dropLast()) : lease.baseURL
+            self.endpoint = endpoint
+            self.pool = pool
+            self.lease = lease
+        }
+    }
+
+    func release() {
+        if let pool, let lease { pool.release(lease) }
+    }
+
+    func markUnreachable() {
+        if let pool, let lease { pool.markUnreachable(lease) }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

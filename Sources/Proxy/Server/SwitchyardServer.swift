@@ -1,0 +1,120 @@
+import AsyncHTTPClient
+import Billing
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Switchyard's server: the HTTP application and the services it needs, composed.
+public struct SwitchyardServer: Sendable {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var databasePath: String
+        public var adminToken: String
+        public var limits: ProxyLimits
+        /// How long in-flight requests may run on after SIGTERM before they are cancelled.
+        public var shutdownGracePeriod: Duration
+        /// How long a usage event may wait before it is written.
+        public var usageFlushInterval: Duration
+
+        public init(
+            host: String = "127.0.0.1",
+            port: Int = 8080,
+            databasePath: String,
+            adminToken: String,
+            limits: ProxyLimits = ProxyLimits(),
+            shutdownGracePeriod: Duration = .seconds(30),
+            usageFlushInterval: Duration = .milliseconds(250)
+        ) {
+            self.host = host
+            self.port = port
+            self.databasePath = databasePath
+            self.adminToken = adminToken
+            self.limits = limits
+            self.shutdownGracePeriod = shutdownGracePeriod
+            self.usageFlushInterval = usageFlushInterval
+        }
+    }
+
+    public let options: Options
+    public let topology: Topology
+    public let ledger: Ledger
+    public let usageWriter: UsageWriter
+    public let httpClient: HTTPClient
+    let tenantAuthenticator: TenantAuthenticator
+    let logger: Logger
+
+    public init(configuration: SwitchyardConfiguration, environment: [String: String], options: Options, logger: Logger) throws {
+        self.options = options
+        self.logger = logger
+        self.topology = Topology(configuration: configuration, environment: environment)
+        self.ledger = try Ledger(path: options.databasePath)
+        self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
+        self.tenantAuthenticator = TenantAuthenticator(ledger: ledger)
+        var clientConfiguration = HTTPClient.Configuration()
+        clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(300))
+        clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
+        clientConfiguration.decompression = .disabled
+        clientConfiguration.redirectConfiguration = .disallow
+        self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    }
+
+    /// The router with every route and middleware.
+    public func makeRouter() -> Router<SwitchyardRequestContext> {
+        let router = Router(context: SwitchyardRequestContext.self)
+        router.add(middleware: OpenAIErrorMiddleware())
+        router.get("health") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
+        }
+        let pipeline = RequestPipeline(topology: topology, httpClient: httpClient, usageWriter: usageWriter, limits: options.limits)
+        InferenceController(
+            pipeline: pipeline,
+            topology: topology,
+            authentication: TenantKeyMiddleware(authenticator: tenantAuthenticator, usageWriter: usageWriter)
+        ).addRoutes(to: router)
+        AdminController(
+            ledger: ledger,
+            topology: topology,
+            tenantAuthenticator: tenantAuthenticator,
+            authentication: AdminMiddleware(authenticator: AdminAuthenticator(token: options.adminToken))
+        ).addRoutes(to: router)
+        return router
+    }
+
+    /// The HTTP application. `onServerRunning` receives the bound port.
+    public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(
+            router: makeRouter(),
+            configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    /// Runs until SIGTERM or SIGINT: then stops accepting, lets in-flight requests and
+    /// streams finish within the grace period, writes pending usage, and returns.
+    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let application = makeApplication(onServerRunning: onServerRunning)
+        var configuration = ServiceGroupConfiguration(
+            services: [
+                // Shut down in reverse: the application drains first, then the writer flushes.
+                .init(service: usageWriter),
+                .init(service: application),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [],
+            logger: logger
+        )
+        configuration.maximumGracefulShutdownDuration = options.shutdownGracePeriod
+        let group = ServiceGroup(configuration: configuration)
+        do {
+            try await group.run()
+        } catch {
+            try? await httpClient.shutdown()
+            throw error
+        }
+        try await httpClient.shutdown()
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Proxy
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the proxy.",
+        discussion: """
+            Each option can also be set by an environment variable: SWITCHYARD_CONFIG, SWITCHYARD_DB, \
+            SWITCHYARD_HOST, SWITCHYARD_PORT. The admin token comes from SWITCHYARD_ADMIN_TOKEN or, when that \
+            is unset, from a 0600 file beside the database (created and printed once on first start).
+            """
+    )
+
+    @Option(help: "The configuration file (env SWITCHYARD_CONFIG).")
+    var config: String?
+
+    @Option(help: "The SQLite database file (env SWITCHYARD_DB).")
+    var db: String?
+
+    @Option(help: "The address to listen on (env SWITCHYARD_HOST).")
+    var host: String?
+
+    @Option(help: "The port to listen on (env SWITCHYARD_PORT).")
+    var port: Int?
+
+    @Option(help: "Seconds in-flight requests may run on after SIGTERM.")
+    var gracePeriod: Int = 30
+
+    @Option(help: "Largest accepted request body, in bytes.")
+    var maxBodyBytes: Int = 8 << 20
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let configPath = config ?? environment["SWITCHYARD_CONFIG"] ?? "providers.json"
+        let databasePath = db ?? environment["SWITCHYARD_DB"] ?? "var/switchyard.sqlite"
+        let host = host ?? environment["SWITCHYARD_HOST"] ?? "127.0.0.1"
+        let portText = port.map(String.init) ?? environment["SWITCHYARD_PORT"] ?? "8080"
+        guard let port = Int(portText), (0...65535).contains(port) else {
+            throw ValidationError("The port must be a number from 0 to 65535, not '\(portText)'.")
+        }
+        let logger = makeLogger(environment: environment)
+
+        let configuration: SwitchyardConfiguration
+        do {
+            configuration = try SwitchyardConfiguration.load(path: configPath)
+        } catch {
+            FileHandle.standardError.write(Data("switchyard: \(configPath): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        let (token, created) = try AdminToken.resolve(environment: environment, databasePath: databasePath)
+        if created {
+            let path = AdminToken.filePath(forDatabase: databasePath)
+            print("Generated an admin token (shown once; also saved with mode 0600 to \(path)):\n  \(token)")
+        }
+        let server = try SwitchyardServer(
+            configuration: configuration,
+            environment: environment,
+            options: .init(
+                host: host,
+                port: port,
+                databasePath: databasePath,
+                adminToken: token,
+                limits: ProxyLimits(maximumRequestBodyBytes: maxBodyBytes),
+                shutdownGracePeriod: .seconds(gracePeriod)
+            ),
+            logger: logger
+        )
+        server.topology.logSummary(logger)
+        try await server.run { boundPort in
+            logger.info("Switchyard listening", metadata: ["address": "http://\(host):\(boundPort)", "database": "\(databasePath)"])
+        }
+        logger.info("Switchyard stopped")
+    }
+}
+
+func makeLogger(environment: [String: String], label: String = "switchyard") -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel = environment["SWITCHYARD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    return logger
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+
+@main
+struct SwitchyardCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchyard",
+        abstract: "A multi-tenant, multi-provider OpenAI-compatible model proxy.",
+        subcommands: [
+            ServeCommand.self,
+            TenantCommand.self,
+            KeyCommand.self,
+            UsageCommand.self,
+            SimEngineCommand.self,
+        ]
+    )
+}
