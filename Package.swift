@@ -79,9 +79,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "ProvidersTests", dependencies: ["Providers"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "ProvidersTests",
+            dependencies: [
+                "Providers",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "PoolsTests", dependencies: ["Pools"], swiftSettings: swiftSettings),
-        .testTarget(name: "BillingTests", dependencies: ["Billing"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "BillingTests",
+            dependencies: [
+                "Billing",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EngineSimTests",
             dependencies: [
@@ -96,6 +111,7 @@ let package = Package(
                 "Proxy", "EngineSim",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -50,6 +50,7 @@ public final class UsageWriter: Service, Sendable {
             try? await cancelWhenGracefulShutdown {
                 try await Task.sleep(for: self.flushInterval)
             }
+            if Task.isCancelled { break }
             await flush()
         }
         flushBlocking()

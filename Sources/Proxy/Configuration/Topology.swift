@@ -19,6 +19,14 @@ public struct Topology: Sendable {
         public var upstreamModel: String
         public var target: Target
         public var price: Price
+
+        /// How many interchangeable upstreams the deployment has.
+        public var replicaCount: Int {
+            switch target {
+            case .provider: 1
+            case .engine(let pool, _): pool.replicas.count
+            }
+        }
     }
 
     public struct Tier: Sendable {

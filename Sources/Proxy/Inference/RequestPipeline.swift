@@ -53,47 +53,58 @@ final class RequestPipeline: Sendable {
         )
 
         var failure = OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached.")
-        var failedDeployment: Topology.Deployment?
-        for (attempt, deployment) in candidates.enumerated() {
-            let isLast = attempt == candidates.count - 1
-            let placement = Placement(deployment)
-            meter.use(deployment)
-            failedDeployment = deployment
-            let upstreamRequest: HTTPClientRequest
-            do {
-                upstreamRequest = try makeUpstreamRequest(head: head, body: body, deployment: deployment, endpoint: placement.endpoint, requestID: context.requestID)
-            } catch {
+        var lastDeployment: Topology.Deployment?
+        var attempts = 0
+        deployments: for (index, deployment) in candidates.enumerated() {
+            let isLastDeployment = index == candidates.count - 1
+            // A pool's other replicas are tried before the next deployment.
+            for _ in 0..<deployment.replicaCount {
+                guard attempts < Self.maximumAttempts else { break deployments }
+                attempts += 1
+                let placement = Placement(deployment)
+                meter.use(deployment)
+                lastDeployment = deployment
+                let upstreamRequest: HTTPClientRequest
+                do {
+                    upstreamRequest = try makeUpstreamRequest(
+                        head: head, body: body, deployment: deployment, endpoint: placement.endpoint, requestID: context.requestID
+                    )
+                } catch {
+                    placement.release()
+                    failure = error
+                    continue deployments
+                }
+                let response: HTTPClientResponse
+                do {
+                    response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
+                } catch {
+                    placement.markUnreachable()
+                    placement.release()
+                    context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
+                    failure = OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")
+                    continue
+                }
+                if (200..<300).contains(response.status.code) {
+                    return relay(response, head: head, deployment: deployment, placement: placement, meter: meter, requestID: context.requestID)
+                }
+                let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
                 placement.release()
-                failure = error
-                continue
+                let mapped = UpstreamError.map(status: Int(response.status.code), body: errorBody)
+                context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
+                if !isLastDeployment, attempts < Self.maximumAttempts, Self.isRetryable(status: Int(response.status.code)) {
+                    failure = mapped
+                    continue deployments
+                }
+                meter.finish(.init(deployment: deployment, status: mapped.status, errorType: mapped.type))
+                return mapped.response()
             }
-            let response: HTTPClientResponse
-            do {
-                response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
-            } catch {
-                placement.markUnreachable()
-                placement.release()
-                context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
-                failure = OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")
-                continue
-            }
-            if (200..<300).contains(response.status.code) {
-                return relay(response, head: head, deployment: deployment, placement: placement, meter: meter, requestID: context.requestID)
-            }
-            let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
-            placement.release()
-            let mapped = UpstreamError.map(status: Int(response.status.code), body: errorBody)
-            context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
-            if !isLast, Self.isRetryable(status: Int(response.status.code)) {
-                failure = mapped
-                continue
-            }
-            meter.finish(.init(deployment: deployment, status: mapped.status, errorType: mapped.type))
-            return mapped.response()
         }
-        meter.finish(.init(deployment: failedDeployment, status: failure.status, errorType: failure.type))
+        meter.finish(.init(deployment: lastDeployment, status: failure.status, errorType: failure.type))
         throw failure
     }
+
+    /// Upstream attempts one request may make, across replicas and deployments.
+    static let maximumAttempts = 4
 
     static func isRetryable(status: Int) -> Bool {
         status == 408 || status == 429 || status == 529 || (500...599).contains(status)

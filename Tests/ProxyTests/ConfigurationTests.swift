@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+@testable import Proxy
+
+@Suite("providers.json")
+struct ConfigurationTests {
+    static let valid = LiveHarness.configurationJSON(fastPort: 8001, slowPort: 8002)
+
+    func parse(_ json: String) throws(ConfigurationError) -> SwitchyardConfiguration {
+        try SwitchyardConfiguration.parse(Data(json.utf8))
+    }
+
+    func error(_ json: String) -> ConfigurationError? {
+        do {
+            _ = try parse(json)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func theShippedConfigurationIsValid() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let configuration = try SwitchyardConfiguration.load(path: root.appendingPathComponent("providers.json").path)
+        #expect(configuration.providers.count >= 5)
+        #expect(Set(configuration.providers.map(\.kind.rawValue)) == ["engine", "openai", "azure-openai", "anthropic", "gemini"])
+        // Without key variables only the local engine serves.
+        let topology = Topology(configuration: configuration, environment: [:])
+        #expect(topology.disabledProviders.count == 4)
+        #expect(topology.routes.models.contains("chat-small"))
+        let withKey = Topology(configuration: configuration, environment: ["OPENAI_API_KEY": "sk-test"])
+        #expect(withKey.deployments["openai-gpt-4o"] != nil)
+        #expect(withKey.routes.models.contains("chat-large"))
+    }
+
+    @Test func errorsNameTheJSONPath() {
+        let cases: [(String, String, String)] = [
+            (#""kind": "engine", "engine_pool": "fast""#, #""kind": "opnai", "engine_pool": "fast""#, "$.providers[0].kind"),
+            (#""routes": ["sim-llama"]"#, #""routes": ["sim-lama"]"#, "$.models[0].routes[0]"),
+            (#""slots": 4 }] },"#, #""slots": 0 }] },"#, "$.engine_pools[0].replicas[0].slots"),
+            (#""priority": 100"#, #""priority": "high""#, "$.tiers[0].priority"),
+            (#""url": "http://127.0.0.1:8001/v1""#, #""url": "ftp://x""#, "$.engine_pools[0].replicas[0].url"),
+            (#"{ "id": "sim", "kind""#, #"{ "id": "sim", "colour": "red", "kind""#, "$.providers[0].colour"),
+            (#""output_per_million": 2000000"#, #""output_per_million": 2.5"#, "$.prices.sim-llama.output_per_million"),
+            (#"{ "name": "standard", "priority": 10, "models": ["chat-small"] }"#, #"{ "name": "enterprise", "priority": 10 }"#, "$.tiers[1].name"),
+        ]
+        for (original, replacement, path) in cases {
+            let json = Self.valid.replacingOccurrences(of: original, with: replacement)
+            #expect(json != Self.valid, "fixture did not change for \(path)")
+            let failure = error(json)
+            #expect(failure?.path == path, "\(String(describing: failure))")
+            #expect(failure?.message.isEmpty == false)
+        }
+        #expect(error("{")?.path == "$")
+        #expect(error("[]")?.path == "$")
+        #expect(error(#"{"providers":[],"deployments":[],"models":[]}"#)?.path == "$.tiers")
+    }
+
+    @Test func tiersLimitModels() throws {
+        let topology = Topology(configuration: try parse(Self.valid), environment: [:])
+        #expect(topology.models(forTier: "standard") == ["chat-small"])
+        #expect(topology.deployments(for: "chat-slow", tier: "standard") == nil)
+        #expect(topology.deployments(for: "chat-fallback", tier: "enterprise")?.map(\.id) == ["dead-llama", "sim-llama"])
+        #expect(topology.deployments(for: "chat-small", tier: "no-such-tier") == nil)
+    }
+}
+
+@Suite("Tenant key secrets")
+struct TenantKeySecretTests {
+    @Test func generatedKeysAreWellFormedAndHashed() {
+        let first = TenantKeySecret.generate()
+        let second = TenantKeySecret.generate()
+        #expect(first.secret != second.secret)
+        #expect(first.secret.hasPrefix("sk-sy-"))
+        #expect(TenantKeySecret.isWellFormed(Substring(first.secret)))
+        #expect(first.hash == TenantKeySecret.hash(first.secret))
+        #expect(first.hash.count == 32)
+        #expect(first.prefix == String(first.secret.prefix(12)))
+        #expect(!TenantKeySecret.isWellFormed("sk-sy-abc"))
+        #expect(!TenantKeySecret.isWellFormed(Substring(first.secret.dropLast() + "!")))
+    }
+
+    @Test func constantTimeComparison() {
+        #expect(constantTimeEqual([1, 2, 3], [1, 2, 3]))
+        #expect(!constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        #expect(!constantTimeEqual([1, 2], [1, 2, 3]))
+    }
+}

@@ -1,0 +1,215 @@
+import AsyncHTTPClient
+import Billing
+import EngineSim
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Testing
+
+@testable import Proxy
+
+/// A running Switchyard on port 0 in front of two real engine simulators (one unpaced,
+/// one slow enough to abort mid-stream), with a real SQLite file in a temp folder.
+struct LiveHarness: Sendable {
+    static let adminToken = "test-admin-token-0123456789"
+
+    let baseURL: String
+    let slowEngineURL: String
+    let server: SwitchyardServer
+    var ledger: Ledger { server.ledger }
+
+    /// Runs `body` against a fresh deployment and tears it all down afterwards.
+    static func run(
+        maximumRequestBodyBytes: Int = 8 << 20,
+        _ body: @Sendable (LiveHarness) async throws -> Void
+    ) async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-tests-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var logger = Logger(label: "ProxyTests")
+        logger.logLevel = .warning
+        let fast = simulator(tokensPerSecond: 0, logger: logger)
+        let slow = simulator(tokensPerSecond: 20, logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await fast.group.run() }
+            group.addTask { try await slow.group.run() }
+            var fastPorts = fast.ports.makeAsyncIterator()
+            var slowPorts = slow.ports.makeAsyncIterator()
+            let fastPort = try #require(await fastPorts.next())
+            let slowPort = try #require(await slowPorts.next())
+            var failure: (any Error)?
+            do {
+                let configuration = try SwitchyardConfiguration.parse(Data(configurationJSON(fastPort: fastPort, slowPort: slowPort).utf8))
+                let server = try SwitchyardServer(
+                    configuration: configuration,
+                    environment: [:],
+                    options: .init(
+                        host: "127.0.0.1",
+                        port: 0,
+                        databasePath: directory.appendingPathComponent("switchyard.sqlite").path,
+                        adminToken: adminToken,
+                        limits: ProxyLimits(maximumRequestBodyBytes: maximumRequestBodyBytes),
+                        usageFlushInterval: .milliseconds(50)
+                    ),
+                    logger: logger
+                )
+                let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+                let switchyard = ServiceGroup(configuration: .init(
+                    services: [server.usageWriter, server.makeApplication { continuation.yield($0) }],
+                    logger: logger
+                ))
+                group.addTask { try await switchyard.run() }
+                var iterator = ports.makeAsyncIterator()
+                let port = try #require(await iterator.next())
+                do {
+                    try await body(LiveHarness(baseURL: "http://127.0.0.1:\(port)", slowEngineURL: "http://127.0.0.1:\(slowPort)", server: server))
+                } catch {
+                    failure = error
+                }
+                await switchyard.triggerGracefulShutdown()
+                try await server.httpClient.shutdown()
+            } catch {
+                failure = failure ?? error
+            }
+            await fast.group.triggerGracefulShutdown()
+            await slow.group.triggerGracefulShutdown()
+            try await group.waitForAll()
+            if let failure { throw failure }
+        }
+    }
+
+    /// An engine simulator on port 0 in its own service group, and the stream that
+    /// delivers its port once it listens.
+    private static func simulator(tokensPerSecond: Double, logger: Logger) -> (group: ServiceGroup, ports: AsyncStream<Int>) {
+        let simulator = EngineSimulator(
+            configuration: .init(port: 0, timeToFirstToken: .zero, tokensPerSecond: tokensPerSecond, slots: 4),
+            logger: logger
+        )
+        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+        let group = ServiceGroup(configuration: .init(services: [simulator.makeApplication { continuation.yield($0) }], logger: logger))
+        return (group, ports)
+    }
+
+    static func configurationJSON(fastPort: Int, slowPort: Int) -> String {
+        """
+        {
+          "providers": [
+            { "id": "sim", "kind": "engine", "engine_pool": "fast" },
+            { "id": "slow-sim", "kind": "engine", "engine_pool": "slow" },
+            { "id": "dead", "kind": "engine", "engine_pool": "dead" }
+          ],
+          "engine_pools": [
+            { "id": "fast", "replicas": [{ "url": "http://127.0.0.1:\(fastPort)/v1", "slots": 4 }] },
+            { "id": "slow", "replicas": [{ "url": "http://127.0.0.1:\(slowPort)/v1", "slots": 4 }] },
+            { "id": "dead", "replicas": [{ "url": "http://127.0.0.1:1/v1", "slots": 1 }] }
+          ],
+          "deployments": [
+            { "id": "sim-llama", "provider": "sim", "model": "upstream-llama" },
+            { "id": "sim-embed", "provider": "sim", "model": "upstream-embed" },
+            { "id": "slow-llama", "provider": "slow-sim", "model": "upstream-slow" },
+            { "id": "dead-llama", "provider": "dead", "model": "upstream-dead" }
+          ],
+          "models": [
+            { "name": "chat-small", "routes": ["sim-llama"] },
+            { "name": "chat-fallback", "routes": ["dead-llama", "sim-llama"] },
+            { "name": "chat-dead", "routes": ["dead-llama"] },
+            { "name": "chat-slow", "routes": ["slow-llama"] },
+            { "name": "embed-small", "routes": ["sim-embed"] }
+          ],
+          "prices": {
+            "sim-llama": { "input_per_million": 1000000, "cached_input_per_million": 500000, "output_per_million": 2000000 }
+          },
+          "tiers": [
+            { "name": "enterprise", "priority": 100 },
+            { "name": "standard", "priority": 10, "models": ["chat-small"] }
+          ]
+        }
+        """
+    }
+}
+
+// MARK: - Requests
+
+struct LiveResponse: Sendable {
+    var status: Int
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+
+    var text: String { String(buffer: body) }
+
+    func json() throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], "not a JSON object: \(text)")
+    }
+
+    /// The `error` object of an OpenAI-shaped error body.
+    func error() throws -> [String: Any] {
+        try #require(try json()["error"] as? [String: Any], "not an OpenAI error: \(text)")
+    }
+
+    /// The `data:` payloads of an SSE body.
+    var events: [String] {
+        text.components(separatedBy: "\n\n").compactMap { event in
+            event.hasPrefix("data: ") ? String(event.dropFirst(6)) : nil
+        }
+    }
+}
+
+extension LiveHarness {
+    func send(_ path: String, body: String? = nil, bytes: [UInt8]? = nil, bearer: String? = nil) async throws -> LiveResponse {
+        try await send(.POST, path, body: body, bytes: bytes, bearer: bearer)
+    }
+
+    func send(
+        _ method: HTTPMethod,
+        _ path: String,
+        body: String? = nil,
+        bytes: [UInt8]? = nil,
+        bearer: String? = nil
+    ) async throws -> LiveResponse {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let bearer { request.headers.add(name: "authorization", value: "Bearer \(bearer)") }
+        if let body {
+            request.headers.add(name: "content-type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        } else if let bytes {
+            request.body = .bytes(ByteBuffer(bytes: bytes))
+        }
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        return LiveResponse(status: Int(response.status.code), headers: response.headers, body: try await response.body.collect(upTo: 16 << 20))
+    }
+
+    func admin(_ method: HTTPMethod, _ path: String, body: String? = nil, token: String = adminToken) async throws -> LiveResponse {
+        try await send(method, path, body: body, bearer: token)
+    }
+
+    /// Creates a tenant and a key through the management API.
+    func makeTenant(name: String = "acme-\(UUID().uuidString.prefix(8))", tier: String = "enterprise") async throws -> (tenantID: String, keyID: String, key: String) {
+        let tenant = try await admin(.POST, "/admin/v1/tenants", body: #"{"name":"\#(name)","tier":"\#(tier)"}"#)
+        #expect(tenant.status == 201, "\(tenant.text)")
+        let tenantID = try #require(try tenant.json()["id"] as? String)
+        let key = try await admin(.POST, "/admin/v1/tenants/\(tenantID)/keys", body: #"{"name":"test-app"}"#)
+        #expect(key.status == 201, "\(key.text)")
+        let object = try key.json()
+        return (tenantID, try #require(object["id"] as? String), try #require(object["key"] as? String))
+    }
+
+    /// Waits (bounded) until the usage event of `requestID` is in the ledger.
+    func usageEvent(requestID: String, within limit: Duration = .seconds(10)) async throws -> UsageEvent {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if let event = try await ledger.usageEvent(requestID: requestID) { return event }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("no usage event for \(requestID) within \(limit)")
+        throw CancellationError()
+    }
+}
+
+func chatBody(model: String = "chat-small", content: String = "Say hello to Switchyard", stream: Bool = false, includeUsage: Bool? = nil, maxTokens: Int = 8) -> String {
+    var body = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}],"max_tokens":\#(maxTokens)"#
+    if stream { body += #","stream":true"# }
+    if let includeUsage { body += #","stream_options":{"include_usage":\#(includeUsage)}"# }
+    return body + "}"
+}

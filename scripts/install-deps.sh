@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Switchyard needs on Debian/Ubuntu:
+# SQLite headers, hiredis headers, redis-server, wrk, curl and Python's venv module.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+packages=(libsqlite3-dev libhiredis-dev redis-server wrk curl ca-certificates python3 python3-venv)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+    echo "==> installing system packages: ${missing[*]}"
+    sudo=""
+    if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    if [[ -x /opt/swift/usr/bin/swift ]]; then
+        echo "==> Swift found at /opt/swift/usr/bin (add it to PATH)"
+    else
+        echo "error: Swift 6 is required (https://www.swift.org/install/)" >&2
+        exit 1
+    fi
+fi

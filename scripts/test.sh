@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every Switchyard test: unit, component and live Swift tests (real SQLite files,
+# real HTTP servers on port 0), then the end-to-end tests that drive a running
+# `switchyard serve` with the official openai Python SDK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+scripts/install-deps.sh
+
+echo "==> building (debug)"
+swift build --build-tests
+
+echo "==> Swift tests"
+swift test --skip-build
+
+echo "==> Python environment for the end-to-end tests"
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+
+echo "==> end-to-end tests (official openai SDK against switchyard serve)"
+SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" .venv/bin/python -m pytest tests/e2e -v
