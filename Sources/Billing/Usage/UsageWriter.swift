@@ -18,6 +18,13 @@ public final class UsageWriter: Service, Sendable {
     private let capacity: Int
     private let logger: Logger
     private let pending = Mutex(Pending())
+    private let written = Atomic<Int>(0)
+    private let dropped = Atomic<Int>(0)
+
+    /// Events stored so far, dropped so far, and waiting now.
+    public var statistics: (written: Int, dropped: Int, pending: Int) {
+        (written.load(ordering: .relaxed), dropped.load(ordering: .relaxed), pending.withLock { $0.events.count })
+    }
 
     /// - Parameters:
     ///   - flushInterval: how long an event may wait before it is written.
@@ -62,6 +69,7 @@ public final class UsageWriter: Service, Sendable {
         guard let batch = takeBatch() else { return }
         do {
             try await ledger.record(batch.events, keyUses: batch.keyUses)
+            written.add(batch.events.count, ordering: .relaxed)
         } catch {
             putBack(batch, error: error)
         }
@@ -72,6 +80,7 @@ public final class UsageWriter: Service, Sendable {
         guard let batch = takeBatch() else { return }
         do {
             try ledger.recordBlocking(batch.events, keyUses: batch.keyUses)
+            written.add(batch.events.count, ordering: .relaxed)
         } catch {
             logger.error("usage events lost at shutdown", metadata: ["error": "\(error)", "events": "\(batch.events.count)"])
         }
@@ -84,6 +93,7 @@ public final class UsageWriter: Service, Sendable {
             return batch
         }
         if batch.dropped > 0 {
+            dropped.add(batch.dropped, ordering: .relaxed)
             logger.error("usage events dropped: the ledger fell behind", metadata: ["dropped": "\(batch.dropped)"])
         }
         return batch.events.isEmpty && batch.keyUses.isEmpty ? nil : batch

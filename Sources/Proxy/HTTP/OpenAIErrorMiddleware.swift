@@ -9,7 +9,11 @@ import Providers
 public struct OpenAIErrorMiddleware: RouterMiddleware {
     public typealias Context = SwitchyardRequestContext
 
-    public init() {}
+    let metrics: ProxyMetrics
+
+    public init(metrics: ProxyMetrics) {
+        self.metrics = metrics
+    }
 
     public func handle(
         _ request: Request,
@@ -32,6 +36,7 @@ public struct OpenAIErrorMiddleware: RouterMiddleware {
             ).response()
         }
         response.headers[.requestID] = context.requestID
+        metrics.response(status: response.status.code)
         return response
     }
 

@@ -32,12 +32,14 @@ final class RequestMeter: Sendable {
 
     private let facts: Facts
     private let writer: UsageWriter
+    private let metrics: ProxyMetrics
     private let deployment = Mutex<Topology.Deployment?>(nil)
     private let recorded = Atomic<Bool>(false)
 
-    init(facts: Facts, writer: UsageWriter) {
+    init(facts: Facts, writer: UsageWriter, metrics: ProxyMetrics) {
         self.facts = facts
         self.writer = writer
+        self.metrics = metrics
     }
 
     /// Notes the deployment in use, for the safety-net event.
@@ -47,13 +49,18 @@ final class RequestMeter: Sendable {
 
     func finish(_ outcome: Outcome, now: ContinuousClock.Instant = .now) {
         guard !recorded.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        writer.record(event(outcome, now: now))
+        record(event(outcome, now: now))
     }
 
     deinit {
         guard !recorded.load(ordering: .acquiring) else { return }
         let outcome = Outcome(deployment: deployment.withLock { $0 }, status: 499, errorType: "client_closed_request", clientAborted: true)
-        writer.record(event(outcome, now: .now))
+        record(event(outcome, now: .now))
+    }
+
+    private func record(_ event: UsageEvent) {
+        metrics.request(event)
+        writer.record(event)
     }
 
     private func event(_ outcome: Outcome, now: ContinuousClock.Instant) -> UsageEvent {

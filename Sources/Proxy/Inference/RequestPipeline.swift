@@ -15,12 +15,14 @@ final class RequestPipeline: Sendable {
     let topology: Topology
     let httpClient: HTTPClient
     let usageWriter: UsageWriter
+    let metrics: ProxyMetrics
     let limits: ProxyLimits
 
-    init(topology: Topology, httpClient: HTTPClient, usageWriter: UsageWriter, limits: ProxyLimits) {
+    init(topology: Topology, httpClient: HTTPClient, usageWriter: UsageWriter, metrics: ProxyMetrics, limits: ProxyLimits) {
         self.topology = topology
         self.httpClient = httpClient
         self.usageWriter = usageWriter
+        self.metrics = metrics
         self.limits = limits
     }
 
@@ -49,7 +51,8 @@ final class RequestPipeline: Sendable {
                 startInstant: startInstant,
                 requestBodyBytes: body.readableBytes
             ),
-            writer: usageWriter
+            writer: usageWriter,
+            metrics: metrics
         )
 
         var failure = OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached.")

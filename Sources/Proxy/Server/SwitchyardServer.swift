@@ -43,6 +43,7 @@ public struct SwitchyardServer: Sendable {
     public let ledger: Ledger
     public let usageWriter: UsageWriter
     public let httpClient: HTTPClient
+    public let metrics = ProxyMetrics()
     let tenantAuthenticator: TenantAuthenticator
     let logger: Logger
 
@@ -67,11 +68,20 @@ public struct SwitchyardServer: Sendable {
     /// The router with every route and middleware.
     public func makeRouter() -> Router<SwitchyardRequestContext> {
         let router = Router(context: SwitchyardRequestContext.self)
-        router.add(middleware: OpenAIErrorMiddleware())
+        router.add(middleware: OpenAIErrorMiddleware(metrics: metrics))
         router.get("health") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
-        let pipeline = RequestPipeline(topology: topology, httpClient: httpClient, usageWriter: usageWriter, limits: options.limits)
+        router.get("metrics") { [topology, usageWriter, metrics] _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(topology: topology, usageWriter: usageWriter)))
+            )
+        }
+        let pipeline = RequestPipeline(
+            topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, limits: options.limits
+        )
         InferenceController(
             pipeline: pipeline,
             topology: topology,

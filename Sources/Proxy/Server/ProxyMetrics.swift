@@ -1,0 +1,122 @@
+import Billing
+import Prometheus
+import Synchronization
+
+/// Switchyard's Prometheus metrics, served at `/metrics`. Labels never carry tenant ids
+/// or keys: they name models, deployments and statuses only.
+public final class ProxyMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let durationBuckets: [Duration] = [
+        .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+        .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
+    ]
+
+    public init() {
+        clientAborts = registry.makeCounter(name: "switchyard_client_aborts_total", help: "Requests the client abandoned mid-answer.")
+    }
+
+    private let responseCounters = Mutex<[Int: Counter]>([:])
+
+    /// Counts one response by status (every route, including refusals).
+    func response(status: Int) {
+        responseCounters.withLock { counters in
+            if let counter = counters[status] { return counter }
+            let counter = registry.makeCounter(
+                name: "switchyard_http_responses_total",
+                labels: [("status", String(status))],
+                help: "HTTP responses by status code."
+            )
+            counters[status] = counter
+            return counter
+        }.increment()
+    }
+
+    /// The metrics one kind of request touches, made once and reused: building labelled
+    /// metrics through the registry costs string work and a lock per metric.
+    private struct RequestMetrics: Sendable {
+        var requests: Counter
+        var promptTokens: Counter
+        var completionTokens: Counter
+        var duration: DurationHistogram
+        var firstByte: DurationHistogram
+    }
+
+    private struct RequestKey: Hashable, Sendable {
+        var model: String
+        var deployment: String
+        var status: Int
+    }
+
+    private let requestMetrics = Mutex<[RequestKey: RequestMetrics]>([:])
+    private let clientAborts: Counter
+
+    /// Records one metered request: its outcome, tokens and timings.
+    func request(_ event: UsageEvent) {
+        let key = RequestKey(model: event.model, deployment: event.deployment ?? "none", status: event.status)
+        let metrics = requestMetrics.withLock { cache in
+            if let metrics = cache[key] { return metrics }
+            let metrics = makeRequestMetrics(key)
+            cache[key] = metrics
+            return metrics
+        }
+        metrics.requests.increment()
+        if event.promptTokens > 0 { metrics.promptTokens.increment(by: Int64(event.promptTokens)) }
+        if event.completionTokens > 0 { metrics.completionTokens.increment(by: Int64(event.completionTokens)) }
+        metrics.duration.record(.milliseconds(event.durationMilliseconds))
+        if let firstByte = event.timeToFirstTokenMilliseconds { metrics.firstByte.record(.milliseconds(firstByte)) }
+        if event.clientAborted { clientAborts.increment() }
+    }
+
+    private func makeRequestMetrics(_ key: RequestKey) -> RequestMetrics {
+        let route = [("model", key.model), ("deployment", key.deployment)]
+        return RequestMetrics(
+            requests: registry.makeCounter(
+                name: "switchyard_upstream_requests_total",
+                labels: route + [("status", String(key.status))],
+                help: "Requests routed to a deployment, by the status the client saw."
+            ),
+            promptTokens: registry.makeCounter(
+                name: "switchyard_tokens_total", labels: route + [("kind", "prompt")], help: "Tokens metered, by kind."
+            ),
+            completionTokens: registry.makeCounter(
+                name: "switchyard_tokens_total", labels: route + [("kind", "completion")], help: "Tokens metered, by kind."
+            ),
+            duration: registry.makeDurationHistogram(
+                name: "switchyard_request_duration_seconds",
+                labels: route,
+                buckets: durationBuckets,
+                help: "Time from request to the end of the response."
+            ),
+            firstByte: registry.makeDurationHistogram(
+                name: "switchyard_time_to_first_byte_seconds",
+                labels: route,
+                buckets: durationBuckets,
+                help: "Time from request to the upstream's first response byte."
+            )
+        )
+    }
+
+    /// Updates the gauges read from live state, then renders the exposition text.
+    func render(topology: Topology, usageWriter: UsageWriter) -> [UInt8] {
+        let statistics = usageWriter.statistics
+        registry.makeGauge(name: "switchyard_usage_events_pending", help: "Usage events waiting to be written.")
+            .set(Int64(statistics.pending))
+        registry.makeGauge(name: "switchyard_usage_events_written", help: "Usage events written to the ledger since start.")
+            .set(Int64(statistics.written))
+        registry.makeGauge(name: "switchyard_usage_events_dropped", help: "Usage events dropped because the ledger fell behind.")
+            .set(Int64(statistics.dropped))
+        for (name, pool) in topology.enginePools {
+            for (index, inFlight) in pool.inFlight.enumerated() {
+                registry.makeGauge(
+                    name: "switchyard_engine_in_flight",
+                    labels: [("pool", name), ("replica", pool.replicas[index].baseURL)],
+                    help: "Requests in flight per engine replica."
+                ).set(Int64(inFlight))
+            }
+        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(8 << 10)
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}
