@@ -46,6 +46,7 @@ extension Ledger {
     // MARK: Tenants
 
     public func createTenant(name: String, tier: String, now: Date = Date()) async throws -> Tenant {
+        let now = now.roundedToLedgerMilliseconds
         let tenant = Tenant(id: Identifier.make(prefix: "ten"), name: name, tier: tier, createdAt: now)
         do {
             try await pool.write { db in
@@ -84,6 +85,8 @@ extension Ledger {
         expiresAt: Date? = nil,
         now: Date = Date()
     ) async throws -> TenantKeyRecord {
+        let now = now.roundedToLedgerMilliseconds
+        let expiresAt = expiresAt?.roundedToLedgerMilliseconds
         let record = TenantKeyRecord(
             id: Identifier.make(prefix: "key"),
             tenantID: tenantID,

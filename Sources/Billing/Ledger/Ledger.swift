@@ -88,4 +88,7 @@ extension Date {
     init(ledgerMilliseconds: Int64) {
         self.init(timeIntervalSince1970: Double(ledgerMilliseconds) / 1000)
     }
+
+    /// The date as the ledger stores it, so what a write returns equals what a read gives.
+    var roundedToLedgerMilliseconds: Date { Date(ledgerMilliseconds: ledgerMilliseconds) }
 }

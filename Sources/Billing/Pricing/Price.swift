@@ -21,8 +21,27 @@ public struct Price: Sendable, Equatable {
         let cached = Int64(max(0, min(cachedTokens, promptTokens)))
         let uncached = Int64(max(0, promptTokens)) - cached
         let output = Int64(max(0, completionTokens))
-        let microMillionths = uncached * inputPerMillion + cached * cachedInputPerMillion + output * outputPerMillion
-        return (microMillionths + 500_000) / 1_000_000
+        // Whole millions of tokens and the rest are priced apart, so that no product
+        // can overflow for any token count a request could carry; absurd counts saturate.
+        var whole: Int64 = 0
+        var millionths: Int64 = 0
+        for (tokens, perMillion) in [(uncached, inputPerMillion), (cached, cachedInputPerMillion), (output, outputPerMillion)] {
+            let (millions, rest) = tokens.quotientAndRemainder(dividingBy: 1_000_000)
+            whole = Self.saturatingAdd(whole, Self.saturatingMultiply(millions, perMillion))
+            millionths = Self.saturatingAdd(millionths, Self.saturatingMultiply(rest, perMillion))
+        }
+        let (carried, remainder) = millionths.quotientAndRemainder(dividingBy: 1_000_000)
+        return Self.saturatingAdd(Self.saturatingAdd(whole, carried), remainder >= 500_000 ? 1 : 0)
+    }
+
+    private static func saturatingMultiply(_ lhs: Int64, _ rhs: Int64) -> Int64 {
+        let (product, overflow) = lhs.multipliedReportingOverflow(by: rhs)
+        return overflow ? .max : product
+    }
+
+    private static func saturatingAdd(_ lhs: Int64, _ rhs: Int64) -> Int64 {
+        let (sum, overflow) = lhs.addingReportingOverflow(rhs)
+        return overflow ? .max : sum
     }
 
     /// A price of zero, for deployments without one.

@@ -49,7 +49,10 @@ public final class UsageWriter: Service, Sendable {
 
     /// Notes that a tenant key authenticated a request at `date`.
     public func recordKeyUse(keyID: String, at date: Date) {
-        pending.withLock { $0.keyUses[keyID] = date }
+        pending.withLock { pending in
+            if let known = pending.keyUses[keyID], known >= date { return }
+            pending.keyUses[keyID] = date
+        }
     }
 
     public func run() async throws {

@@ -128,17 +128,19 @@ public struct JSONScanner {
         var negative = false
         if bytes[index] == UInt8(ascii: "-") { negative = true; index += 1 }
         guard index < range.upperBound else { return nil }
+        // Accumulated as a negative number, whose range reaches Int.min.
         var value = 0
         while index < range.upperBound {
             let byte = bytes[index]
             guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
             let (multiplied, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (added, overflow2) = multiplied.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+            let (added, overflow2) = multiplied.subtractingReportingOverflow(Int(byte - UInt8(ascii: "0")))
             guard !overflow1, !overflow2 else { return nil }
             value = added
             index += 1
         }
-        return negative ? -value : value
+        if negative { return value }
+        return value == Int.min ? nil : -value
     }
 
     public func isNull(at range: Range<Int>) -> Bool {

@@ -71,12 +71,12 @@ public struct InferenceRequestHead: Sendable, Equatable {
                 }
                 stream = value
             } else if scanner.key(member, equals: "max_tokens") {
-                guard let value = try? optionalCount(member, scanner: scanner, name: "max_tokens").get() else {
+                guard case .success(let value) = optionalCount(member, scanner: scanner) else {
                     return .failure(.invalidRequest("'max_tokens' must be a non-negative integer.", param: "max_tokens"))
                 }
                 maxTokens = value
             } else if scanner.key(member, equals: "max_completion_tokens") {
-                guard let value = try? optionalCount(member, scanner: scanner, name: "max_completion_tokens").get() else {
+                guard case .success(let value) = optionalCount(member, scanner: scanner) else {
                     return .failure(.invalidRequest(
                         "'max_completion_tokens' must be a non-negative integer.", param: "max_completion_tokens"
                     ))
@@ -115,11 +115,9 @@ public struct InferenceRequestHead: Sendable, Equatable {
 
     private struct NotACount: Error {}
 
-    private static func optionalCount(
-        _ member: JSONScanner.Member,
-        scanner: JSONScanner,
-        name: String
-    ) -> Result<Int?, NotACount> {
+    /// A count that may be null: `.success(nil)` for null, a failure for anything but a
+    /// non-negative integer.
+    private static func optionalCount(_ member: JSONScanner.Member, scanner: JSONScanner) -> Result<Int?, NotACount> {
         if scanner.isNull(at: member.value) { return .success(nil) }
         guard let value = scanner.integer(at: member.value), value >= 0 else { return .failure(NotACount()) }
         return .success(value)

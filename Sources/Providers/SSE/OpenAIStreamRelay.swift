@@ -84,12 +84,24 @@ public struct OpenAIStreamRelay: Sendable {
         }
         output.writeStaticString("data: ")
         if let cut {
-            output.writeBytes(event.data[0..<cut.lowerBound])
-            output.writeBytes(event.data[cut.upperBound...])
+            Self.writeData(event.data[0..<cut.lowerBound], into: &output)
+            Self.writeData(event.data[cut.upperBound...], into: &output)
         } else {
-            output.writeBytes(event.data)
+            Self.writeData(event.data[...], into: &output)
         }
         output.writeStaticString("\n\n")
+    }
+
+    /// Writes event data; a line break inside it starts a new `data:` line, as the data
+    /// of an event that came in several `data:` lines must.
+    private static func writeData(_ data: ArraySlice<UInt8>, into output: inout ByteBuffer) {
+        var start = data.startIndex
+        while let newline = data[start...].firstIndex(of: 0x0A) {
+            output.writeBytes(data[start..<newline])
+            output.writeStaticString("\ndata: ")
+            start = newline + 1
+        }
+        output.writeBytes(data[start...])
     }
 
     /// The bytes to remove to delete `member` from its object: the member and one comma

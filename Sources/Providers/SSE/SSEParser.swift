@@ -27,6 +27,8 @@ public struct SSEParser: Sendable {
     private var hasData = false
     private var eventName: String?
     private var skipLeadingLineFeed = false
+    /// Bytes of a leading byte-order mark seen so far; -1 once past the stream's start.
+    private var byteOrderMarkProgress = 0
 
     public init() {}
 
@@ -34,8 +36,8 @@ public struct SSEParser: Sendable {
     public mutating func feed(_ buffer: ByteBuffer) -> [SSEEvent] {
         var events: [SSEEvent] = []
         buffer.withUnsafeReadableBytes { raw in
-            var start = 0
-            var index = 0
+            var start = skipByteOrderMark(raw)
+            var index = start
             while index < raw.count {
                 let byte = raw[index]
                 if byte == 0x0A || byte == 0x0D {
@@ -62,6 +64,25 @@ public struct SSEParser: Sendable {
             line.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[start..<raw.count]))
         }
         return events
+    }
+
+    /// A stream may begin with a UTF-8 byte-order mark, which is not part of the first
+    /// line; returns how many bytes of `raw` belong to it (it may span chunks).
+    private mutating func skipByteOrderMark(_ raw: UnsafeRawBufferPointer) -> Int {
+        let mark: [UInt8] = [0xEF, 0xBB, 0xBF]
+        var index = 0
+        while byteOrderMarkProgress >= 0, byteOrderMarkProgress < 3, index < raw.count {
+            guard raw[index] == mark[byteOrderMarkProgress] else {
+                // Not a mark after all: what matched so far was text.
+                line.append(contentsOf: mark[0..<byteOrderMarkProgress])
+                byteOrderMarkProgress = -1
+                return index
+            }
+            byteOrderMarkProgress += 1
+            index += 1
+        }
+        if byteOrderMarkProgress == 3 { byteOrderMarkProgress = -1 }
+        return index
     }
 
     /// Ends the stream: an event whose blank line never came is still delivered, as the

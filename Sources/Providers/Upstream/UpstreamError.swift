@@ -9,12 +9,7 @@ public enum UpstreamError {
         if let parsed = parseOpenAIShape(body, status: status) { return parsed }
         switch status {
         case 401, 403:
-            return OpenAIError(
-                status: 502,
-                message: "The upstream provider rejected Switchyard's credentials (status \(status)).",
-                type: "server_error",
-                code: "upstream_auth_failed"
-            )
+            return credentialsRejected(status: status)
         case 404:
             return OpenAIError(status: 502, message: "The upstream answered 404 Not Found.", type: "server_error", code: "upstream_error")
         case 429:
@@ -24,6 +19,15 @@ public enum UpstreamError {
         default:
             return OpenAIError(status: 502, message: "The upstream failed (status \(status)).", type: "server_error", code: "upstream_error")
         }
+    }
+
+    private static func credentialsRejected(status: Int) -> OpenAIError {
+        OpenAIError(
+            status: 502,
+            message: "The upstream provider rejected Switchyard's credentials (status \(status)).",
+            type: "server_error",
+            code: "upstream_auth_failed"
+        )
     }
 
     private static func parseOpenAIShape(_ body: ByteBuffer, status: Int) -> OpenAIError? {
@@ -47,11 +51,10 @@ public enum UpstreamError {
                             ?? scanner.integer(at: field.value).map(String.init)
                     }
                 }
-                // An upstream's 401 is about Switchyard's provider key, not the tenant's key.
+                // An upstream's 401 is about Switchyard's provider key, not the tenant's key,
+                // and its message may echo part of that key: say so in our own words.
                 if status == 401 || status == 403 {
-                    error.status = 502
-                    error.type = "server_error"
-                    error.code = "upstream_auth_failed"
+                    error = credentialsRejected(status: status)
                 }
                 return error
             }

@@ -1,0 +1,287 @@
+import Foundation
+import NIOCore
+import Testing
+
+@testable import Providers
+
+@Suite("InferenceRequestHead")
+struct InferenceRequestHeadTests {
+    // MARK: Helpers
+
+    private func parse(_ json: String, endpoint: InferenceEndpoint = .chatCompletions) throws -> InferenceRequestHead {
+        try InferenceRequestHead.parse(ByteBuffer(string: json), endpoint: endpoint)
+    }
+
+    /// The error `parse` throws for `json`; records an issue when it accepts it.
+    private func parseError(
+        _ json: String,
+        endpoint: InferenceEndpoint = .chatCompletions,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) -> OpenAIError? {
+        do throws(OpenAIError) {
+            let head = try InferenceRequestHead.parse(ByteBuffer(string: json), endpoint: endpoint)
+            Issue.record("accepted \(json) as \(head)", sourceLocation: sourceLocation)
+            return nil
+        } catch {
+            #expect(error.status == 400, sourceLocation: sourceLocation)
+            #expect(error.type == "invalid_request_error", sourceLocation: sourceLocation)
+            return error
+        }
+    }
+
+    private func rewrite(_ json: String, to upstreamModel: String, endpoint: InferenceEndpoint = .chatCompletions) throws -> String {
+        let body = ByteBuffer(string: json)
+        let head = try InferenceRequestHead.parse(body, endpoint: endpoint)
+        return text(head.upstreamBody(from: body, upstreamModel: upstreamModel))
+    }
+
+    // MARK: Reading the head
+
+    @Test("reads the model of a minimal request, with defaults for the rest")
+    func minimal() throws {
+        let head = try parse(#"{"model":"chat-large","messages":[{"role":"user","content":"hi"}]}"#)
+        #expect(head.endpoint == .chatCompletions)
+        #expect(head.model == "chat-large")
+        #expect(!head.stream)
+        #expect(!head.clientWantsUsage)
+        #expect(head.maxOutputTokens == nil)
+    }
+
+    @Test("decodes an escaped model name")
+    func escapedModel() throws {
+        #expect(try parse(#"{"model":"chat\"large\u00e9"}"#).model == "chat\"large\u{e9}")
+        #expect(try parse(#"{"mod\u0065l":"chat-small"}"#).model == "chat-small")
+    }
+
+    @Test(
+        "reads stream and stream_options.include_usage",
+        arguments: [
+            (#""stream":true"#, true, false),
+            (#""stream":false"#, false, false),
+            (#""stream":null"#, false, false),
+            (#""stream":true,"stream_options":{"include_usage":true}"#, true, true),
+            (#""stream_options":{"include_usage":true},"stream":true"#, true, true),
+            (#""stream":true,"stream_options":{"include_usage":false}"#, true, false),
+            (#""stream":true,"stream_options":{"include_obfuscation":false}"#, true, false),
+            (#""stream":true,"stream_options":null"#, true, false),
+            // Usage is a streaming option: without a stream the client gets the usage in the body anyway.
+            (#""stream":false,"stream_options":{"include_usage":true}"#, false, false),
+        ]
+    )
+    func streamFlags(members: String, stream: Bool, wantsUsage: Bool) throws {
+        let head = try parse(#"{"model":"m","#.appending(members) + "}")
+        #expect(head.stream == stream)
+        #expect(head.clientWantsUsage == wantsUsage)
+    }
+
+    @Test(
+        "reads max_tokens and max_completion_tokens, the latter winning",
+        arguments: [
+            (#""max_tokens":100"#, 100 as Int?),
+            (#""max_tokens":0"#, 0),
+            (#""max_completion_tokens":50"#, 50),
+            (#""max_tokens":100,"max_completion_tokens":50"#, 50),
+            (#""max_completion_tokens":50,"max_tokens":100"#, 50),
+            (#""max_tokens":9223372036854775807"#, Int.max),
+        ]
+    )
+    func maxOutputTokens(members: String, expected: Int?) throws {
+        #expect(try parse(#"{"model":"m","#.appending(members) + "}").maxOutputTokens == expected)
+    }
+
+    @Test(
+        "a null max_tokens or max_completion_tokens counts as not given",
+    )
+    func nullMaxTokens() throws {
+        #expect(try parse(#"{"model":"m","max_tokens":null}"#).maxOutputTokens == nil)
+        #expect(try parse(#"{"model":"m","max_completion_tokens":null}"#).maxOutputTokens == nil)
+        #expect(try parse(#"{"model":"m","max_completion_tokens":null,"max_tokens":100}"#).maxOutputTokens == 100)
+        #expect(try parse(#"{"model":"m","max_tokens":null,"max_completion_tokens":50}"#).maxOutputTokens == 50)
+    }
+
+    @Test("streams are allowed on chat and completions, and a non-streaming embeddings request parses")
+    func endpoints() throws {
+        #expect(try parse(#"{"model":"m","stream":true}"#, endpoint: .completions).stream)
+        let embeddings = try parse(#"{"model":"embed","input":"hi","stream":false}"#, endpoint: .embeddings)
+        #expect(embeddings.endpoint == .embeddings)
+        #expect(embeddings.model == "embed")
+    }
+
+    @Test("reads a body whose reader index is not zero")
+    func offsetBody() throws {
+        let json = #"{"model":"chat-large","stream":true,"max_tokens":7}"#
+        let head = try InferenceRequestHead.parse(offsetBuffer(Array(json.utf8)), endpoint: .chatCompletions)
+        #expect(head.model == "chat-large")
+        #expect(head.stream)
+        #expect(head.maxOutputTokens == 7)
+        #expect(head == (try parse(json)))
+    }
+
+    // MARK: Errors
+
+    @Test("rejects an empty body")
+    func emptyBody() {
+        #expect(parseError("")?.message.contains("empty") == true)
+    }
+
+    @Test("rejects a body that is not an object", arguments: ["[]", #"["model"]"#, #""model""#, "42", "null", "  \n "])
+    func notAnObject(json: String) {
+        let error = parseError(json)
+        #expect(error?.param == nil)
+    }
+
+    @Test(
+        "rejects malformed JSON",
+        arguments: [#"{"model":"m""#, #"{"model":"m",}"#, #"{"model":"m"} trailing"#, #"{"model":'m'}"#, "{", "{\"model\":\"a\nb\"}"]
+    )
+    func malformed(json: String) {
+        #expect(parseError(json)?.message.contains("parse") == true)
+    }
+
+    @Test(
+        "rejects wrongly typed or missing fields, naming them in param",
+        arguments: [
+            (#"{"messages":[]}"#, "model"),
+            ("{}", "model"),
+            (#"{"model":null}"#, "model"),
+            (#"{"model":42}"#, "model"),
+            (#"{"model":["m"]}"#, "model"),
+            (#"{"model":"m","stream":"true"}"#, "stream"),
+            (#"{"model":"m","stream":1}"#, "stream"),
+            (#"{"model":"m","max_tokens":-1}"#, "max_tokens"),
+            (#"{"model":"m","max_tokens":1.5}"#, "max_tokens"),
+            (#"{"model":"m","max_tokens":1e3}"#, "max_tokens"),
+            (#"{"model":"m","max_tokens":"10"}"#, "max_tokens"),
+            (#"{"model":"m","max_tokens":99999999999999999999}"#, "max_tokens"),
+            (#"{"model":"m","max_completion_tokens":-5}"#, "max_completion_tokens"),
+            (#"{"model":"m","max_completion_tokens":2.0}"#, "max_completion_tokens"),
+            (#"{"model":"m","stream":true,"stream_options":"include_usage"}"#, "stream_options"),
+            (#"{"model":"m","stream":true,"stream_options":[]}"#, "stream_options"),
+        ]
+    )
+    func badFields(json: String, param: String) {
+        #expect(parseError(json)?.param == param)
+    }
+
+    @Test("rejects stream:true on embeddings")
+    func streamingEmbeddings() {
+        let error = parseError(#"{"model":"embed","input":"x","stream":true}"#, endpoint: .embeddings)
+        #expect(error?.param == "stream")
+    }
+
+    // MARK: Rewriting for the upstream
+
+    @Test("replaces the model and keeps every other byte of a non-streaming body")
+    func rewritesModelOnly() throws {
+        let json = "{ \"messages\" : [ {\"role\":\"user\",\"content\":\"h\u{e9}\\n\"} ],\n  \"model\" :  \"chat-large\" , \"temperature\":0.50,\"stream\":false }\n"
+        let expected = "{ \"messages\" : [ {\"role\":\"user\",\"content\":\"h\u{e9}\\n\"} ],\n  \"model\" :  \"gpt-4o-mini\" , \"temperature\":0.50,\"stream\":false }\n"
+        #expect(try rewrite(json, to: "gpt-4o-mini") == expected)
+    }
+
+    @Test("a non-streaming body gets no stream_options, and keeps those it has")
+    func nonStreamKeepsOptions() throws {
+        #expect(try rewrite(#"{"model":"a","n":1}"#, to: "b") == #"{"model":"b","n":1}"#)
+        #expect(
+            try rewrite(#"{"model":"a","stream_options":{"include_usage":false}}"#, to: "b")
+                == #"{"model":"b","stream_options":{"include_usage":false}}"#
+        )
+    }
+
+    @Test(
+        "escapes an upstream model that needs it",
+        arguments: ["we\"ird", "back\\slash", "line\nbreak", "tab\there", "ctl\u{1}", "caf\u{e9}/\u{1F600}"]
+    )
+    func escapesUpstreamModel(upstreamModel: String) throws {
+        let rewritten = try rewrite(#"{"model":"chat","stream":true,"x":[1,2]}"#, to: upstreamModel)
+        let object = try foundationObject(Array(rewritten.utf8))
+        #expect(object["model"] as? String == upstreamModel)
+        #expect(object["x"] as? [Int] == [1, 2])
+        // And Switchyard's own parser reads back the same name.
+        #expect(try parse(rewritten).model == upstreamModel)
+    }
+
+    @Test(
+        "forces stream_options to include usage on streams, appending or replacing it",
+        arguments: [
+            (#"{"model":"a","stream":true}"#, #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#),
+            (
+                "{\"model\":\"a\",\"stream\":true }\r\n",
+                "{\"model\":\"b\",\"stream\":true ,\"stream_options\":{\"include_usage\":true}}\r\n"
+            ),
+            (
+                #"{"model":"a","stream":true,"stream_options":{"include_usage":false}}"#,
+                #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#
+            ),
+            (
+                #"{"model":"a","stream":true,"stream_options":null,"n":2}"#,
+                #"{"model":"b","stream":true,"stream_options":{"include_usage":true},"n":2}"#
+            ),
+            (
+                #"{"stream_options" : { "include_usage" : true },"stream":true,"model":"a"}"#,
+                #"{"stream_options":{"include_usage":true},"stream":true,"model":"b"}"#
+            ),
+            (
+                #"{"stream":true,"model":"a","stream_options":{"include_obfuscation":false,"include_usage":false}}"#,
+                #"{"stream":true,"model":"b","stream_options":{"include_usage":true}}"#
+            ),
+        ]
+    )
+    func streamOptions(json: String, expected: String) throws {
+        let rewritten = try rewrite(json, to: "b")
+        #expect(rewritten == expected)
+        let object = try foundationObject(Array(rewritten.utf8))
+        #expect(object["model"] as? String == "b")
+        #expect((object["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+        #expect((object["stream_options"] as? [String: Any])?.count == 1)
+    }
+
+    @Test("the rewritten body equals the original except for model and stream_options")
+    func rewritePreservesEverythingElse() throws {
+        let json = #"""
+            {"messages":[{"role":"system","content":"Be \"brief\"."},{"role":"user","content":"caf\u00e9 \ud83d\ude00"}],
+             "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{}}}}],
+             "temperature":0.2,"top_p":1,"stop":null,"model":"chat-large","stream":true,"user":"u-1"}
+            """#
+        let rewritten = try rewrite(json, to: "gpt-4.1-nano")
+        var original = try foundationObject(Array(json.utf8))
+        var result = try foundationObject(Array(rewritten.utf8))
+        #expect(result.removeValue(forKey: "model") as? String == "gpt-4.1-nano")
+        #expect(result.removeValue(forKey: "stream_options") != nil)
+        original.removeValue(forKey: "model")
+        #expect(NSDictionary(dictionary: result) == NSDictionary(dictionary: original))
+    }
+
+    @Test("rewrites a body whose reader index is not zero")
+    func rewritesOffsetBody() throws {
+        let cases = [
+            (#"{"model":"a","messages":[]}"#, #"{"model":"upstream","messages":[]}"#),
+            (#"{"messages":[],"model":"a","stream":true}"#, #"{"messages":[],"model":"upstream","stream":true,"stream_options":{"include_usage":true}}"#),
+            (
+                #"{"model":"a","stream_options":{"include_usage":false},"stream":true,"n":1}"#,
+                #"{"model":"upstream","stream_options":{"include_usage":true},"stream":true,"n":1}"#
+            ),
+        ]
+        for (json, expected) in cases {
+            let body = offsetBuffer(Array(json.utf8))
+            let head = try InferenceRequestHead.parse(body, endpoint: .chatCompletions)
+            #expect(text(head.upstreamBody(from: body, upstreamModel: "upstream")) == expected)
+
+            // A slice of a larger buffer behaves the same.
+            var big = ByteBuffer(string: "0123456789")
+            big.writeString(json)
+            big.writeString(#"{"model":"tail"}"#)
+            let slice = try #require(big.getSlice(at: 10, length: json.utf8.count))
+            let sliceHead = try InferenceRequestHead.parse(slice, endpoint: .chatCompletions)
+            #expect(text(sliceHead.upstreamBody(from: slice, upstreamModel: "upstream")) == expected)
+        }
+    }
+
+    @Test("rewriting does not consume the client's body")
+    func bodyUntouched() throws {
+        let json = #"{"model":"a","stream":true}"#
+        let body = ByteBuffer(string: json)
+        let head = try InferenceRequestHead.parse(body, endpoint: .chatCompletions)
+        _ = head.upstreamBody(from: body, upstreamModel: "b")
+        #expect(text(body) == json)
+    }
+}
