@@ -1,9 +1,8 @@
-import Hummingbird
-
 /// Writes the OpenAI JSON of one chat or text completion, whole or as SSE stream chunks.
 ///
 /// The parts shared by every chunk (id, object, created, model) are rendered once per
-/// request; each token then costs a few appends.
+/// request; each token then costs a few string appends. Callers collect the text and copy
+/// it into a `ByteBuffer` once per write, which is much cheaper than many small buffer writes.
 struct CompletionRenderer: Sendable {
     enum Kind: Sendable {
         /// `/v1/chat/completions`: `chat.completion` and `chat.completion.chunk` objects.
@@ -50,69 +49,83 @@ struct CompletionRenderer: Sendable {
     // MARK: Whole response
 
     /// Writes the non-streaming response body.
-    func writeResponse(_ generation: Generation, into buffer: inout ByteBuffer) {
-        buffer.writeString(responsePrefix)
-        buffer.writeString("\"choices\":[{\"index\":0,")
+    func writeResponse(_ generation: Generation, into text: inout String) {
+        text += responsePrefix
+        text += "\"choices\":[{\"index\":0,"
         switch kind {
         case .chat:
-            buffer.writeString("\"message\":{\"role\":\"assistant\",\"content\":")
-            buffer.writeString(JSONText.quoted(generation.text))
-            buffer.writeString("},")
+            text += "\"message\":{\"role\":\"assistant\",\"content\":"
+            text += JSONText.quoted(generation.text)
+            text += "},"
         case .text:
-            buffer.writeString("\"text\":")
-            buffer.writeString(JSONText.quoted(generation.text))
-            buffer.writeString(",")
+            text += "\"text\":"
+            text += JSONText.quoted(generation.text)
+            text += ","
         }
-        buffer.writeString("\"logprobs\":null,\"finish_reason\":\"\(generation.finishReason)\"}],\"usage\":")
-        buffer.writeString(Self.usage(generation))
-        buffer.writeString("}")
+        text += "\"logprobs\":null,\"finish_reason\":\"\(generation.finishReason)\"}],\"usage\":"
+        text += Self.usage(generation)
+        text += "}"
     }
 
     // MARK: Stream chunks
 
     /// Writes the chunk that opens a chat stream (`delta` with the role); text streams have none.
-    func writeFirstChunk(into buffer: inout ByteBuffer) {
+    func writeFirstChunk(into text: inout String) {
         guard kind == .chat else { return }
-        writeChunk(choice: "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}", finishReason: nil, into: &buffer)
+        writeChunk(choice: "\"delta\":{\"role\":\"assistant\",\"content\":\"\"}", finishReason: nil, into: &text)
     }
 
     /// Writes the chunk carrying one token.
-    func writeTokenChunk(_ token: String, into buffer: inout ByteBuffer) {
+    /// - Parameters:
+    ///   - tokenID: Index into ``Vocabulary/tokens``.
+    func writeTokenChunk(_ tokenID: Int, into text: inout String) {
+        text += "data: "
+        text += chunkPrefix
         switch kind {
-        case .chat: writeChunk(choice: "\"delta\":{\"content\":\(JSONText.quoted(token))}", finishReason: nil, into: &buffer)
-        case .text: writeChunk(choice: "\"text\":\(JSONText.quoted(token))", finishReason: nil, into: &buffer)
+        case .chat: text += Self.chatTokenChoices[tokenID]
+        case .text: text += Self.textTokenChoices[tokenID]
         }
+        text += chunkSuffix
     }
 
     /// Writes the chunk with an empty delta (or text) and the finish reason.
-    func writeFinishChunk(_ finishReason: String, into buffer: inout ByteBuffer) {
+    func writeFinishChunk(_ finishReason: String, into text: inout String) {
         switch kind {
-        case .chat: writeChunk(choice: "\"delta\":{}", finishReason: finishReason, into: &buffer)
-        case .text: writeChunk(choice: "\"text\":\"\"", finishReason: finishReason, into: &buffer)
+        case .chat: writeChunk(choice: "\"delta\":{}", finishReason: finishReason, into: &text)
+        case .text: writeChunk(choice: "\"text\":\"\"", finishReason: finishReason, into: &text)
         }
     }
 
     /// Writes the usage chunk (`"choices":[]`) if the request asked for it, then `[DONE]`.
-    func writeEnd(_ generation: Generation, into buffer: inout ByteBuffer) {
+    func writeEnd(_ generation: Generation, into text: inout String) {
         if includeUsage {
-            buffer.writeString("data: ")
-            buffer.writeString(chunkPrefix)
-            buffer.writeString("[],\"usage\":")
-            buffer.writeString(Self.usage(generation))
-            buffer.writeString("}\n\n")
+            text += "data: "
+            text += chunkPrefix
+            text += "[],\"usage\":"
+            text += Self.usage(generation)
+            text += "}\n\n"
         }
-        buffer.writeString(Self.done)
+        text += Self.done
     }
 
-    private func writeChunk(choice: String, finishReason: String?, into buffer: inout ByteBuffer) {
-        buffer.writeString("data: ")
-        buffer.writeString(chunkPrefix)
-        buffer.writeString("[{\"index\":0,")
-        buffer.writeString(choice)
-        buffer.writeString(",\"logprobs\":null,\"finish_reason\":")
-        buffer.writeString(JSONText.quotedOrNull(finishReason))
-        buffer.writeString("}]")
-        buffer.writeString(chunkSuffix)
+    /// The `choices` array of a token chunk, per token id: the vocabulary is fixed, so
+    /// streaming a token is a handful of appends and no JSON work.
+    private static let chatTokenChoices: [String] = Vocabulary.tokens.map {
+        "[{\"index\":0,\"delta\":{\"content\":\(JSONText.quoted($0))},\"logprobs\":null,\"finish_reason\":null}]"
+    }
+    private static let textTokenChoices: [String] = Vocabulary.tokens.map {
+        "[{\"index\":0,\"text\":\(JSONText.quoted($0)),\"logprobs\":null,\"finish_reason\":null}]"
+    }
+
+    private func writeChunk(choice: String, finishReason: String?, into text: inout String) {
+        text += "data: "
+        text += chunkPrefix
+        text += "[{\"index\":0,"
+        text += choice
+        text += ",\"logprobs\":null,\"finish_reason\":"
+        text += JSONText.quotedOrNull(finishReason)
+        text += "}]"
+        text += chunkSuffix
     }
 
     static func usage(_ generation: Generation) -> String {

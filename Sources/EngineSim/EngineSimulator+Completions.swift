@@ -81,9 +81,9 @@ extension EngineSimulator {
             throw error
         }
         await finish(generation, generatedTokens: generation.completionTokens)
-        var buffer = ByteBuffer()
-        renderer.writeResponse(generation, into: &buffer)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+        var json = ""
+        renderer.writeResponse(generation, into: &json)
+        return Self.jsonResponse(json)
     }
 
     /// Writes the SSE stream of a generation, pacing tokens, and frees the slot at the end.
@@ -99,31 +99,32 @@ extension EngineSimulator {
         let start = ContinuousClock.now
         var generated = 0
         do {
-            var buffer = ByteBuffer()
-            for (index, token) in generation.tokens.enumerated() {
+            var pending = ""
+            pending.reserveCapacity(4096)
+            for (index, tokenID) in generation.tokenIDs.enumerated() {
                 if let offset = pacer.offset(ofToken: index) {
                     // Whatever is ready goes out before waiting, so the client sees each
                     // token when it is due rather than in bursts.
-                    if buffer.readableBytes > 0 {
-                        try await writer.write(buffer)
-                        buffer.clear()
+                    if !pending.isEmpty {
+                        try await writer.write(ByteBuffer(string: pending))
+                        pending.removeAll(keepingCapacity: true)
                     }
                     try await Task.sleep(until: start + offset, clock: .continuous)
                 }
                 if index == 0 {
-                    renderer.writeFirstChunk(into: &buffer)
+                    renderer.writeFirstChunk(into: &pending)
                 }
-                renderer.writeTokenChunk(token, into: &buffer)
+                renderer.writeTokenChunk(tokenID, into: &pending)
                 generated += 1
                 // Unpaced, tokens are batched into few writes: benchmarks measure the proxy, not this.
-                if buffer.readableBytes >= 16 * 1024 {
-                    try await writer.write(buffer)
-                    buffer.clear()
+                if pending.utf8.count >= 16 * 1024 {
+                    try await writer.write(ByteBuffer(string: pending))
+                    pending.removeAll(keepingCapacity: true)
                 }
             }
-            renderer.writeFinishChunk(generation.finishReason, into: &buffer)
-            renderer.writeEnd(generation, into: &buffer)
-            try await writer.write(buffer)
+            renderer.writeFinishChunk(generation.finishReason, into: &pending)
+            renderer.writeEnd(generation, into: &pending)
+            try await writer.write(ByteBuffer(string: pending))
             try await writer.finish(nil)
         } catch {
             await finish(generation, generatedTokens: generated)

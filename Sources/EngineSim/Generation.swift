@@ -7,16 +7,18 @@ struct Generation: Sendable, Equatable {
     /// Upper bound on a completion's length, whatever the request asks for.
     static let maximumTokens = 4096
 
-    /// The completion, one element per token: a word, with a leading space except the first.
-    let tokens: [String]
+    /// The completion as ids into ``Vocabulary/tokens``: a word, spaced except the first.
+    let tokenIDs: [Int]
     /// Tokens in the prompt, as counted by ``PromptDigest``.
     let promptTokens: Int
     /// `"length"` when the request set a token limit (the completion always runs to it),
     /// `"stop"` when the engine's default length applied.
     let finishReason: String
 
-    var completionTokens: Int { tokens.count }
+    var completionTokens: Int { tokenIDs.count }
     var totalTokens: Int { promptTokens + completionTokens }
+    /// The text of each token.
+    var tokens: [String] { tokenIDs.map { Vocabulary.tokens[$0] } }
     /// The whole completion text.
     var text: String { tokens.joined() }
 
@@ -28,13 +30,13 @@ struct Generation: Sendable, Equatable {
     init(prompt: PromptDigest, requestedTokens: Int?, defaultMaxTokens: Int) {
         let length = min(max(requestedTokens ?? defaultMaxTokens, 1), Self.maximumTokens)
         var random = SplitMix64(seed: prompt.hash)
-        var tokens: [String] = []
-        tokens.reserveCapacity(length)
+        var tokenIDs: [Int] = []
+        tokenIDs.reserveCapacity(length)
         for index in 0..<length {
             let word = Int(random.next() % UInt64(Vocabulary.words.count))
-            tokens.append(index == 0 ? Vocabulary.words[word] : Vocabulary.spacedWords[word])
+            tokenIDs.append(index == 0 ? word : word + Vocabulary.words.count)
         }
-        self.tokens = tokens
+        self.tokenIDs = tokenIDs
         self.promptTokens = prompt.tokens
         self.finishReason = requestedTokens == nil ? "stop" : "length"
     }
@@ -156,6 +158,7 @@ enum Vocabulary {
         "switchyard", "signals", "trains", "tracks", "yard", "moves", "freight", "on",
     ]
 
-    /// `words` with the leading space every token but the first carries.
-    static let spacedWords: [String] = words.map { " " + $0 }
+    /// Every token text: `words`, then `words` with the leading space that every token but
+    /// a completion's first carries. A token id is an index into this array.
+    static let tokens: [String] = words + words.map { " " + $0 }
 }

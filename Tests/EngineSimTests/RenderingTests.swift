@@ -20,9 +20,9 @@ import Testing
         prompt.add(text: "hi")
         let generation = Generation(prompt: prompt, requestedTokens: 2, defaultMaxTokens: 16)
         let renderer = CompletionRenderer(kind: .chat, id: "chatcmpl-1", created: 1, model: "we\"ird\n", includeUsage: false)
-        var buffer = ByteBuffer()
-        renderer.writeResponse(generation, into: &buffer)
-        #expect(try jsonObject(buffer)["model"] as? String == "we\"ird\n")
+        var json = ""
+        renderer.writeResponse(generation, into: &json)
+        #expect(try jsonObject(json)["model"] as? String == "we\"ird\n")
     }
 
     @Test func metricsExpositionFormat() {
