@@ -47,11 +47,20 @@ TENANT_KEY=$("$BIN" key create --tenant "$TENANT" --name bench --json | python3 
 PLAIN='{"model":"chat-small","messages":[{"role":"user","content":"Benchmark the proxy path"}],"max_tokens":16}'
 STREAM='{"model":"chat-small","messages":[{"role":"user","content":"Benchmark the proxy path"}],"max_tokens":16,"stream":true}'
 
-run() { # name url key body -> "rps p50 p90 p99 errors"
+SERVE_PID=$(pgrep -f -- "--db $WORK/ledger.sqlite")
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVE_PID/stat"; }
+run() { # name url key body -> "rps=… p50_us=… … cpu_us_per_request=…"
     local name="$1" url="$2" key="$3" body="$4"
     KEY="$key" BODY="$body" wrk -t1 -c4 -d2s -s bench/request.lua "$url" >/dev/null 2>&1 # warm-up
+    local before after
+    before=$(cpu_ticks)
     KEY="$key" BODY="$body" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s bench/request.lua "$url" >"$WORK/$name.txt" 2>&1
-    grep '^RESULT' "$WORK/$name.txt" | sed 's/RESULT //'
+    after=$(cpu_ticks)
+    local result requests
+    result=$(grep '^RESULT' "$WORK/$name.txt" | sed 's/RESULT //')
+    requests=$(grep -Eo '[0-9]+ requests in' "$WORK/$name.txt" | cut -d' ' -f1)
+    # Switchyard's own CPU time (user + system) per request it served in this run.
+    echo "$result cpu_us_per_request=$(( (after - before) * 1000000 / $(getconf CLK_TCK) / requests ))"
 }
 
 echo "==> wrk: $CONNECTIONS connections, $THREADS threads, ${DURATION}s per run, machine: $(nproc) cores (load generator included)"
@@ -66,10 +75,11 @@ python3 - "${results[direct-plain]}" "${results[proxy-plain]}" "${results[direct
 import sys
 names = ["direct-plain", "proxy-plain", "direct-stream", "proxy-stream"]
 runs = {name: dict(item.split("=") for item in text.split()) for name, text in zip(names, sys.argv[1:])}
-print(f"\n{'run':<16}{'requests/s':>12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'errors':>8}")
+print(f"\n{'run':<16}{'requests/s':>12}{'p50 ms':>10}{'p90 ms':>10}{'p99 ms':>10}{'errors':>8}{'proxy CPU/req':>15}")
 for name, run in runs.items():
     errors = int(run["errors"]) + int(run["non2xx"])
-    print(f"{name:<16}{float(run['rps']):>12.0f}{int(run['p50_us'])/1000:>10.3f}{int(run['p90_us'])/1000:>10.3f}{int(run['p99_us'])/1000:>10.3f}{errors:>8}")
+    cpu = f"{run['cpu_us_per_request']} us" if name.startswith("proxy") else "-"
+    print(f"{name:<16}{float(run['rps']):>12.0f}{int(run['p50_us'])/1000:>10.3f}{int(run['p90_us'])/1000:>10.3f}{int(run['p99_us'])/1000:>10.3f}{errors:>8}{cpu:>15}")
 print()
 for kind in ["plain", "stream"]:
     direct, proxy = runs[f"direct-{kind}"], runs[f"proxy-{kind}"]
