@@ -20,7 +20,7 @@ struct OpenAIStreamRelayTests {
         for chunk in chunks {
             var buffer = ByteBuffer()
             buffer.writeBytes(chunk)
-            output += bytes(relay.relay(buffer))
+            output += bytes(relay.translate(buffer))
         }
         output += bytes(relay.finish())
         return (output, relay)
@@ -87,7 +87,7 @@ struct OpenAIStreamRelayTests {
         #expect(output == input)
         #expect(relay.usage == (try recordedUsage(inputChunks)))
         #expect(relay.sawDone)
-        #expect(!relay.upstreamErrored)
+        #expect(relay.upstreamError == nil)
         let withChoices = inputChunks.filter { !($0["choices"] as? [Any] ?? []).isEmpty }
         #expect(relay.contentChunks == withChoices.count)
     }
@@ -209,7 +209,7 @@ struct OpenAIStreamRelayTests {
             + "data: not json\n\n"
         let (output, relay) = relay(input, clientWantsUsage: false)
         #expect(output == input)
-        #expect(relay.upstreamErrored)
+        #expect(relay.upstreamError != nil)
         #expect(!relay.sawDone)
         #expect(relay.usage == nil)
     }
@@ -217,7 +217,7 @@ struct OpenAIStreamRelayTests {
     @Test("finish() delivers a last event without its blank line")
     func finishDeliversLastEvent() {
         var relay = OpenAIStreamRelay(clientWantsUsage: false)
-        let first = relay.relay(ByteBuffer(string: "data: {\"choices\":[{\"index\":0}]}\n\ndata: [DONE]"))
+        let first = relay.translate(ByteBuffer(string: "data: {\"choices\":[{\"index\":0}]}\n\ndata: [DONE]"))
         #expect(text(first) == "data: {\"choices\":[{\"index\":0}]}\n\n")
         #expect(!relay.sawDone)
         #expect(text(relay.finish()) == "data: [DONE]\n\n")

@@ -72,13 +72,16 @@ struct UpstreamErrorTests {
 
     // MARK: Credentials
 
-    @Test("401 and 403 become 502 upstream_auth_failed, whatever the body", arguments: [401, 403])
-    func authFailures(status: Int) throws {
+    @Test(
+        "401 and 403 keep their status as upstream_auth_failed, whatever the body",
+        arguments: [(401, "authentication_error"), (403, "permission_error")]
+    )
+    func authFailures(status: Int, type: String) throws {
         let recorded = try Fixtures.httpBody("openai/http/401-invalid_api_key.newrelic.http")
         for body in [recorded, Array("Forbidden".utf8), [], Array(#"{"detail":"no"}"#.utf8)] {
             let error = map(status, bytes: body)
-            #expect(error.status == 502)
-            #expect(error.type == "server_error")
+            #expect(error.status == status)
+            #expect(error.type == type)
             #expect(error.code == "upstream_auth_failed")
         }
     }

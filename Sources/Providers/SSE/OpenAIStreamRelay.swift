@@ -6,7 +6,7 @@ import NIOCore
 /// Switchyard always asks the upstream for usage; when the client did not, the usage
 /// chunk is taken out of what the client sees (or, where an engine puts usage on a chunk
 /// that also carries choices, the `usage` member is cut from that chunk).
-public struct OpenAIStreamRelay: Sendable {
+public struct OpenAIStreamRelay: StreamTranslator {
     private var parser = SSEParser()
     private let clientWantsUsage: Bool
 
@@ -15,15 +15,15 @@ public struct OpenAIStreamRelay: Sendable {
     /// Chunks that carried choices; with no reported usage, a stand-in for output tokens.
     public private(set) var contentChunks = 0
     public private(set) var sawDone = false
-    /// The error event the upstream sent mid-stream, if it did.
-    public private(set) var upstreamErrored = false
+    /// The error the upstream sent mid-stream, if it did (relayed as it came).
+    public private(set) var upstreamError: OpenAIError?
 
     public init(clientWantsUsage: Bool) {
         self.clientWantsUsage = clientWantsUsage
     }
 
     /// Consumes one chunk from the upstream and returns the bytes to send to the client.
-    public mutating func relay(_ chunk: ByteBuffer) -> ByteBuffer {
+    public mutating func translate(_ chunk: ByteBuffer) -> ByteBuffer {
         var output = ByteBuffer()
         output.reserveCapacity(chunk.readableBytes + 16)
         for event in parser.feed(chunk) {
@@ -58,7 +58,7 @@ public struct OpenAIStreamRelay: Sendable {
                 } else if scanner.key(member, equals: "choices"), scanner.kind(at: member.value.lowerBound) == .array {
                     choices = (try? scanner.countElements(ofArrayAt: member.value)) ?? 0
                 } else if scanner.key(member, equals: "error") {
-                    upstreamErrored = true
+                    upstreamError = UpstreamError.map(status: 502, body: ByteBuffer(bytes: event.data))
                 }
             }
             if choices > 0 { contentChunks += 1 }

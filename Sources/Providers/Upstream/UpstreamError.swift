@@ -2,6 +2,12 @@ import NIOCore
 
 /// Turns an upstream's error response into the OpenAI error the client gets.
 public enum UpstreamError {
+    /// Whether another key or deployment may succeed: timeouts, rate limits, overload
+    /// and server errors; never a request the upstream found wrong.
+    public static func isRetryable(status: Int) -> Bool {
+        status == 408 || status == 429 || status == 529 || (500...599).contains(status)
+    }
+
     /// Maps an error status and body. An OpenAI-shaped body keeps its message, type and
     /// code; anything else becomes a generic error that names the status, never echoing
     /// an upstream body that might carry a provider's internals.
@@ -21,13 +27,23 @@ public enum UpstreamError {
         }
     }
 
-    private static func credentialsRejected(status: Int) -> OpenAIError {
-        OpenAIError(
-            status: 502,
-            message: "The upstream provider rejected Switchyard's credentials (status \(status)).",
-            type: "server_error",
-            code: "upstream_auth_failed"
-        )
+    /// The upstream refused Switchyard's provider key (401) or its permissions (403). The
+    /// client gets the same status, so SDKs raise their authentication or permission
+    /// error, but in Switchyard's words: an upstream's message may quote part of the key.
+    public static func credentialsRejected(status: Int) -> OpenAIError {
+        status == 403
+            ? OpenAIError(
+                status: 403,
+                message: "The upstream provider refused Switchyard's credentials for this model (permission denied). An operator must check the provider key.",
+                type: "permission_error",
+                code: "upstream_auth_failed"
+            )
+            : OpenAIError(
+                status: 401,
+                message: "The upstream provider rejected Switchyard's credentials for this model. An operator must check the provider key.",
+                type: "authentication_error",
+                code: "upstream_auth_failed"
+            )
     }
 
     private static func parseOpenAIShape(_ body: ByteBuffer, status: Int) -> OpenAIError? {

@@ -34,6 +34,8 @@ public struct SwitchyardConfiguration: Sendable {
         public var provider: String
         /// The model name the upstream knows.
         public var model: String
+        /// Output tokens to ask for when a client sets no limit and the provider needs one.
+        public var defaultMaxTokens: Int
     }
 
     public struct Model: Sendable, Equatable {
@@ -173,7 +175,12 @@ extension SwitchyardConfiguration {
     }
 
     private static func readDeployment(_ object: inout ConfigObject) throws(ConfigurationError) -> Deployment {
-        Deployment(id: try object.string("id"), provider: try object.string("provider"), model: try object.string("model"))
+        Deployment(
+            id: try object.string("id"),
+            provider: try object.string("provider"),
+            model: try object.string("model"),
+            defaultMaxTokens: try object.integer("default_max_tokens", default: 4096, minimum: 1)
+        )
     }
 
     private static func readModel(_ object: inout ConfigObject) throws(ConfigurationError) -> Model {

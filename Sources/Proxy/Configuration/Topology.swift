@@ -19,6 +19,9 @@ public struct Topology: Sendable {
         public var upstreamModel: String
         public var target: Target
         public var price: Price
+        /// Translates to and from the provider's wire format.
+        public var adapter: any ProviderAdapter
+        public var settings: DeploymentSettings
 
         /// How many interchangeable upstreams the deployment has.
         public var replicaCount: Int {
@@ -88,7 +91,9 @@ public struct Topology: Sendable {
                 providerID: deployment.provider,
                 upstreamModel: deployment.model,
                 target: target,
-                price: prices.price(forDeployment: deployment.id)
+                price: prices.price(forDeployment: deployment.id),
+                adapter: Self.adapter(for: provider.kind),
+                settings: DeploymentSettings(upstreamModel: deployment.model, defaultMaxTokens: deployment.defaultMaxTokens)
             )
         }
         var routes: [String: [String]] = [:]
@@ -105,6 +110,14 @@ public struct Topology: Sendable {
         self.tiers = tiers
         self.enginePools = pools
         self.disabledProviders = disabled
+    }
+
+    /// The adapter for a provider kind. Anthropic and Gemini answer 501 through the OpenAI
+    /// adapter's URL check until their translations are wired in.
+    static func adapter(for kind: ProviderKind) -> any ProviderAdapter {
+        switch kind {
+        case .openai, .azureOpenAI, .engine, .anthropic, .gemini: OpenAIAdapter()
+        }
     }
 
     /// The deployments that may serve `model` for a tenant of `tier`, most preferred

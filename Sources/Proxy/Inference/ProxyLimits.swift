@@ -6,14 +6,18 @@ public struct ProxyLimits: Sendable {
     public var maximumErrorBodyBytes: Int
     /// Longest a single upstream request (including its stream) may take.
     public var upstreamTimeout: Duration
+    /// Largest non-streaming answer collected for translation from another format.
+    public var maximumTranslatedBodyBytes: Int
 
     public init(
         maximumRequestBodyBytes: Int = 8 << 20,
         maximumErrorBodyBytes: Int = 1 << 20,
-        upstreamTimeout: Duration = .seconds(900)
+        upstreamTimeout: Duration = .seconds(900),
+        maximumTranslatedBodyBytes: Int = 32 << 20
     ) {
         self.maximumRequestBodyBytes = maximumRequestBodyBytes
         self.maximumErrorBodyBytes = maximumErrorBodyBytes
         self.upstreamTimeout = upstreamTimeout
+        self.maximumTranslatedBodyBytes = maximumTranslatedBodyBytes
     }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -16,7 +17,13 @@ extension RequestPipeline {
         placement: Placement,
         meter: RequestMeter,
         requestID: String
-    ) -> Response {
+    ) async -> Response {
+        let labels = ResponseLabels(
+            id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: deployment.upstreamModel
+        )
+        if !head.stream, deployment.adapter.translatesResponses {
+            return await translateWhole(upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels)
+        }
         var headers = HTTPFields()
         headers[.contentType] = upstream.headers.first(name: "content-type")
             ?? (head.stream ? "text/event-stream" : "application/json")
@@ -32,7 +39,7 @@ extension RequestPipeline {
                 placement.release()
                 meter.finish(outcome)
             }
-            var streamRelay = OpenAIStreamRelay(clientWantsUsage: head.clientWantsUsage)
+            var streamRelay = deployment.adapter.makeStreamTranslator(head: head, labels: labels)
             var received: [ByteBuffer] = []
             var receivedBytes = 0
             var clientError: (any Error)?
@@ -41,7 +48,7 @@ extension RequestPipeline {
                     if outcome.firstByte == nil { outcome.firstByte = .now }
                     let output: ByteBuffer
                     if head.stream {
-                        output = streamRelay.relay(chunk)
+                        output = streamRelay.translate(chunk)
                     } else {
                         received.append(chunk)
                         receivedBytes += chunk.readableBytes
@@ -86,14 +93,14 @@ extension RequestPipeline {
     private static func settle(
         _ outcome: inout RequestMeter.Outcome,
         head: InferenceRequestHead,
-        stream: OpenAIStreamRelay,
+        stream: any StreamTranslator,
         received: [ByteBuffer],
         receivedBytes: Int
     ) {
         if head.stream {
             outcome.usage = stream.usage
             outcome.completionEstimate = stream.contentChunks
-            if stream.upstreamErrored, outcome.errorType == nil { outcome.errorType = "upstream_stream_error" }
+            if let error = stream.upstreamError, outcome.errorType == nil { outcome.errorType = error.type }
         } else if outcome.errorType == nil || outcome.clientAborted {
             var whole: ByteBuffer
             if received.count == 1 {
@@ -106,5 +113,42 @@ extension RequestPipeline {
             outcome.usage = TokenUsage.fromResponseBody(whole)
             outcome.completionEstimate = TokenUsage.estimateTokens(byteCount: receivedBytes)
         }
+    }
+}
+
+extension RequestPipeline {
+    /// For adapters whose answers are in another format: collects the (bounded) answer,
+    /// translates it, and sends it whole. A body that fails to arrive or translate is a
+    /// 502, which the client gets before any byte of an answer.
+    private func translateWhole(
+        _ upstream: HTTPClientResponse,
+        head: InferenceRequestHead,
+        deployment: Topology.Deployment,
+        placement: Placement,
+        meter: RequestMeter,
+        labels: ResponseLabels
+    ) async -> Response {
+        var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
+        defer {
+            placement.release()
+            meter.finish(outcome)
+        }
+        let translated: TranslatedResponse
+        do {
+            let body = try await upstream.body.collect(upTo: limits.maximumTranslatedBodyBytes)
+            outcome.firstByte = .now
+            translated = try deployment.adapter.translateResponse(body, head: head, labels: labels)
+        } catch {
+            let failure = error as? OpenAIError ?? OpenAIError.upstreamFailed("The upstream's answer could not be read.")
+            outcome.status = failure.status
+            outcome.errorType = failure.type
+            return failure.response()
+        }
+        outcome.usage = translated.usage
+        outcome.completionEstimate = TokenUsage.estimateTokens(byteCount: translated.body.readableBytes)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        headers[.contentLength] = String(translated.body.readableBytes)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: translated.body))
     }
 }

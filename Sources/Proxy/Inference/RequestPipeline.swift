@@ -70,7 +70,7 @@ final class RequestPipeline: Sendable {
                 let upstreamRequest: HTTPClientRequest
                 do {
                     upstreamRequest = try makeUpstreamRequest(
-                        head: head, body: body, deployment: deployment, endpoint: placement.endpoint, requestID: context.requestID
+                        head: head, body: body, deployment: deployment, placement: placement, requestID: context.requestID
                     )
                 } catch {
                     placement.release()
@@ -88,13 +88,18 @@ final class RequestPipeline: Sendable {
                     continue
                 }
                 if (200..<300).contains(response.status.code) {
-                    return relay(response, head: head, deployment: deployment, placement: placement, meter: meter, requestID: context.requestID)
+                    return await relay(
+                        response, head: head, deployment: deployment, placement: placement, meter: meter, requestID: context.requestID
+                    )
                 }
                 let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
                 placement.release()
-                let mapped = UpstreamError.map(status: Int(response.status.code), body: errorBody)
+                let upstreamFailure = deployment.adapter.mapError(
+                    status: Int(response.status.code), headers: response.headers.fields, body: errorBody
+                )
+                let mapped = upstreamFailure.error
                 context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
-                if !isLastDeployment, attempts < Self.maximumAttempts, Self.isRetryable(status: Int(response.status.code)) {
+                if !isLastDeployment, attempts < Self.maximumAttempts, upstreamFailure.retryable {
                     failure = mapped
                     continue deployments
                 }
@@ -109,28 +114,32 @@ final class RequestPipeline: Sendable {
     /// Upstream attempts one request may make, across replicas and deployments.
     static let maximumAttempts = 4
 
-    static func isRetryable(status: Int) -> Bool {
-        status == 408 || status == 429 || status == 529 || (500...599).contains(status)
-    }
-
     private func makeUpstreamRequest(
         head: InferenceRequestHead,
         body: ByteBuffer,
         deployment: Topology.Deployment,
-        endpoint: ProviderEndpoint,
+        placement: Placement,
         requestID: String
     ) throws(OpenAIError) -> HTTPClientRequest {
-        var request = HTTPClientRequest(url: try endpoint.url(for: head.endpoint, upstreamModel: deployment.upstreamModel))
+        let upstream = try deployment.adapter.makeRequest(
+            head: head, body: body, deployment: deployment.settings, endpoint: placement.endpoint
+        )
+        var request = HTTPClientRequest(url: upstream.url)
         request.method = .POST
-        request.headers.reserveCapacity(6)
-        request.headers.add(name: "content-type", value: "application/json")
-        request.headers.add(name: "accept", value: head.stream ? "text/event-stream" : "application/json")
-        request.headers.add(name: "x-request-id", value: requestID)
-        for header in endpoint.credentialHeaders {
+        request.headers.reserveCapacity(upstream.headers.count + 1)
+        for header in upstream.headers {
             request.headers.add(name: header.name, value: header.value)
         }
-        request.body = .bytes(head.upstreamBody(from: body, upstreamModel: deployment.upstreamModel))
+        request.headers.add(name: "x-request-id", value: requestID)
+        request.body = .bytes(upstream.body)
         return request
+    }
+}
+
+extension HTTPHeaders {
+    /// The headers as the name/value pairs adapters read.
+    var fields: HeaderFields {
+        map { (name: $0.name, value: $0.value) }
     }
 }
 

@@ -1,0 +1,124 @@
+import NIOCore
+
+/// HTTP header fields as name/value pairs, lowercase names.
+public typealias HeaderFields = [(name: String, value: String)]
+
+/// One request ready to send upstream.
+public struct UpstreamRequest: Sendable {
+    public var url: String
+    public var headers: HeaderFields
+    public var body: ByteBuffer
+
+    public init(url: String, headers: HeaderFields, body: ByteBuffer) {
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// What an adapter needs to know about the deployment it sends to.
+public struct DeploymentSettings: Sendable {
+    /// The model name the upstream knows.
+    public var upstreamModel: String
+    /// Output tokens to ask for when the client set no limit, for providers that
+    /// require one (Anthropic).
+    public var defaultMaxTokens: Int
+
+    public init(upstreamModel: String, defaultMaxTokens: Int = 4096) {
+        self.upstreamModel = upstreamModel
+        self.defaultMaxTokens = defaultMaxTokens
+    }
+}
+
+/// How translated responses are labelled.
+public struct ResponseLabels: Sendable {
+    /// The `id` of the completion, e.g. `chatcmpl-req_…`.
+    public var id: String
+    /// Unix seconds.
+    public var created: Int
+    /// The `model` to report when the upstream's answer names none.
+    public var model: String
+
+    public init(id: String, created: Int, model: String) {
+        self.id = id
+        self.created = created
+        self.model = model
+    }
+}
+
+/// A successful non-streaming answer in OpenAI's format.
+public struct TranslatedResponse: Sendable {
+    public var body: ByteBuffer
+    public var usage: TokenUsage?
+
+    public init(body: ByteBuffer, usage: TokenUsage?) {
+        self.body = body
+        self.usage = usage
+    }
+}
+
+/// An upstream's error answer, in OpenAI's terms.
+public struct UpstreamFailure: Sendable {
+    public var error: OpenAIError
+    /// Whether another key or deployment may succeed where this one failed: rate limits,
+    /// overload, 5xx, timeouts; not 400/401/403/404.
+    public var retryable: Bool
+    public var signals: RateLimitSignals
+
+    public init(error: OpenAIError, retryable: Bool, signals: RateLimitSignals) {
+        self.error = error
+        self.retryable = retryable
+        self.signals = signals
+    }
+}
+
+/// Translates between OpenAI's Chat Completions format, which tenants speak, and one
+/// provider's wire format. Pure translation: no I/O, routing or money.
+public protocol ProviderAdapter: Sendable {
+    /// Builds the upstream request for an OpenAI request of `head.endpoint`.
+    ///
+    /// - Throws: `OpenAIError` 400 naming a parameter the provider cannot honour, or 501
+    ///   for an operation it does not offer.
+    func makeRequest(
+        head: InferenceRequestHead,
+        body: ByteBuffer,
+        deployment: DeploymentSettings,
+        endpoint: ProviderEndpoint
+    ) throws(OpenAIError) -> UpstreamRequest
+
+    /// Whether successful non-streaming answers must be collected and translated (else
+    /// they are relayed as they arrive, in OpenAI's format already).
+    var translatesResponses: Bool { get }
+
+    /// Translates a complete successful non-streaming answer.
+    func translateResponse(_ body: ByteBuffer, head: InferenceRequestHead, labels: ResponseLabels) throws(OpenAIError) -> TranslatedResponse
+
+    /// A translator for one successful streaming answer.
+    func makeStreamTranslator(head: InferenceRequestHead, labels: ResponseLabels) -> any StreamTranslator
+
+    /// Maps an error answer (any status outside 2xx).
+    func mapError(status: Int, headers: HeaderFields, body: ByteBuffer) -> UpstreamFailure
+
+    /// What the provider said about its capacity in a response's headers (and, for some
+    /// providers, an error body).
+    func rateLimitSignals(status: Int, headers: HeaderFields, body: ByteBuffer?) -> RateLimitSignals
+}
+
+/// Turns one upstream stream into OpenAI `chat.completion.chunk` server-sent events,
+/// whatever the chunk boundaries. A value-type state machine: feed bytes, get bytes.
+///
+/// A successful stream ends with a chunk carrying `finish_reason`, then the usage chunk
+/// when the client asked for it, then `data: [DONE]`. An upstream error mid-stream
+/// becomes `data: {"error":{...}}` and nothing follows it.
+public protocol StreamTranslator: Sendable {
+    /// Consumes the next upstream bytes; returns what to send to the client.
+    mutating func translate(_ chunk: ByteBuffer) -> ByteBuffer
+    /// The upstream ended; returns the closing events still owed to the client.
+    mutating func finish() -> ByteBuffer
+    /// The usage the upstream reported, once known.
+    var usage: TokenUsage? { get }
+    /// Chunks that carried choices: with no reported usage, a stand-in for output tokens.
+    var contentChunks: Int { get }
+    /// The error the upstream reported mid-stream, if it did (already sent to the client).
+    var upstreamError: OpenAIError? { get }
+}
