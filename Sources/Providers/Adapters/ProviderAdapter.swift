@@ -77,8 +77,8 @@ public struct UpstreamFailure: Sendable {
 public protocol ProviderAdapter: Sendable {
     /// Builds the upstream request for an OpenAI request of `head.endpoint`.
     ///
-    /// - Throws: `OpenAIError` 400 naming a parameter the provider cannot honour, or 501
-    ///   for an operation it does not offer.
+    /// - Throws: `OpenAIError` 400 naming a parameter the provider cannot honour, or 400
+    ///   `unsupported_endpoint` for an operation (completions, embeddings) it does not offer.
     func makeRequest(
         head: InferenceRequestHead,
         body: ByteBuffer,

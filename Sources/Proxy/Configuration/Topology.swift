@@ -112,11 +112,12 @@ public struct Topology: Sendable {
         self.disabledProviders = disabled
     }
 
-    /// The adapter for a provider kind. Anthropic and Gemini answer 501 through the OpenAI
-    /// adapter's URL check until their translations are wired in.
+    /// The adapter for a provider kind. Gemini answers 501 through the OpenAI adapter's URL
+    /// check until its translation is wired in.
     static func adapter(for kind: ProviderKind) -> any ProviderAdapter {
         switch kind {
-        case .openai, .azureOpenAI, .engine, .anthropic, .gemini: OpenAIAdapter()
+        case .openai, .azureOpenAI, .engine, .gemini: OpenAIAdapter()
+        case .anthropic: AnthropicAdapter()
         }
     }
 
