@@ -1,0 +1,133 @@
+extension GeminiRequest {
+    /// Translates an OpenAI Chat Completions request.
+    ///
+    /// - Throws: `OpenAIError` 400 naming the parameter or message Gemini cannot honour.
+    init(_ chat: ChatRequest) throws(OpenAIError) {
+        try Self.refuseUnsupported(chat)
+        let conversation = try GeminiConversation(chat.messages)
+        self.init(contents: conversation.contents, systemInstruction: conversation.systemInstruction)
+        tools = try Self.tools(chat.tools)
+        toolConfig = Self.toolConfig(chat.toolChoice)
+        let config = Self.generationConfig(chat)
+        generationConfig = config.isEmpty ? nil : config
+    }
+
+    // MARK: What Gemini cannot do
+
+    /// The top-level keys a Chat Completions request may carry to a Gemini deployment.
+    /// Every other key is refused rather than dropped, because it would change the answer.
+    static let acceptedKeys: Set<String> = [
+        "model", "messages", "stream", "max_tokens", "max_completion_tokens", "temperature", "top_p", "stop",
+        "presence_penalty", "frequency_penalty", "seed", "tools", "tool_choice", "response_format",
+        // Accepted only with values Gemini can honour; checked in `refuseUnsupported`.
+        "n", "logprobs", "top_logprobs", "logit_bias", "parallel_tool_calls",
+        // Read by the proxy itself (usage is always metered), not sent upstream.
+        "stream_options",
+        // End-user and cache identifiers for OpenAI's abuse monitoring and prompt cache
+        // routing: nothing in Gemini takes them, and they do not change the answer.
+        "user", "safety_identifier", "prompt_cache_key",
+        // OpenAI-side storage and its tags (distillation, evals): Gemini stores nothing.
+        "store", "metadata",
+        // OpenAI's processing tier: latency and price, not content.
+        "service_tier",
+    ]
+
+    private static func refuseUnsupported(_ chat: ChatRequest) throws(OpenAIError) {
+        if let key = chat.presentKeys.subtracting(acceptedKeys).sorted().first {
+            throw unsupported(key, "It is not supported with this model")
+        }
+        if let n = chat.n, n != 1 {
+            throw unsupported("n", "This model returns one choice; 'n' must be 1")
+        }
+        if chat.logprobs == true {
+            // ChatCompletionEncoder writes no logprobs, so Gemini's could not be relayed.
+            throw unsupported("logprobs", "Log probabilities are not available with this model")
+        }
+        if let top = chat.topLogprobs, top > 0 {
+            throw unsupported("top_logprobs", "Log probabilities are not available with this model")
+        }
+        if let bias = chat.logitBias, !bias.isEmpty {
+            throw unsupported("logit_bias", "Token bias is not available with this model")
+        }
+        if chat.parallelToolCalls == false {
+            throw unsupported("parallel_tool_calls", "This model cannot be limited to one tool call per answer")
+        }
+        if chat.reasoningEffort != nil {
+            // Gemini's thinking budget is a token count whose range and meaning depend on
+            // the model (some cannot turn thinking off); no mapping of effort levels to it
+            // holds for every model a deployment may name.
+            throw unsupported("reasoning_effort", "Reasoning effort cannot be set with this model")
+        }
+        if let seed = chat.seed, Int32(exactly: seed) == nil {
+            throw OpenAIError.invalidRequest(
+                "Invalid value for 'seed': this model takes a 32-bit seed.", param: "seed", code: "invalid_value"
+            )
+        }
+    }
+
+    private static func unsupported(_ key: String, _ reason: String) -> OpenAIError {
+        OpenAIError.invalidRequest(
+            "Unsupported parameter: '\(key)'. \(reason).", param: key, code: "unsupported_parameter"
+        )
+    }
+
+    // MARK: Tools
+
+    private static func tools(_ tools: [Tool]?) throws(OpenAIError) -> [GeminiTool]? {
+        guard let tools, !tools.isEmpty else { return nil }
+        var declarations: [GeminiFunctionDeclaration] = []
+        for (index, tool) in tools.enumerated() {
+            guard tool.type == "function" else {
+                throw OpenAIError.invalidRequest(
+                    "Tools of type '\(tool.type)' are not supported with this model.", param: "tools[\(index)].type", code: "invalid_value"
+                )
+            }
+            // `strict` has no Gemini counterpart per declaration; Gemini follows the
+            // declared schema without OpenAI's guarantee.
+            declarations.append(GeminiFunctionDeclaration(
+                name: tool.function.name,
+                description: tool.function.description ?? "",
+                parametersJsonSchema: tool.function.parameters
+            ))
+        }
+        return [GeminiTool(functionDeclarations: declarations)]
+    }
+
+    private static func toolConfig(_ choice: ToolChoice?) -> GeminiToolConfig? {
+        guard let choice else { return nil }
+        let config: GeminiToolConfig.FunctionCallingConfig
+        switch choice {
+        case .auto: config = .init(mode: "AUTO")
+        case .none: config = .init(mode: "NONE")
+        case .required: config = .init(mode: "ANY")
+        case .function(let name): config = .init(mode: "ANY", allowedFunctionNames: [name])
+        }
+        return GeminiToolConfig(functionCallingConfig: config)
+    }
+
+    // MARK: Generation
+
+    private static func generationConfig(_ chat: ChatRequest) -> GeminiGenerationConfig {
+        var config = GeminiGenerationConfig(
+            candidateCount: chat.n,
+            stopSequences: chat.stop.map(\.values).flatMap { $0.isEmpty ? nil : $0 },
+            maxOutputTokens: chat.maximumOutputTokens,
+            temperature: chat.temperature,
+            topP: chat.topP,
+            seed: chat.seed,
+            presencePenalty: chat.presencePenalty,
+            frequencyPenalty: chat.frequencyPenalty
+        )
+        switch chat.responseFormat {
+        case nil, .text:
+            break
+        case .jsonObject:
+            config.responseMimeType = "application/json"
+        case .jsonSchema(_, let schema, _):
+            // OpenAI's `strict` has no counterpart: Gemini constrains output to the schema.
+            config.responseMimeType = "application/json"
+            config.responseJsonSchema = schema
+        }
+        return config
+    }
+}
