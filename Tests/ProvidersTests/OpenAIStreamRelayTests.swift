@@ -152,6 +152,52 @@ struct OpenAIStreamRelayTests {
         }
     }
 
+    // MARK: Azure
+
+    /// The Azure model-router chunks as SSE: a `prompt_filter_results` chunk with
+    /// `choices: []` and no usage first, `content_filter_results` on every choice.
+    private func azureStream() throws -> (input: [UInt8], lines: [String]) {
+        let lines = String(decoding: try Fixtures.bytes("openai/chunks/vercel.azure-model-router.chunks.txt"), as: UTF8.self)
+            .split(separator: "\n").map(String.init)
+        return (Array((lines.map { "data: \($0)\n\n" }.joined() + "data: [DONE]\n\n").utf8), lines)
+    }
+
+    @Test("Azure: filter results relay intact and usage is read from the last chunk", arguments: [true, false])
+    func azureModelRouter(wantsUsage: Bool) throws {
+        let (input, lines) = try azureStream()
+        let inputChunks = try chunkObjects(input)
+        #expect(inputChunks.first?["prompt_filter_results"] != nil)
+        #expect((inputChunks.first?["choices"] as? [Any])?.isEmpty == true)
+
+        let translator = OpenAIAdapter(kind: .azureOpenAI).makeStreamTranslator(
+            head: try InferenceRequestHead.parse(
+                ByteBuffer(string: #"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":\#(wantsUsage)}}"#),
+                endpoint: .chatCompletions
+            ),
+            labels: ResponseLabels(id: "chatcmpl-req_azure", created: 1, model: "m")
+        )
+        var relay = try #require(translator as? OpenAIStreamRelay)
+        var output = bytes(relay.translate(ByteBuffer(bytes: input)))
+        output += bytes(relay.finish())
+
+        #expect(relay.usage == TokenUsage(promptTokens: 15, completionTokens: 78, reasoningTokens: 64))
+        #expect(relay.sawDone)
+        #expect(relay.upstreamError == nil)
+        if wantsUsage {
+            #expect(output == input)
+            return
+        }
+        // Only the usage chunk goes, and the `"usage":null` of the others; the prompt
+        // filter chunk (no choices, no usage) and every filter result stay as they were.
+        let outputEvents = eventData(output).map { String(decoding: $0, as: UTF8.self) }
+        #expect(outputEvents.count == lines.count)
+        #expect(outputEvents.first == lines.first)
+        #expect(outputEvents.last == "[DONE]")
+        let expected = lines.dropLast().map { $0.replacingOccurrences(of: #","usage":null"#, with: "") }
+        #expect(Array(outputEvents.dropLast()) == expected)
+        #expect(expected.filter { $0.contains("content_filter_results") }.count == lines.count - 1)
+    }
+
     // MARK: Engine-style and unusual chunks
 
     @Test("a chunk with choices and usage keeps its choices and loses usage when the client did not ask")

@@ -90,6 +90,10 @@ public protocol ProviderAdapter: Sendable {
     /// they are relayed as they arrive, in OpenAI's format already).
     var translatesResponses: Bool { get }
 
+    /// The same, per operation: an adapter may fix up some answers (engine chat) and
+    /// relay others untouched (large embeddings).
+    func translatesResponses(for endpoint: InferenceEndpoint) -> Bool
+
     /// Translates a complete successful non-streaming answer.
     func translateResponse(_ body: ByteBuffer, head: InferenceRequestHead, labels: ResponseLabels) throws(OpenAIError) -> TranslatedResponse
 
@@ -102,6 +106,10 @@ public protocol ProviderAdapter: Sendable {
     /// What the provider said about its capacity in a response's headers (and, for some
     /// providers, an error body).
     func rateLimitSignals(status: Int, headers: HeaderFields, body: ByteBuffer?) -> RateLimitSignals
+}
+
+extension ProviderAdapter {
+    public func translatesResponses(for endpoint: InferenceEndpoint) -> Bool { translatesResponses }
 }
 
 /// Turns one upstream stream into OpenAI `chat.completion.chunk` server-sent events,

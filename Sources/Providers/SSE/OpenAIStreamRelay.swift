@@ -6,20 +6,31 @@ import NIOCore
 /// Switchyard always asks the upstream for usage; when the client did not, the usage
 /// chunk is taken out of what the client sees (or, where an engine puts usage on a chunk
 /// that also carries choices, the `usage` member is cut from that chunk).
+///
+/// In front of a self-hosted engine the relay also hides the engine's quirks (see
+/// `EngineStreamQuirks`). Either way chunks are scanned, not decoded, and only a chunk
+/// that needs a fix is spliced; the rest go through byte for byte.
 public struct OpenAIStreamRelay: StreamTranslator {
     private var parser = SSEParser()
     private let clientWantsUsage: Bool
+    private var engineQuirks: EngineStreamQuirks?
 
     /// Usage reported by the upstream, once its usage chunk went by.
     public private(set) var usage: TokenUsage?
     /// Chunks that carried choices; with no reported usage, a stand-in for output tokens.
     public private(set) var contentChunks = 0
+    /// Whether the upstream sent `[DONE]` (not counting one the relay added for an engine).
     public private(set) var sawDone = false
     /// The error the upstream sent mid-stream, if it did (relayed as it came).
     public private(set) var upstreamError: OpenAIError?
 
-    public init(clientWantsUsage: Bool) {
+    /// - Parameters:
+    ///   - clientWantsUsage: whether the client asked for usage (`stream_options.include_usage`).
+    ///   - engineLabels: for a self-hosted engine, the labels of this answer, whose id
+    ///     stands in for a missing one; nil relays an OpenAI or Azure stream as it is.
+    public init(clientWantsUsage: Bool, engineLabels: ResponseLabels? = nil) {
         self.clientWantsUsage = clientWantsUsage
+        self.engineQuirks = engineLabels.map(EngineStreamQuirks.init(labels:))
     }
 
     /// Consumes one chunk from the upstream and returns the bytes to send to the client.
@@ -32,20 +43,30 @@ public struct OpenAIStreamRelay: StreamTranslator {
         return output
     }
 
-    /// Ends the stream; returns the bytes of an event left without its blank line.
+    /// Ends the stream; returns the bytes of an event left without its blank line, and
+    /// for an engine that finished its answer without `[DONE]`, what it still owed.
     public mutating func finish() -> ByteBuffer {
         var output = ByteBuffer()
         if let event = parser.finish() { emit(event, into: &output) }
+        if !sawDone, upstreamError == nil, var quirks = engineQuirks, quirks.completed {
+            quirks.closingEvents(into: &output)
+            engineQuirks = quirks
+            output.writeStaticString("data: [DONE]\n\n")
+        }
         return output
     }
 
     private mutating func emit(_ event: SSEEvent, into output: inout ByteBuffer) {
         if event.isDone {
             sawDone = true
+            if upstreamError == nil, var quirks = engineQuirks {
+                quirks.closingEvents(into: &output)
+                engineQuirks = quirks
+            }
             output.writeStaticString("data: [DONE]\n\n")
             return
         }
-        var cut: Range<Int>?
+        var edits = JSONEdits()
         var drop = false
         event.data.withUnsafeBytes { raw in
             let scanner = JSONScanner(raw)
@@ -62,10 +83,20 @@ public struct OpenAIStreamRelay: StreamTranslator {
                 }
             }
             if choices > 0 { contentChunks += 1 }
+            engineQuirks?.normalise(members, scanner: scanner, edits: &edits)
             guard let usageMember else { return }
             let isNull = scanner.isNull(at: usageMember.value)
             if !isNull, let reported = TokenUsage.read(usageAt: usageMember.value, scanner: scanner) {
                 usage = reported
+            }
+            if !isNull, choices <= 0 {
+                engineQuirks?.upstreamSentUsageChunk()
+            } else if !isNull, clientWantsUsage, engineQuirks != nil {
+                // Usage riding on a chunk with choices (llama.cpp, TGI) is moved to a
+                // usage chunk of its own, where SDKs look for it.
+                engineQuirks?.deferUsage(scanner.raw(usageMember.value))
+                edits.remove(Self.memberWithSeparator(usageMember, in: raw))
+                return
             }
             guard !clientWantsUsage else { return }
             // The client did not ask for usage: it sees neither the usage chunk nor the
@@ -73,7 +104,7 @@ public struct OpenAIStreamRelay: StreamTranslator {
             if !isNull, choices <= 0 {
                 drop = true
             } else {
-                cut = Self.memberWithSeparator(usageMember, in: raw)
+                edits.remove(Self.memberWithSeparator(usageMember, in: raw))
             }
         }
         if drop { return }
@@ -83,11 +114,10 @@ public struct OpenAIStreamRelay: StreamTranslator {
             output.writeStaticString("\n")
         }
         output.writeStaticString("data: ")
-        if let cut {
-            Self.writeData(event.data[0..<cut.lowerBound], into: &output)
-            Self.writeData(event.data[cut.upperBound...], into: &output)
-        } else {
+        if edits.isEmpty {
             Self.writeData(event.data[...], into: &output)
+        } else {
+            edits.apply(to: event.data) { Self.writeData($0, into: &output) }
         }
         output.writeStaticString("\n\n")
     }

@@ -40,7 +40,7 @@ public struct ProviderEndpoint: Sendable {
         case .anthropic, .gemini:
             throw OpenAIError(
                 status: 501,
-                message: "Deployments of kind '\(kind.rawValue)' cannot serve requests yet.",
+                message: "Providers of kind '\(kind.rawValue)' have no OpenAI-style URL; their adapter builds the request.",
                 type: "server_error",
                 code: "provider_not_supported"
             )

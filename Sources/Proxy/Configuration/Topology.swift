@@ -112,12 +112,12 @@ public struct Topology: Sendable {
         self.disabledProviders = disabled
     }
 
-    /// The adapter for a provider kind. Gemini answers 501 through the OpenAI adapter's URL
-    /// check until its translation is wired in.
+    /// The adapter that translates to and from a provider kind's wire format.
     static func adapter(for kind: ProviderKind) -> any ProviderAdapter {
         switch kind {
-        case .openai, .azureOpenAI, .engine, .gemini: OpenAIAdapter()
+        case .openai, .azureOpenAI, .engine: OpenAIAdapter(kind: kind)
         case .anthropic: AnthropicAdapter()
+        case .gemini: GeminiAdapter()
         }
     }
 

@@ -21,7 +21,7 @@ extension RequestPipeline {
         let labels = ResponseLabels(
             id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: deployment.upstreamModel
         )
-        if !head.stream, deployment.adapter.translatesResponses {
+        if !head.stream, deployment.adapter.translatesResponses(for: head.endpoint) {
             return await translateWhole(upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels)
         }
         var headers = HTTPFields()
