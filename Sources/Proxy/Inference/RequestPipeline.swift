@@ -87,6 +87,15 @@ final class RequestPipeline: Sendable {
                     failure = OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")
                     continue
                 }
+                // Engines report no capacity; external providers do, on every answer.
+                if case .provider = deployment.target {
+                    metrics.upstreamCapacity(
+                        deployment: deployment.id,
+                        signals: deployment.adapter.rateLimitSignals(
+                            status: Int(response.status.code), headers: response.headers.fields, body: nil
+                        )
+                    )
+                }
                 if (200..<300).contains(response.status.code) {
                     return await relay(
                         response, head: head, deployment: deployment, placement: placement, meter: meter, requestID: context.requestID
@@ -97,6 +106,9 @@ final class RequestPipeline: Sendable {
                 let upstreamFailure = deployment.adapter.mapError(
                     status: Int(response.status.code), headers: response.headers.fields, body: errorBody
                 )
+                if case .provider = deployment.target {
+                    metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
+                }
                 let mapped = upstreamFailure.error
                 context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
                 if !isLastDeployment, attempts < Self.maximumAttempts, upstreamFailure.retryable {

@@ -1,5 +1,6 @@
 import Billing
 import Prometheus
+import Providers
 import Synchronization
 
 /// Switchyard's Prometheus metrics, served at `/metrics`. Labels never carry tenant ids
@@ -94,6 +95,60 @@ public final class ProxyMetrics: Sendable {
                 help: "Time from request to the upstream's first response byte."
             )
         )
+    }
+
+    // MARK: Provider capacity
+
+    private struct CapacityGauges: Sendable {
+        var limit: [String: Gauge]
+        var remaining: [String: Gauge]
+        var retryAfter: Gauge
+    }
+
+    private let capacityGauges = Mutex<[String: CapacityGauges]>([:])
+
+    /// Shows what a provider last said about a deployment's capacity (the key-pool work
+    /// acts on it; operators see it here first).
+    func upstreamCapacity(deployment: String, signals: RateLimitSignals) {
+        guard !signals.isEmpty else { return }
+        let gauges = capacityGauges.withLock { cache in
+            if let gauges = cache[deployment] { return gauges }
+            var limit: [String: Gauge] = [:]
+            var remaining: [String: Gauge] = [:]
+            for window in ["requests", "tokens", "input_tokens", "output_tokens"] {
+                let labels = [("deployment", deployment), ("window", window)]
+                limit[window] = registry.makeGauge(
+                    name: "switchyard_upstream_ratelimit_limit", labels: labels,
+                    help: "The limit the provider last reported for a deployment's window."
+                )
+                remaining[window] = registry.makeGauge(
+                    name: "switchyard_upstream_ratelimit_remaining", labels: labels,
+                    help: "What the provider last reported as remaining in a deployment's window."
+                )
+            }
+            let gauges = CapacityGauges(
+                limit: limit,
+                remaining: remaining,
+                retryAfter: registry.makeGauge(
+                    name: "switchyard_upstream_retry_after_seconds", labels: [("deployment", deployment)],
+                    help: "The last retry-after the provider sent for a deployment."
+                )
+            )
+            cache[deployment] = gauges
+            return gauges
+        }
+        let windows = [
+            ("requests", signals.requests), ("tokens", signals.tokens),
+            ("input_tokens", signals.inputTokens), ("output_tokens", signals.outputTokens),
+        ]
+        for (name, window) in windows {
+            if let limit = window.limit { gauges.limit[name]?.set(Int64(limit)) }
+            if let remaining = window.remaining { gauges.remaining[name]?.set(Int64(remaining)) }
+        }
+        if let retryAfter = signals.retryAfter {
+            let (seconds, attoseconds) = retryAfter.components
+            gauges.retryAfter.set(Double(seconds) + Double(attoseconds) / 1e18)
+        }
     }
 
     /// Updates the gauges read from live state, then renders the exposition text.
