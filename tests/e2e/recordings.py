@@ -120,3 +120,25 @@ def expected_openai_stream(body: bytes) -> dict:
             "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
         },
     }
+
+
+def expected_openai_json(body: bytes) -> dict:
+    answer = json.loads(body)
+    choice = answer["choices"][0]
+    message = choice["message"]
+    calls = message.get("tool_calls") or []
+    usage = answer.get("usage") or {}
+    return {
+        "content": message.get("content"), "tools": [c["function"]["name"] for c in calls],
+        "arguments": [json.loads(c["function"]["arguments"] or "{}") for c in calls], "finish": choice["finish_reason"],
+        "usage": {"prompt_tokens": usage.get("prompt_tokens", 0), "completion_tokens": usage.get("completion_tokens", 0),
+                  "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)},
+    }
+
+
+def engine_normalised(expected: dict) -> dict:
+    """What Switchyard makes of an engine's answer: tool calls that end in `stop` (or
+    without a finish reason) end in `tool_calls`."""
+    if expected["tools"] and expected["finish"] in (None, "stop"):
+        expected = {**expected, "finish": "tool_calls"}
+    return expected

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import yaml
+
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures"
 
 
@@ -36,7 +38,26 @@ def recorded_headers(path: str, index: int) -> tuple:
     return tuple((k, v) for k, v in headers.items() if "ratelimit" in k or k.startswith("retry-after"))
 
 
-def chunks_as_sse(path: str, *, crlf: bool = False, named: bool = False) -> bytes:
+def cassette(path: str, index: int = 0) -> dict:
+    """Interaction `index` of a VCR cassette."""
+    return yaml.safe_load(fixture_bytes(path))["interactions"][index]["response"]
+
+
+def cassette_body(path: str, index: int = 0) -> bytes:
+    """A cassette's response body: the raw string, or the recorder's parsed JSON re-encoded."""
+    response = cassette(path, index)
+    body = response.get("body") or {}
+    if isinstance(body, dict) and "string" in body:
+        return body["string"].encode()
+    return json.dumps(response["parsed_body"]).encode()
+
+
+def chunk_list_as_sse(path: str) -> bytes:
+    """A recording stored as a JSON list of chunks, framed as the SSE an engine sends."""
+    return "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in json.loads(fixture_bytes(path))).encode() + b"data: [DONE]\n\n"
+
+
+def chunks_as_sse(path: str, *, crlf: bool = False, named: bool = False, done: bool = False) -> bytes:
     """A `.chunks.txt` recording (one event JSON per line) framed as SSE again."""
     newline = "\r\n" if crlf else "\n"
     events = []
@@ -45,6 +66,8 @@ def chunks_as_sse(path: str, *, crlf: bool = False, named: bool = False) -> byte
             continue
         prefix = f"event: {json.loads(line)['type']}{newline}" if named else ""
         events.append(f"{prefix}data: {line}{newline}{newline}")
+    if done:
+        events.append(f"data: [DONE]{newline}{newline}")
     return "".join(events).encode()
 
 
@@ -86,11 +109,13 @@ ANTHROPIC_STREAMS = {
     "anthropic-two-turns-2": lambda: recorded_body("anthropic/recorded/anthropic-sdk-python.tool-use-stream-two-turns.json", 1),
     "anthropic-text-chunks": lambda: chunks_as_sse("anthropic/chunks/vercel.anthropic-text.chunks.txt", named=True),
     "anthropic-tool-no-args": lambda: chunks_as_sse("anthropic/chunks/vercel.anthropic-tool-no-args.chunks.txt", named=True),
+    "anthropic-thinking": lambda: cassette_body("anthropic/cassettes/pydantic-ai.thinking-stream.yaml"),
 }
 ANTHROPIC_JSON = {
     "anthropic-text-json": lambda: fixture_bytes("anthropic/json/vercel.anthropic-text.json"),
     "anthropic-rl-text": lambda: recorded_body("anthropic/recorded/anthropic-sdk-python.200-with-ratelimit-headers.json", 0),
     "anthropic-rl-tool": lambda: recorded_body("anthropic/recorded/anthropic-sdk-python.200-with-ratelimit-headers.json", 1),
+    "anthropic-retry-after": lambda: cassette_body("anthropic/cassettes/pydantic-ai.nonstream-200-with-retry-after.yaml"),
 }
 GEMINI_STREAMS = {
     "gemini-text-pydantic": lambda: fixture_bytes("gemini/sse/text.pydantic-ai.sse"),
@@ -111,8 +136,22 @@ OPENAI_STREAMS = {
     for name in [
         "chat-text.openai-python.sse", "chat-refusal.openai-python.sse", "chat-tool-call.openai-python.sse",
         "chat-text-include_usage.newrelic.sse", "chat-tool-call-include_usage.pydantic-ai.sse",
-        "chat-after-tool-result-include_usage.pydantic-ai.sse",
+        "chat-after-tool-result-include_usage.pydantic-ai.sse", "chat-text-no-stream_options.newrelic.sse",
     ]
+}
+OPENAI_STREAMS["openai-vercel-text-chunks"] = lambda: chunks_as_sse("openai/chunks/vercel.openai-text.chunks.txt", done=True)
+OPENAI_JSON = {"openai-vercel-json": lambda: fixture_bytes("openai/json/vercel.openai-text.json")}
+AZURE_STREAMS = {"azure-model-router": lambda: chunks_as_sse("openai/chunks/vercel.azure-model-router.chunks.txt", done=True)}
+ENGINE_STREAMS = {
+    f"tgi-{Path(name).stem}": (lambda name=name: chunk_list_as_sse(f"local-engines/tgi/{name}"))
+    for name in [
+        "chat-stream-include_usage.hf-client.json", "chat-stream-include_usage.openai-client.json",
+        "chat-stream-no-usage.openai-client.json", "chat-stream-tool-call.openai-client.json",
+    ]
+}
+ENGINE_JSON = {
+    "tgi-tool-call-json": lambda: fixture_bytes("local-engines/tgi/chat-tool-call-nonstream.json"),
+    "ollama-json-schema": lambda: cassette_body("local-engines/ollama/pydantic-ai.nonstream-json_schema-reasoning.yaml"),
 }
 
 ANTHROPIC_ERRORS = {
@@ -143,6 +182,8 @@ def scenario(provider: str, model: str, stream: bool) -> Scenario:
         if not stream and model in ANTHROPIC_JSON:
             recording = "anthropic/recorded/anthropic-sdk-python.200-with-ratelimit-headers.json"
             headers = recorded_headers(recording, 0 if model == "anthropic-rl-text" else 1) if model.startswith("anthropic-rl") else ()
+            if model == "anthropic-retry-after":
+                headers = (("retry-after", str(cassette("anthropic/cassettes/pydantic-ai.nonstream-200-with-retry-after.yaml")["headers"]["retry-after"][0])),)
             return Scenario(200, ANTHROPIC_JSON[model](), headers=headers)
     if provider == "gemini":
         if model in GEMINI_ERRORS:
@@ -154,8 +195,12 @@ def scenario(provider: str, model: str, stream: bool) -> Scenario:
             return Scenario(200, GEMINI_STREAMS[model](), "text/event-stream")
         if not stream and model in GEMINI_JSON:
             return Scenario(200, GEMINI_JSON[model]())
-    if provider == "openai" and stream and model in OPENAI_STREAMS:
-        return Scenario(200, OPENAI_STREAMS[model](), "text/event-stream")
+    streams = {"openai": OPENAI_STREAMS, "azure": AZURE_STREAMS, "engine": ENGINE_STREAMS}.get(provider, {})
+    answers = {"openai": OPENAI_JSON, "engine": ENGINE_JSON}.get(provider, {})
+    if stream and model in streams:
+        return Scenario(200, streams[model](), "text/event-stream")
+    if not stream and model in answers:
+        return Scenario(200, answers[model]())
     return Scenario(404, json.dumps({"error": {"message": f"replay: no {provider} scenario {model!r} (stream={stream})",
                                                "type": "invalid_request_error", "code": "model_not_found"}}).encode())
 
@@ -172,8 +217,13 @@ class ReplayHandler(BaseHTTPRequestHandler):
         request = json.loads(self.rfile.read(length) or b"{}")
         ReplayHandler.requests_seen.append({"path": self.path, "headers": dict(self.headers), "body": request})
         gemini = re.match(r"^/v1beta/models/([^:]+):(generateContent|streamGenerateContent)", self.path)
+        azure = re.match(r"^/openai/deployments/([^/]+)/chat/completions\?api-version=", self.path)
         if gemini:
             provider, model, stream = "gemini", gemini.group(1), gemini.group(2) == "streamGenerateContent"
+        elif azure:
+            provider, model, stream = "azure", azure.group(1), bool(request.get("stream"))
+        elif self.path == "/engine/v1/chat/completions":
+            provider, model, stream = "engine", request.get("model", ""), bool(request.get("stream"))
         elif self.path == "/v1/messages":
             provider, model, stream = "anthropic", request.get("model", ""), bool(request.get("stream"))
         else:
@@ -216,3 +266,27 @@ def start() -> tuple:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, server.server_address[1]
+
+
+# Recordings not replayed as chat traffic, and why. Every other transcript file in the
+# fixtures is served above (test_every_transcript_is_replayed checks it).
+NOT_REPLAYED = {
+    "openai/cassettes/newrelic.openai-chat-and-errors.yaml":
+        "its chat interactions are replayed through their derived openai/sse and openai/http files; the rest are /v1/responses and embeddings",
+    "openai/cassettes/pydantic-ai.chat-stream-tool-call-include_usage.yaml":
+        "both interactions are replayed through their derived openai/sse files",
+    "gemini/cassettes/pydantic-ai.function-call.yaml": "replayed through its derived gemini/sse file",
+    "gemini/cassettes/pydantic-ai.text.yaml": "replayed through its derived gemini/sse file",
+    "gemini/cassettes/pydantic-ai.usage-live.yaml": "replayed through its derived gemini/sse file",
+    "gemini/cassettes/newrelic.gemini-and-vertex.yaml": "batchEmbedContents and Vertex traffic: no chat completion to translate",
+    "anthropic/recorded/anthropic-sdk-python.400-invalid_request_error.json": "its 400 body is replayed as anthropic-400",
+    "gemini/http/200-stream-headers.newrelic.http": "headers only",
+    "gemini/http/404-stream-request-unknown-model.newrelic.http": "the same body as gemini/errors/404-unknown-model, replayed as gemini-404",
+    "gemini/http/400-stream-request-bad-api-key.newrelic.http": "the same body as gemini/errors/400-API_KEY_INVALID, replayed as gemini-400-key",
+    "gemini/errors/429-RESOURCE_EXHAUSTED-quota.firebase.json": "a second 429 shape; the RetryInfo one is replayed as gemini-429 (both are unit-tested)",
+    "openai/http/200-chat-with-ratelimit-headers.newrelic.http": "unit-tested for its x-ratelimit headers",
+    "openai/http/404-model_not_found.newrelic.http": "unit-tested (OpenAI errors pass through)",
+    "openai/http/404-model_not_found-stream-request.newrelic.http": "unit-tested (OpenAI errors pass through)",
+    "openai/http/401-invalid_api_key.newrelic.http": "unit-tested: its message quotes the key and must never pass",
+    "openai/errors/vercel.400-unsupported_parameter.json": "unit-tested (OpenAI errors pass through)",
+}

@@ -24,8 +24,13 @@ STREAMS = {
     **{name: "anthropic" for name in replay.ANTHROPIC_STREAMS},
     **{name: "gemini" for name in replay.GEMINI_STREAMS},
     **{name: "openai" for name in replay.OPENAI_STREAMS},
+    **{name: "azure" for name in replay.AZURE_STREAMS},
+    **{name: "engine" for name in replay.ENGINE_STREAMS},
 }
-WHOLE = {**{name: "anthropic" for name in replay.ANTHROPIC_JSON}, **{name: "gemini" for name in replay.GEMINI_JSON}}
+WHOLE = {
+    **{name: "anthropic" for name in replay.ANTHROPIC_JSON}, **{name: "gemini" for name in replay.GEMINI_JSON},
+    **{name: "openai" for name in replay.OPENAI_JSON}, **{name: "engine" for name in replay.ENGINE_JSON},
+}
 ERRORS = {**{name: "anthropic" for name in replay.ANTHROPIC_ERRORS}, **{name: "gemini" for name in replay.GEMINI_ERRORS}}
 
 
@@ -42,6 +47,8 @@ def switchyard():
         {"id": "replay-openai", "kind": "openai", "base_url": f"{base}/v1", "api_key_env": "REPLAY_OPENAI_KEY"},
         {"id": "replay-anthropic", "kind": "anthropic", "base_url": base, "api_key_env": "REPLAY_ANTHROPIC_KEY"},
         {"id": "replay-gemini", "kind": "gemini", "base_url": f"{base}/v1beta", "api_key_env": "REPLAY_GEMINI_KEY"},
+        {"id": "replay-azure", "kind": "azure-openai", "base_url": base, "api_key_env": "REPLAY_AZURE_KEY", "api_version": "2024-10-21"},
+        {"id": "replay-engine", "kind": "engine", "engine_pool": "replay-pool"},
     ]
     names = [upstream_model(n, s) for n in STREAMS for s in SEEDS] + list(WHOLE) + list(ERRORS)
     provider_of = {**STREAMS, **WHOLE, **ERRORS}
@@ -49,13 +56,14 @@ def switchyard():
     config = {
         "providers": providers,
         "deployments": deployments,
+        "engine_pools": [{"id": "replay-pool", "replicas": [{"url": f"{base}/engine/v1", "slots": 64}]}],
         "models": [{"name": name, "routes": [name]} for name in names],
         "tiers": [{"name": "enterprise", "priority": 100}],
     }
     (directory / "providers.json").write_text(json.dumps(config))
     port = free_port()
     environment = {**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "REPLAY_OPENAI_KEY": "sk-replay-openai",
-                   "REPLAY_ANTHROPIC_KEY": "sk-ant-replay", "REPLAY_GEMINI_KEY": "gemini-replay-key"}
+                   "REPLAY_ANTHROPIC_KEY": "sk-ant-replay", "REPLAY_GEMINI_KEY": "gemini-replay-key", "REPLAY_AZURE_KEY": "azure-replay-key"}
     process = subprocess.Popen(
         [binary(), "serve", "--config", str(directory / "providers.json"), "--db", str(directory / "db.sqlite"),
          "--port", str(port)],
@@ -88,6 +96,10 @@ def expected_stream(name: str) -> dict:
         return recordings.expected_anthropic_stream(replay.ANTHROPIC_STREAMS[name]())
     if provider == "gemini":
         return recordings.expected_gemini(recordings.sse_payloads(replay.GEMINI_STREAMS[name]()), stream=True)
+    if provider == "azure":
+        return recordings.expected_openai_stream(replay.AZURE_STREAMS[name]())
+    if provider == "engine":
+        return recordings.engine_normalised(recordings.expected_openai_stream(replay.ENGINE_STREAMS[name]()))
     return recordings.expected_openai_stream(replay.OPENAI_STREAMS[name]())
 
 
@@ -129,7 +141,7 @@ def test_recorded_stream_through_switchyard(switchyard, name, seed):
         assert got["usage"] == expected["usage"]
 
 
-@pytest.mark.parametrize("name", sorted(n for n, p in STREAMS.items() if p != "openai"))
+@pytest.mark.parametrize("name", sorted(n for n, p in STREAMS.items() if p in ("anthropic", "gemini")))
 def test_translated_stream_hides_usage_unless_asked(switchyard, name):
     chunks = list(switchyard.chat.completions.create(model=name, messages=MESSAGES, stream=True))
     assert all(chunk.usage is None for chunk in chunks)
@@ -139,9 +151,14 @@ def test_translated_stream_hides_usage_unless_asked(switchyard, name):
 @pytest.mark.parametrize("name", sorted(WHOLE))
 def test_recorded_answer_through_switchyard(switchyard, name):
     provider = WHOLE[name]
-    body = (replay.ANTHROPIC_JSON if provider == "anthropic" else replay.GEMINI_JSON)[name]()
-    expected = (recordings.expected_anthropic_json(body) if provider == "anthropic"
-                else recordings.expected_gemini([json.loads(body)]))
+    if provider == "anthropic":
+        expected = recordings.expected_anthropic_json(replay.ANTHROPIC_JSON[name]())
+    elif provider == "gemini":
+        expected = recordings.expected_gemini([json.loads(replay.GEMINI_JSON[name]())])
+    elif provider == "openai":
+        expected = recordings.expected_openai_json(replay.OPENAI_JSON[name]())
+    else:
+        expected = recordings.engine_normalised(recordings.expected_openai_json(replay.ENGINE_JSON[name]()))
     completion = switchyard.chat.completions.create(model=name, messages=MESSAGES)
     message = completion.choices[0].message
     assert message.content == expected["content"]
@@ -173,7 +190,7 @@ def test_translated_errors_raise_the_sdks_exceptions(switchyard, name, exception
             list(response)
     # Nothing of a provider key may come back.
     text = str(raised.value)
-    for secret in ["sk-ant-replay", "gemini-replay-key", "sk-replay-openai"]:
+    for secret in ["sk-ant-replay", "gemini-replay-key", "sk-replay-openai", "azure-replay-key"]:
         assert secret not in text
 
 
@@ -188,3 +205,21 @@ def test_provider_capacity_headers_show_in_metrics(switchyard):
         labels = f'deployment="anthropic-rl-text",window="{window}"'
         assert f"switchyard_upstream_ratelimit_remaining{{{labels}}} {remaining}" in metrics
         assert f"switchyard_upstream_ratelimit_limit{{{labels}}} {limit}" in metrics
+
+
+def test_every_transcript_is_replayed():
+    """Each recorded transcript is served by the replay upstream or named in
+    NOT_REPLAYED with its reason."""
+    import inspect
+
+    # Only the serving code counts, not the table of exclusions below it.
+    source = inspect.getsource(replay).split("NOT_REPLAYED = {")[0]
+    folders = ["openai", "anthropic", "gemini", "local-engines"]
+    transcripts = sorted(
+        str(path.relative_to(replay.FIXTURES)) for folder in folders for path in (replay.FIXTURES / folder).rglob("*")
+        if path.is_file() and path.suffix in {".sse", ".json", ".txt", ".yaml", ".http"}
+    )
+    assert len(transcripts) > 40
+    missing = [path for path in transcripts
+               if path not in replay.NOT_REPLAYED and Path(path).name not in source and path not in source]
+    assert missing == []
