@@ -122,7 +122,10 @@ struct LiveHarness: Sendable {
           },
           "tiers": [
             { "name": "enterprise", "priority": 100 },
-            { "name": "standard", "priority": 10, "models": ["chat-small"] }
+            { "name": "standard", "priority": 10, "models": ["chat-small"] },
+            { "name": "three-per-minute", "priority": 10, "requests_per_minute": 3 },
+            { "name": "one-at-a-time", "priority": 10, "concurrent_requests": 1 },
+            { "name": "two-hundred-tokens", "priority": 10, "tokens_per_minute": 200 }
           ]
         }
         """

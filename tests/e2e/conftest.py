@@ -98,6 +98,7 @@ def start_deployment(directory: Path, *, tokens_per_second: str = "0", ttft_ms: 
     for pool in config["engine_pools"]:
         for replica in pool["replicas"]:
             replica["url"] = f"http://127.0.0.1:{engine_port}/v1"
+    config["tiers"].append({"name": "e2e-limited", "priority": 1, "requests_per_minute": 2})
     (directory / "providers.json").write_text(json.dumps(config))
     database = directory / "switchyard.sqlite"
     environment = {

@@ -155,3 +155,16 @@ def test_configuration_error_names_the_path_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert "$.providers[0].kind" in result.stderr
     assert "opnai" in result.stderr
+
+
+def test_tenant_over_its_limit_gets_rate_limit_error(deployment):
+    _, _, key = make_tenant(deployment, "e2e-limited", tier="e2e-limited")
+    sdk = client(deployment, key)
+    first = sdk.chat.completions.with_raw_response.create(model="chat-small", messages=MESSAGES, max_tokens=2)
+    assert first.headers["x-ratelimit-limit-requests"] == "2"
+    assert first.headers["x-ratelimit-remaining-requests"] == "1"
+    sdk.chat.completions.create(model="chat-small", messages=MESSAGES, max_tokens=2)
+    with pytest.raises(openai.RateLimitError) as refused:
+        sdk.chat.completions.create(model="chat-small", messages=MESSAGES, max_tokens=2)
+    assert refused.value.code == "rate_limit_exceeded"
+    assert int(refused.value.response.headers["retry-after"]) >= 1

@@ -1,5 +1,6 @@
 import Billing
 import Foundation
+import Pools
 import Providers
 
 /// The contents of `providers.json`: providers, engine pools, deployments, public models,
@@ -49,6 +50,9 @@ public struct SwitchyardConfiguration: Sendable {
         public var priority: Int
         /// The public models this tier may use; nil means every model.
         public var models: [String]?
+        /// Requests per minute, tokens per minute and concurrent requests per tenant;
+        /// each nil means unlimited.
+        public var limits: TenantLimits
     }
 
     public var currency: String
@@ -195,7 +199,15 @@ extension SwitchyardConfiguration {
         let name = try object.string("name")
         let priority = try object.integer("priority", minimum: 0)
         let models = object.has("models") ? try object.stringArray("models") : nil
-        return Tier(name: name, priority: priority, models: models)
+        func limit(_ key: String) throws(ConfigurationError) -> Int? {
+            object.has(key) ? try object.integer(key, minimum: 1) : nil
+        }
+        let limits = TenantLimits(
+            requestsPerMinute: try limit("requests_per_minute"),
+            tokensPerMinute: try limit("tokens_per_minute"),
+            concurrentRequests: try limit("concurrent_requests")
+        )
+        return Tier(name: name, priority: priority, models: models, limits: limits)
     }
 
     private static func readPrice(_ object: inout ConfigObject, currency: String) throws(ConfigurationError) -> Price {

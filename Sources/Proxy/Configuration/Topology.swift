@@ -37,6 +37,7 @@ public struct Topology: Sendable {
         public var priority: Int
         /// nil: every model.
         public var models: Set<String>?
+        public var limits: TenantLimits
     }
 
     public let deployments: [String: Deployment]
@@ -103,7 +104,7 @@ public struct Topology: Sendable {
         }
         var tiers: [String: Tier] = [:]
         for tier in configuration.tiers {
-            tiers[tier.name] = Tier(name: tier.name, priority: tier.priority, models: tier.models.map(Set.init))
+            tiers[tier.name] = Tier(name: tier.name, priority: tier.priority, models: tier.models.map(Set.init), limits: tier.limits)
         }
         self.deployments = deployments
         self.routes = RouteTable(routes)

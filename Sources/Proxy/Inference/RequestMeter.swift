@@ -1,5 +1,6 @@
 import Billing
 import Foundation
+import Pools
 import Providers
 import Synchronization
 
@@ -33,13 +34,16 @@ final class RequestMeter: Sendable {
     private let facts: Facts
     private let writer: UsageWriter
     private let metrics: ProxyMetrics
+    /// The tenant-limit reservation to settle with the tokens really used.
+    private let reservation: (Reservation, any TenantAdmission)?
     private let deployment = Mutex<Topology.Deployment?>(nil)
     private let recorded = Atomic<Bool>(false)
 
-    init(facts: Facts, writer: UsageWriter, metrics: ProxyMetrics) {
+    init(facts: Facts, writer: UsageWriter, metrics: ProxyMetrics, reservation: (Reservation, any TenantAdmission)?) {
         self.facts = facts
         self.writer = writer
         self.metrics = metrics
+        self.reservation = reservation
     }
 
     /// Notes the deployment in use, for the safety-net event.
@@ -59,6 +63,9 @@ final class RequestMeter: Sendable {
     }
 
     private func record(_ event: UsageEvent) {
+        if let (reservation, admission) = reservation {
+            admission.settle(reservation, actualTokens: event.promptTokens + event.completionTokens)
+        }
         metrics.request(event)
         writer.record(event)
     }

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Pools
 import Providers
 
 extension RequestPipeline {
@@ -16,17 +17,21 @@ extension RequestPipeline {
         deployment: Topology.Deployment,
         placement: Placement,
         meter: RequestMeter,
-        requestID: String
+        requestID: String,
+        rateLimitHeaders: RateLimitHeaders?
     ) async -> Response {
         let labels = ResponseLabels(
             id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: deployment.upstreamModel
         )
         if !head.stream, deployment.adapter.translatesResponses(for: head.endpoint) {
-            return await translateWhole(upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels)
+            var response = await translateWhole(upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels)
+            if let rateLimitHeaders { response.headers.append(rateLimitHeaders: rateLimitHeaders) }
+            return response
         }
         var headers = HTTPFields()
         headers[.contentType] = upstream.headers.first(name: "content-type")
             ?? (head.stream ? "text/event-stream" : "application/json")
+        if let rateLimitHeaders { headers.append(rateLimitHeaders: rateLimitHeaders) }
         var contentLength: Int?
         if head.stream {
             headers[.cacheControl] = "no-cache"

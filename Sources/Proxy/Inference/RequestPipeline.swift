@@ -16,13 +16,22 @@ final class RequestPipeline: Sendable {
     let httpClient: HTTPClient
     let usageWriter: UsageWriter
     let metrics: ProxyMetrics
+    let admission: any TenantAdmission
     let limits: ProxyLimits
 
-    init(topology: Topology, httpClient: HTTPClient, usageWriter: UsageWriter, metrics: ProxyMetrics, limits: ProxyLimits) {
+    init(
+        topology: Topology,
+        httpClient: HTTPClient,
+        usageWriter: UsageWriter,
+        metrics: ProxyMetrics,
+        admission: any TenantAdmission,
+        limits: ProxyLimits
+    ) {
         self.topology = topology
         self.httpClient = httpClient
         self.usageWriter = usageWriter
         self.metrics = metrics
+        self.admission = admission
         self.limits = limits
     }
 
@@ -41,6 +50,21 @@ final class RequestPipeline: Sendable {
         guard let candidates = topology.deployments(for: head.model, tier: tenant.tier), !candidates.isEmpty else {
             throw OpenAIError.modelNotFound(head.model)
         }
+        // Admission: the tenant's buckets, all at once, before any upstream is chosen.
+        let tenantLimits = topology.tiers[tenant.tier]?.limits ?? .unlimited
+        var reservation: Reservation?
+        if !tenantLimits.isUnlimited {
+            let request = AdmissionRequest(
+                promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
+                maximumOutputTokens: head.maxOutputTokens ?? limits.defaultOutputReservation
+            )
+            switch try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: request) {
+            case .refused(let refusal):
+                return Self.rateLimited(refusal)
+            case .admitted(let admitted):
+                reservation = admitted
+            }
+        }
         let meter = RequestMeter(
             facts: .init(
                 requestID: context.requestID,
@@ -52,7 +76,8 @@ final class RequestPipeline: Sendable {
                 requestBodyBytes: body.readableBytes
             ),
             writer: usageWriter,
-            metrics: metrics
+            metrics: metrics,
+            reservation: reservation.map { ($0, admission) }
         )
 
         var failure = OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached.")
@@ -98,7 +123,8 @@ final class RequestPipeline: Sendable {
                 }
                 if (200..<300).contains(response.status.code) {
                     return await relay(
-                        response, head: head, deployment: deployment, placement: placement, meter: meter, requestID: context.requestID
+                        response, head: head, deployment: deployment, placement: placement, meter: meter,
+                        requestID: context.requestID, rateLimitHeaders: reservation?.headers
                     )
                 }
                 let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
@@ -121,6 +147,22 @@ final class RequestPipeline: Sendable {
         }
         meter.finish(.init(deployment: lastDeployment, status: failure.status, errorType: failure.type))
         throw failure
+    }
+
+    /// The 429 for a refused admission, with `retry-after` and the limits as they stand.
+    static func rateLimited(_ refusal: AdmissionRefusal) -> Response {
+        var response = OpenAIError(
+            status: 429,
+            message: refusal.message,
+            type: refusal.limit == .tokens ? "tokens" : "requests",
+            param: nil,
+            code: "rate_limit_exceeded"
+        ).response()
+        if let seconds = refusal.retryAfterSeconds {
+            response.headers[HTTPField.Name("retry-after")!] = String(seconds)
+        }
+        response.headers.append(rateLimitHeaders: refusal.headers)
+        return response
     }
 
     /// Upstream attempts one request may make, across replicas and deployments.
@@ -191,5 +233,14 @@ extension Duration {
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+extension HTTPFields {
+    /// Adds OpenAI's `x-ratelimit-*` headers.
+    mutating func append(rateLimitHeaders headers: RateLimitHeaders) {
+        for field in headers.fields {
+            if let name = HTTPField.Name(field.name) { self[name] = field.value }
+        }
     }
 }

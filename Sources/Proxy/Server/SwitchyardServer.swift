@@ -4,6 +4,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Pools
 import ServiceLifecycle
 
 /// Switchyard's server: the HTTP application and the services it needs, composed.
@@ -44,6 +45,9 @@ public struct SwitchyardServer: Sendable {
     public let usageWriter: UsageWriter
     public let httpClient: HTTPClient
     public let metrics = ProxyMetrics()
+    /// Tenant limits, held in this process (one instance; Redis-backed admission for
+    /// several replicas comes with the Redis client).
+    public let admission: any TenantAdmission = InProcessLimiter()
     let tenantAuthenticator: TenantAuthenticator
     let logger: Logger
 
@@ -80,7 +84,8 @@ public struct SwitchyardServer: Sendable {
             )
         }
         let pipeline = RequestPipeline(
-            topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, limits: options.limits
+            topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
+            limits: options.limits
         )
         InferenceController(
             pipeline: pipeline,
