@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Switchyard needs on Debian/Ubuntu:
-# SQLite headers, hiredis headers, redis-server, wrk, curl and Python's venv module.
+# SQLite and hiredis headers, pkg-config, redis-server, wrk, curl and Python's venv module.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(libsqlite3-dev libhiredis-dev redis-server wrk curl ca-certificates python3 python3-venv)
+packages=(libsqlite3-dev libhiredis-dev pkg-config redis-server wrk curl ca-certificates python3 python3-venv)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
