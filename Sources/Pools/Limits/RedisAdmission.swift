@@ -1,0 +1,256 @@
+import Logging
+import Synchronization
+
+/// Tenant rate limits kept in Redis, so that every proxy replica pointed at the same Redis
+/// holds a tenant to the same limits.
+///
+/// Each admission and each settlement is one Lua script (``RedisAdmission/admitScript``,
+/// ``RedisAdmission/settleScript``) that runs `AdmissionState`'s arithmetic atomically on
+/// the tenant's keys, with Redis's own clock: the decisions, refusals, retry-afters and
+/// header values are those of one `InProcessLimiter` serving every replica.
+///
+/// Settling never blocks: ``settle(_:actualTokens:)`` queues the settlement (a bounded
+/// queue; when it is full, settlements are dropped and counted, and the reservations they
+/// would have ended expire after `reservationTTL`). ``run()`` sends the queue in pipelined
+/// batches and must be running for settlements to reach Redis; Pools cannot depend on
+/// ServiceLifecycle, so the proxy wraps it in its `Service`. ``shutdown()`` sends what is
+/// left. Shut down the admission before its `RedisClient`.
+///
+/// Reservation ids are a random 64-bit starting point per instance plus a counter, so
+/// replicas draw from unrelated ranges; the admit script refuses an id that is already open
+/// for the tenant and the admission draws the next one, so two open reservations of a
+/// tenant never share an id.
+public final class RedisAdmission: TenantAdmission, Sendable {
+    /// The Redis keys of one tenant. They share the hash tag `{tenant:<id>}`, so they live in
+    /// one Redis Cluster slot and one script may use them all.
+    public struct Keys: Sendable, Hashable {
+        /// A hash: each bucket's level (`requests.units`, `tokens.units`, in 1/60,000
+        /// token), last refill (`.at`, Redis milliseconds) and limit (`.limit`).
+        public let buckets: String
+        /// A sorted set: open reservation id -> expiry in Redis milliseconds.
+        public let inflight: String
+        /// A hash: open reservation id -> reserved tokens.
+        public let reserved: String
+
+        public init(tenantID: String) {
+            let prefix = "sy:{tenant:\(tenantID)}"
+            buckets = prefix + ":buckets"
+            inflight = prefix + ":inflight"
+            reserved = prefix + ":reserved"
+        }
+
+        var all: [String] { [buckets, inflight, reserved] }
+    }
+
+    /// Settlements sent, settlements Redis had nothing for (already settled or expired),
+    /// settlements dropped (queue full, or Redis unreachable at shutdown), and waiting now.
+    public struct Statistics: Sendable, Hashable {
+        public var settled: Int
+        public var unmatched: Int
+        public var dropped: Int
+        public var pending: Int
+    }
+
+    /// The largest requests or tokens per minute the scripts take exactly; larger limits
+    /// are treated as this one. Lua's doubles hold integers exactly below 2^53, and a level
+    /// needs up to three full buckets of 60,000 units per token.
+    public static let largestLimit = 50_000_000_000
+    /// Token counts sent to the scripts are capped here: far above `largestLimit`, so a
+    /// capped count is refused or clamped exactly as the true one would be.
+    static let largestCount = 1 << 52
+    /// How long the keys outlive the moment the tenant's state becomes a fresh tenant's.
+    static let keyMargin: Duration = .seconds(120)
+
+    public let client: RedisClient
+    /// How long an unsettled reservation holds its concurrency slot; whole milliseconds.
+    public let reservationTTL: Duration
+    /// The wait suggested when all concurrency slots are taken; whole milliseconds.
+    public let concurrencyRetryAfter: Duration
+    /// The most settlements queued while Redis is slow or unreachable.
+    public let settlementCapacity: Int
+    /// The most settlements sent in one pipeline.
+    public let settlementBatchSize: Int
+
+    let logger: Logger
+    let queue: Mutex<SettlementQueue<PendingSettlement, CheckedContinuation<Void, Never>>>
+    let counters = Counters()
+    /// The last reservation id drawn.
+    let nextID: Atomic<UInt64>
+
+    /// - Parameters:
+    ///   - client: The Redis every replica shares. Shut it down after this admission.
+    ///   - reservationTTL: How long an unsettled reservation holds its concurrency slot;
+    ///     rounded up to whole milliseconds.
+    ///   - concurrencyRetryAfter: The wait suggested when all concurrency slots are taken;
+    ///     rounded up to whole milliseconds.
+    ///   - settlementCapacity: The most settlements queued; at least 1.
+    ///   - settlementBatchSize: The most settlements sent in one round trip; at least 1.
+    ///   - logger: Where failures to settle are reported.
+    public init(
+        client: RedisClient,
+        reservationTTL: Duration = .seconds(600),
+        concurrencyRetryAfter: Duration = .seconds(1),
+        settlementCapacity: Int = 10_000,
+        settlementBatchSize: Int = 64,
+        logger: Logger = Logger(label: "switchyard.pools.admission")
+    ) {
+        self.client = client
+        self.reservationTTL = .milliseconds(Self.milliseconds(reservationTTL))
+        self.concurrencyRetryAfter = .milliseconds(Self.milliseconds(concurrencyRetryAfter))
+        self.settlementCapacity = max(1, settlementCapacity)
+        self.settlementBatchSize = max(1, settlementBatchSize)
+        self.logger = logger
+        self.queue = Mutex(SettlementQueue(capacity: self.settlementCapacity, batchSize: self.settlementBatchSize))
+        var generator = SystemRandomNumberGenerator()
+        self.nextID = Atomic(generator.next())
+    }
+
+    public var statistics: Statistics {
+        Statistics(
+            settled: counters.settled.load(ordering: .relaxed),
+            unmatched: counters.unmatched.load(ordering: .relaxed),
+            dropped: counters.dropped.load(ordering: .relaxed),
+            pending: queue.withLock { $0.pendingCount }
+        )
+    }
+
+    // MARK: Admission
+
+    /// Reserves one request, its tokens and a concurrency slot of `tenantID`, or refuses,
+    /// atomically across every replica.
+    ///
+    /// - Throws: ``RedisError`` when Redis cannot be reached, does not answer within the
+    ///   client's timeouts, or answers with an error.
+    public func admit(tenantID: String, limits: TenantLimits, request: AdmissionRequest) async throws -> AdmissionDecision {
+        try await admit(tenantID: tenantID, limits: limits, request: request, at: nil)
+    }
+
+    /// An instant given to the scripts instead of Redis's `TIME`: for tests only, which need
+    /// to say what time it is to compare with `AdmissionState`.
+    struct FixedNow: Sendable {
+        /// The instant in Redis milliseconds.
+        var milliseconds: Int
+        /// The same instant on this process's clock, for `Reservation.expiresAt`.
+        var instant: ContinuousClock.Instant
+    }
+
+    func admit(tenantID: String, limits: TenantLimits, request: AdmissionRequest, at fixed: FixedNow?) async throws -> AdmissionDecision {
+        let started = fixed?.instant ?? .now
+        let keys = Keys(tenantID: tenantID)
+        // A collision needs a 64-bit coincidence; a few draws settle it for good.
+        for _ in 0..<4 {
+            let id = Reservation.ID(nextID.wrappingAdd(1, ordering: .relaxed).newValue)
+            let reply = try await client.evalSHA(
+                script: Self.admitScript,
+                keys: keys.all,
+                arguments: [
+                    String(id.rawValue),
+                    String(Self.count(request.reservedTokens)),
+                    Self.limitArgument(limits.requestsPerMinute, largest: Self.largestLimit),
+                    Self.limitArgument(limits.tokensPerMinute, largest: Self.largestLimit),
+                    Self.limitArgument(limits.concurrentRequests, largest: Self.largestCount),
+                    String(Self.milliseconds(reservationTTL)),
+                    String(Self.milliseconds(concurrencyRetryAfter)),
+                    String(Self.milliseconds(Self.keyMargin)),
+                    fixed.map { String($0.milliseconds) } ?? "",
+                ]
+            ).checked()
+            switch try AdmitReply(reply) {
+            case .idInUse:
+                continue
+            case .admitted(let headers):
+                return .admitted(Reservation(
+                    id: id, tenantID: tenantID, tokens: request.reservedTokens,
+                    expiresAt: started + reservationTTL, headers: headers
+                ))
+            case .refused(let limit, let limitValue, let remaining, let retryAfter, let headers):
+                return .refused(AdmissionRefusal(
+                    limit: limit, limitValue: limitValue, remaining: remaining,
+                    requested: limit == .tokens ? request.reservedTokens : 1,
+                    retryAfter: retryAfter, headers: headers
+                ))
+            }
+        }
+        throw RedisError.protocolError("the admit script kept finding reservation ids in use")
+    }
+
+    // MARK: Settling
+
+    /// Queues the settlement of `reservation` with the tokens the request used; returns at
+    /// once. ``run()`` sends it.
+    public func settle(_ reservation: Reservation, actualTokens: Int) {
+        enqueue(PendingSettlement(reservation: reservation, actualTokens: actualTokens, now: nil))
+    }
+
+    /// Queues a settlement at a given Redis instant: for tests only.
+    func settle(_ reservation: Reservation, actualTokens: Int, atMilliseconds now: Int) {
+        enqueue(PendingSettlement(reservation: reservation, actualTokens: actualTokens, now: now))
+    }
+
+    /// Settles at once and says what was settled: for tests, which compare it with
+    /// `AdmissionState.settle`.
+    /// - Returns: nil when the reservation was already settled or had expired.
+    func settleImmediately(_ reservation: Reservation, actualTokens: Int, at fixed: FixedNow?) async throws -> Settlement? {
+        let pending = PendingSettlement(reservation: reservation, actualTokens: actualTokens, now: fixed?.milliseconds)
+        let keys = Keys(tenantID: pending.tenantID)
+        let reply = try await client.evalSHA(
+            script: Self.settleScript, keys: keys.all, arguments: pending.scriptArguments
+        ).checked()
+        return try SettleReply(reply).settlement(actualTokens: pending.actualTokens)
+    }
+
+    /// A settlement waiting to be sent.
+    struct PendingSettlement: Sendable, Hashable {
+        var tenantID: String
+        var id: Reservation.ID
+        /// At least 0, at most `largestCount`.
+        var actualTokens: Int
+        /// Redis milliseconds to settle at, for tests; nil is `TIME`.
+        var now: Int?
+
+        init(reservation: Reservation, actualTokens: Int, now: Int?) {
+            self.tenantID = reservation.tenantID
+            self.id = reservation.id
+            self.actualTokens = RedisAdmission.count(actualTokens)
+            self.now = now
+        }
+
+        var scriptArguments: [String] {
+            [
+                String(id.rawValue), String(actualTokens),
+                String(RedisAdmission.milliseconds(RedisAdmission.keyMargin)), now.map(String.init) ?? "",
+            ]
+        }
+
+        /// The `EVALSHA` command, for pipelines.
+        var command: [String] {
+            ["EVALSHA", RedisAdmission.settleScript.sha1, "3"] + Keys(tenantID: tenantID).all + scriptArguments
+        }
+    }
+
+    final class Counters: Sendable {
+        let settled = Atomic<Int>(0)
+        let unmatched = Atomic<Int>(0)
+        let dropped = Atomic<Int>(0)
+    }
+
+    // MARK: Arguments
+
+    /// Whole milliseconds in a duration, rounded up; zero for negative durations.
+    static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 else { return 0 }
+        let wholeMilliseconds = Int(clamping: seconds).multipliedReportingOverflow(by: 1000)
+        guard !wholeMilliseconds.overflow else { return Int.max / 2 }
+        return wholeMilliseconds.partialValue + Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+    }
+
+    /// A token count as the scripts take it: at least 0, at most `largestCount`.
+    static func count(_ tokens: Int) -> Int {
+        min(max(0, tokens), largestCount)
+    }
+
+    private static func limitArgument(_ limit: Int?, largest: Int) -> String {
+        limit.map { String(min(max(0, $0), largest)) } ?? "-1"
+    }
+}
