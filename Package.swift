@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Proxy", "EngineSim", "Billing",
+                "Proxy", "EngineSim", "Billing", "Pools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Pools
 import Proxy
 
 struct ServeCommand: AsyncParsableCommand {
@@ -32,6 +33,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest accepted request body, in bytes.")
     var maxBodyBytes: Int = 8 << 20
 
+    @Option(help: "Keep tenant limits in Redis, shared by every replica: redis://[user:pass@]host:port/db (env SWITCHYARD_REDIS_URL).")
+    var redis: String?
+
+    @Option(help: "While Redis is unreachable: 'open' keeps serving on this process's own limits, 'closed' answers 503 (env SWITCHYARD_REDIS_FAILURE).")
+    var redisFailure: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         let configPath = config ?? environment["SWITCHYARD_CONFIG"] ?? "providers.json"
@@ -42,6 +49,19 @@ struct ServeCommand: AsyncParsableCommand {
             throw ValidationError("The port must be a number from 0 to 65535, not '\(portText)'.")
         }
         let logger = makeLogger(environment: environment)
+        let redisURL = redis ?? environment["SWITCHYARD_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        let failureText = redisFailure ?? environment["SWITCHYARD_REDIS_FAILURE"] ?? "open"
+        guard let failurePolicy = LimitStoreFailurePolicy(rawValue: failureText) else {
+            throw ValidationError("--redis-failure must be 'open' or 'closed', not '\(failureText)'.")
+        }
+        if let redisURL {
+            do {
+                _ = try RedisConfiguration(url: redisURL)
+            } catch {
+                FileHandle.standardError.write(Data("switchyard: --redis: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
 
         let configuration: SwitchyardConfiguration
         do {
@@ -64,7 +84,9 @@ struct ServeCommand: AsyncParsableCommand {
                 databasePath: databasePath,
                 adminToken: token,
                 limits: ProxyLimits(maximumRequestBodyBytes: maxBodyBytes),
-                shutdownGracePeriod: .seconds(gracePeriod)
+                shutdownGracePeriod: .seconds(gracePeriod),
+                redisURL: redisURL,
+                redisFailurePolicy: failurePolicy
             ),
             logger: logger
         )

@@ -58,7 +58,18 @@ final class RequestPipeline: Sendable {
                 promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
                 maximumOutputTokens: head.maxOutputTokens ?? limits.defaultOutputReservation
             )
-            switch try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: request) {
+            let decision: AdmissionDecision
+            do {
+                decision = try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: request)
+            } catch {
+                throw OpenAIError(
+                    status: 503,
+                    message: "Rate limiting is temporarily unavailable; retry shortly.",
+                    type: "server_error",
+                    code: "rate_limiter_unavailable"
+                )
+            }
+            switch decision {
             case .refused(let refusal):
                 return Self.rateLimited(refusal)
             case .admitted(let admitted):

@@ -12,8 +12,19 @@ public final class ProxyMetrics: Sendable {
         .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
     ]
 
+    private let limitStoreFailures: Counter
+
     public init() {
         clientAborts = registry.makeCounter(name: "switchyard_client_aborts_total", help: "Requests the client abandoned mid-answer.")
+        limitStoreFailures = registry.makeCounter(
+            name: "switchyard_limit_store_failures_total",
+            help: "Admissions the shared tenant-limit store (Redis) could not decide."
+        )
+    }
+
+    /// Counts an admission that Redis could not decide.
+    func limitStoreFailure() {
+        limitStoreFailures.increment()
     }
 
     private let responseCounters = Mutex<[Int: Counter]>([:])

@@ -19,6 +19,11 @@ public struct SwitchyardServer: Sendable {
         public var shutdownGracePeriod: Duration
         /// How long a usage event may wait before it is written.
         public var usageFlushInterval: Duration
+        /// Where tenant limits are kept for all replicas (`redis://[user:pass@]host:port/db`);
+        /// nil keeps them in this process.
+        public var redisURL: String?
+        /// What to do with tenant limits while Redis cannot be reached.
+        public var redisFailurePolicy: LimitStoreFailurePolicy
 
         public init(
             host: String = "127.0.0.1",
@@ -27,7 +32,9 @@ public struct SwitchyardServer: Sendable {
             adminToken: String,
             limits: ProxyLimits = ProxyLimits(),
             shutdownGracePeriod: Duration = .seconds(30),
-            usageFlushInterval: Duration = .milliseconds(250)
+            usageFlushInterval: Duration = .milliseconds(250),
+            redisURL: String? = nil,
+            redisFailurePolicy: LimitStoreFailurePolicy = .failOpen
         ) {
             self.host = host
             self.port = port
@@ -36,6 +43,8 @@ public struct SwitchyardServer: Sendable {
             self.limits = limits
             self.shutdownGracePeriod = shutdownGracePeriod
             self.usageFlushInterval = usageFlushInterval
+            self.redisURL = redisURL
+            self.redisFailurePolicy = redisFailurePolicy
         }
     }
 
@@ -45,9 +54,10 @@ public struct SwitchyardServer: Sendable {
     public let usageWriter: UsageWriter
     public let httpClient: HTTPClient
     public let metrics = ProxyMetrics()
-    /// Tenant limits, held in this process (one instance; Redis-backed admission for
-    /// several replicas comes with the Redis client).
-    public let admission: any TenantAdmission = InProcessLimiter()
+    /// Tenant limits: in Redis when configured (shared by every replica), else in process.
+    public let admission: any TenantAdmission
+    /// Runs Redis admission's settlement queue, when Redis is configured.
+    let redisService: RedisAdmissionService?
     let tenantAuthenticator: TenantAuthenticator
     let logger: Logger
 
@@ -58,6 +68,19 @@ public struct SwitchyardServer: Sendable {
         self.ledger = try Ledger(path: options.databasePath)
         self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
         self.tenantAuthenticator = TenantAuthenticator(ledger: ledger)
+        if let url = options.redisURL {
+            let client = RedisClient(configuration: try RedisConfiguration(url: url))
+            let redisAdmission = RedisAdmission(client: client, logger: logger)
+            let metrics = self.metrics
+            self.admission = FailoverAdmission(
+                primary: redisAdmission, policy: options.redisFailurePolicy, logger: logger,
+                onFailure: { metrics.limitStoreFailure() }
+            )
+            self.redisService = RedisAdmissionService(admission: redisAdmission, client: client)
+        } else {
+            self.admission = InProcessLimiter()
+            self.redisService = nil
+        }
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(300))
         clientConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 1024)
@@ -116,11 +139,9 @@ public struct SwitchyardServer: Sendable {
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let application = makeApplication(onServerRunning: onServerRunning)
         var configuration = ServiceGroupConfiguration(
-            services: [
-                // Shut down in reverse: the application drains first, then the writer flushes.
-                .init(service: usageWriter),
-                .init(service: application),
-            ],
+            // Shut down in reverse: the application drains first, then Redis settlements
+            // and usage events are written.
+            services: [.init(service: usageWriter)] + (redisService.map { [.init(service: $0)] } ?? []) + [.init(service: application)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger

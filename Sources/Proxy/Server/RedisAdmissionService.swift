@@ -1,0 +1,21 @@
+import Pools
+import ServiceLifecycle
+
+/// Runs the Redis admission's settlement queue for the server's lifetime and, on
+/// graceful shutdown, sends what is queued before closing the Redis client.
+struct RedisAdmissionService: Service {
+    let admission: RedisAdmission
+    let client: RedisClient
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await admission.run() }
+            group.addTask {
+                try? await gracefulShutdown()
+                await admission.shutdown()
+            }
+            await group.waitForAll()
+        }
+        try await client.shutdown()
+    }
+}
