@@ -50,31 +50,10 @@ final class RequestPipeline: Sendable {
         guard let candidates = topology.deployments(for: head.model, tier: tenant.tier), !candidates.isEmpty else {
             throw OpenAIError.modelNotFound(head.model)
         }
-        // Admission: the tenant's buckets, all at once, before any upstream is chosen.
-        let tenantLimits = topology.tiers[tenant.tier]?.limits ?? .unlimited
-        var reservation: Reservation?
-        if !tenantLimits.isUnlimited {
-            let request = AdmissionRequest(
-                promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
-                maximumOutputTokens: head.maxOutputTokens ?? limits.defaultOutputReservation
-            )
-            let decision: AdmissionDecision
-            do {
-                decision = try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: request)
-            } catch {
-                throw OpenAIError(
-                    status: 503,
-                    message: "Rate limiting is temporarily unavailable; retry shortly.",
-                    type: "server_error",
-                    code: "rate_limiter_unavailable"
-                )
-            }
-            switch decision {
-            case .refused(let refusal):
-                return Self.rateLimited(refusal)
-            case .admitted(let admitted):
-                reservation = admitted
-            }
+        let reservation: Reservation?
+        switch try await admit(tenant: tenant, head: head, body: body) {
+        case .refused(let response): return response
+        case .admitted(let admitted): reservation = admitted
         }
         let meter = RequestMeter(
             facts: .init(
@@ -90,74 +69,151 @@ final class RequestPipeline: Sendable {
             metrics: metrics,
             reservation: reservation.map { ($0, admission) }
         )
+        return try await forward(
+            head: head, body: body, candidates: candidates, meter: meter, context: context, rateLimitHeaders: reservation?.headers
+        )
+    }
 
+    // MARK: Admission
+
+    private enum AdmissionOutcome {
+        /// Go on; the reservation (nil for a tenant without limits) is settled at the end.
+        case admitted(Reservation?)
+        case refused(Response)
+    }
+
+    /// The tenant's buckets, all at once, before any upstream is chosen.
+    private func admit(tenant: AuthenticatedTenant, head: InferenceRequestHead, body: ByteBuffer) async throws -> AdmissionOutcome {
+        let tenantLimits = topology.tiers[tenant.tier]?.limits ?? .unlimited
+        guard !tenantLimits.isUnlimited else { return .admitted(nil) }
+        let request = AdmissionRequest(
+            promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
+            maximumOutputTokens: head.maxOutputTokens ?? limits.defaultOutputReservation
+        )
+        let decision: AdmissionDecision
+        do {
+            decision = try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: request)
+        } catch {
+            throw OpenAIError(
+                status: 503,
+                message: "Rate limiting is temporarily unavailable; retry shortly.",
+                type: "server_error",
+                code: "rate_limiter_unavailable"
+            )
+        }
+        switch decision {
+        case .refused(let refusal): return .refused(Self.rateLimited(refusal))
+        case .admitted(let reservation): return .admitted(reservation)
+        }
+    }
+
+    // MARK: Forwarding, with failover before the first byte
+
+    private enum AttemptOutcome {
+        /// The client has its answer: the upstream's, or an error the upstream gave.
+        case answered(Response)
+        /// The request could not be built for this deployment: try the next one.
+        case notSent(OpenAIError)
+        /// The upstream could not be reached: try the pool's next replica.
+        case unreachable(OpenAIError)
+        /// The upstream answered with an error.
+        case refused(OpenAIError, retryable: Bool)
+    }
+
+    /// Tries the deployments in order, a pool's replicas before the next deployment, at
+    /// most `maximumAttempts` times; only before any byte has reached the client.
+    private func forward(
+        head: InferenceRequestHead,
+        body: ByteBuffer,
+        candidates: [Topology.Deployment],
+        meter: RequestMeter,
+        context: SwitchyardRequestContext,
+        rateLimitHeaders: RateLimitHeaders?
+    ) async throws -> Response {
         var failure = OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached.")
         var lastDeployment: Topology.Deployment?
         var attempts = 0
         deployments: for (index, deployment) in candidates.enumerated() {
             let isLastDeployment = index == candidates.count - 1
-            // A pool's other replicas are tried before the next deployment.
             for _ in 0..<deployment.replicaCount {
                 guard attempts < Self.maximumAttempts else { break deployments }
                 attempts += 1
-                let placement = Placement(deployment)
-                meter.use(deployment)
                 lastDeployment = deployment
-                let upstreamRequest: HTTPClientRequest
-                do {
-                    upstreamRequest = try makeUpstreamRequest(
-                        head: head, body: body, deployment: deployment, placement: placement, requestID: context.requestID
-                    )
-                } catch {
-                    placement.release()
+                meter.use(deployment)
+                switch await attempt(
+                    deployment, head: head, body: body, meter: meter, context: context, rateLimitHeaders: rateLimitHeaders
+                ) {
+                case .answered(let response):
+                    return response
+                case .notSent(let error):
                     failure = error
                     continue deployments
-                }
-                let response: HTTPClientResponse
-                do {
-                    response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
-                } catch {
-                    placement.markUnreachable()
-                    placement.release()
-                    context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
-                    failure = OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")
+                case .unreachable(let error):
+                    failure = error
                     continue
+                case .refused(let error, let retryable):
+                    if !isLastDeployment, attempts < Self.maximumAttempts, retryable {
+                        failure = error
+                        continue deployments
+                    }
+                    meter.finish(.init(deployment: deployment, status: error.status, errorType: error.type))
+                    return error.response()
                 }
-                // Engines report no capacity; external providers do, on every answer.
-                if case .provider = deployment.target {
-                    metrics.upstreamCapacity(
-                        deployment: deployment.id,
-                        signals: deployment.adapter.rateLimitSignals(
-                            status: Int(response.status.code), headers: response.headers.fields, body: nil
-                        )
-                    )
-                }
-                if (200..<300).contains(response.status.code) {
-                    return await relay(
-                        response, head: head, deployment: deployment, placement: placement, meter: meter,
-                        requestID: context.requestID, rateLimitHeaders: reservation?.headers
-                    )
-                }
-                let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
-                placement.release()
-                let upstreamFailure = deployment.adapter.mapError(
-                    status: Int(response.status.code), headers: response.headers.fields, body: errorBody
-                )
-                if case .provider = deployment.target {
-                    metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
-                }
-                let mapped = upstreamFailure.error
-                context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
-                if !isLastDeployment, attempts < Self.maximumAttempts, upstreamFailure.retryable {
-                    failure = mapped
-                    continue deployments
-                }
-                meter.finish(.init(deployment: deployment, status: mapped.status, errorType: mapped.type))
-                return mapped.response()
             }
         }
         meter.finish(.init(deployment: lastDeployment, status: failure.status, errorType: failure.type))
         throw failure
+    }
+
+    /// One upstream attempt on one deployment (one replica of an engine pool).
+    private func attempt(
+        _ deployment: Topology.Deployment,
+        head: InferenceRequestHead,
+        body: ByteBuffer,
+        meter: RequestMeter,
+        context: SwitchyardRequestContext,
+        rateLimitHeaders: RateLimitHeaders?
+    ) async -> AttemptOutcome {
+        let placement = Placement(deployment)
+        let upstreamRequest: HTTPClientRequest
+        do {
+            upstreamRequest = try makeUpstreamRequest(
+                head: head, body: body, deployment: deployment, placement: placement, requestID: context.requestID
+            )
+        } catch {
+            placement.release()
+            return .notSent(error)
+        }
+        let response: HTTPClientResponse
+        do {
+            response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
+        } catch {
+            placement.markUnreachable()
+            placement.release()
+            context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
+            return .unreachable(OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached."))
+        }
+        // Engines report no capacity; external providers do, on every answer.
+        if case .provider = deployment.target {
+            metrics.upstreamCapacity(
+                deployment: deployment.id,
+                signals: deployment.adapter.rateLimitSignals(status: Int(response.status.code), headers: response.headers.fields, body: nil)
+            )
+        }
+        if (200..<300).contains(response.status.code) {
+            return .answered(await relay(
+                response, head: head, deployment: deployment, placement: placement, meter: meter,
+                requestID: context.requestID, rateLimitHeaders: rateLimitHeaders
+            ))
+        }
+        let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
+        placement.release()
+        let upstreamFailure = deployment.adapter.mapError(status: Int(response.status.code), headers: response.headers.fields, body: errorBody)
+        if case .provider = deployment.target {
+            metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
+        }
+        context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
+        return .refused(upstreamFailure.error, retryable: upstreamFailure.retryable)
     }
 
     /// The 429 for a refused admission, with `retry-after` and the limits as they stand.
