@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import NIOCore
+import Providers
 import Testing
 
 @testable import Proxy
@@ -74,7 +75,7 @@ struct TenantLimitTests {
             #expect(tooLarge.headers.first(name: "retry-after") == nil, "it can never fit, so no retry-after")
 
             let body = chatBody(maxTokens: 50)
-            let reservation = TokenUsageEstimate.tokens(body) + 50
+            let reservation = TokenUsage.estimateTokens(byteCount: body.utf8.count) + 50
             let first = try await harness.send("/v1/chat/completions", body: body, bearer: tenant.key)
             #expect(first.status == 200)
             #expect(first.headers.first(name: "x-ratelimit-limit-tokens") == "200")
@@ -91,9 +92,4 @@ struct TenantLimitTests {
             #expect(remaining <= 200 - used - reservation + 4)
         }
     }
-}
-
-/// The proxy's prompt estimate for a request body: about four bytes a token.
-enum TokenUsageEstimate {
-    static func tokens(_ body: String) -> Int { (body.utf8.count + 3) / 4 }
 }

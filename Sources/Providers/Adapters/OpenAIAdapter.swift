@@ -62,7 +62,7 @@ public struct OpenAIAdapter: ProviderAdapter {
         let signals = rateLimitSignals(status: status, headers: headers, body: body)
         return UpstreamFailure(
             error: UpstreamError.map(status: status, body: body),
-            retryable: signals.shouldRetry ?? UpstreamError.isRetryable(status: status),
+            status: status,
             signals: signals
         )
     }

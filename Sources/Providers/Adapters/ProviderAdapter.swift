@@ -70,6 +70,12 @@ public struct UpstreamFailure: Sendable {
         self.retryable = retryable
         self.signals = signals
     }
+
+    /// A failure whose retryability follows the status (timeouts, rate limits, overload
+    /// and server errors), unless the provider said otherwise with `x-should-retry`.
+    public init(error: OpenAIError, status: Int, signals: RateLimitSignals) {
+        self.init(error: error, retryable: signals.shouldRetry ?? UpstreamError.isRetryable(status: status), signals: signals)
+    }
 }
 
 /// Translates between OpenAI's Chat Completions format, which tenants speak, and one

@@ -27,15 +27,22 @@ public struct ChatRequest: Sendable, Decodable {
     public var parallelToolCalls: Bool?
     public var responseFormat: ResponseFormat?
     public var reasoningEffort: String?
+    /// Output modalities (`["text"]`, `["text","audio"]`), kept raw for adapters to check.
+    public var modalities: JSONValue?
+    /// OpenAI's successor to `user`: an opaque end-user id for abuse detection.
+    public var safetyIdentifier: String?
+    /// Anthropic's extended-thinking object, which Anthropic's OpenAI layer accepts as an extra.
+    public var thinking: JSONValue?
 
-    /// Every top-level key the client sent, so an adapter can refuse what it cannot honour
-    /// instead of dropping it silently.
+    /// Every top-level key the client set to a value, so an adapter can refuse what it
+    /// cannot honour instead of dropping it silently. A null member counts as not set,
+    /// as it does in OpenAI's API.
     public var presentKeys: Set<String> = []
 
     enum CodingKeys: String, CodingKey {
         case model, messages, stream, streamOptions, maxTokens, maxCompletionTokens, temperature, topP, stop, n
         case logprobs, topLogprobs, presencePenalty, frequencyPenalty, logitBias, seed, user, tools, toolChoice
-        case parallelToolCalls, responseFormat, reasoningEffort
+        case parallelToolCalls, responseFormat, reasoningEffort, modalities, safetyIdentifier, thinking
     }
 
     public struct StreamOptions: Sendable, Decodable, Equatable {
@@ -56,53 +63,12 @@ public struct ChatRequest: Sendable, Decodable {
             request.presentKeys = body.withUnsafeReadableBytes { raw in
                 let scanner = JSONScanner(raw)
                 guard let members = try? scanner.topLevelMembers() else { return [] }
-                return Set(members.map { scanner.decodeString(contentsOf: $0.key) })
+                return Set(members.filter { !scanner.isNull(at: $0.value) }.map { scanner.decodeString(contentsOf: $0.key) })
             }
             return request
-        } catch let DecodingError.keyNotFound(key, context) {
-            let path = Self.fieldPath(context.codingPath + [key])
-            throw OpenAIError.invalidRequest("Missing required parameter: '\(path)'.", param: path, code: "missing_required_parameter")
-        } catch let DecodingError.typeMismatch(_, context) {
-            let path = Self.fieldPath(context.codingPath)
-            throw OpenAIError.invalidRequest("Invalid type for '\(path)'.", param: path, code: "invalid_type")
-        } catch let DecodingError.valueNotFound(_, context) {
-            let path = Self.fieldPath(context.codingPath)
-            throw OpenAIError.invalidRequest("Invalid value for '\(path)': null is not allowed.", param: path, code: "invalid_value")
-        } catch let DecodingError.dataCorrupted(context) {
-            let path = Self.fieldPath(context.codingPath)
-            throw OpenAIError.invalidRequest(
-                "Invalid value for '\(path)': \(context.debugDescription)", param: path.isEmpty ? nil : path, code: "invalid_value"
-            )
         } catch {
-            throw OpenAIError.invalidRequest("We could not parse the JSON body of your request.")
+            throw OpenAIError(decoding: error)
         }
-    }
-
-    /// `messages[2].content`: a coding path as the client wrote it.
-    static func fieldPath(_ path: [any CodingKey]) -> String {
-        var result = ""
-        for key in path {
-            if let index = key.intValue {
-                result += "[\(index)]"
-            } else {
-                result += (result.isEmpty ? "" : ".") + fieldName(key)
-            }
-        }
-        return result
-    }
-
-    /// A key in the client's snake_case.
-    static func fieldName(_ key: any CodingKey) -> String {
-        if let index = key.intValue { return "[\(index)]" }
-        var result = ""
-        for character in key.stringValue {
-            if character.isUppercase {
-                result += "_" + character.lowercased()
-            } else {
-                result.append(character)
-            }
-        }
-        return result
     }
 }
 

@@ -150,16 +150,8 @@ struct AdminController {
         }
         do {
             return try AdminResources.decoder.decode(T.self, from: Data(buffer: body))
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw OpenAIError.invalidRequest("'\(key.stringValue.snakeCased)' is required.", param: key.stringValue.snakeCased)
-        } catch let DecodingError.typeMismatch(_, context) {
-            let path = context.codingPath.map(\.stringValue.snakeCased).joined(separator: ".")
-            throw OpenAIError.invalidRequest("'\(path)' has the wrong type.", param: path)
-        } catch let DecodingError.dataCorrupted(context) where !context.codingPath.isEmpty {
-            let path = context.codingPath.map(\.stringValue.snakeCased).joined(separator: ".")
-            throw OpenAIError.invalidRequest("'\(path)' is not valid.", param: path)
         } catch {
-            throw OpenAIError.invalidRequest("The request body must be a JSON object.")
+            throw OpenAIError(decoding: error)
         }
     }
 
@@ -168,20 +160,5 @@ struct AdminController {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-}
-
-extension String {
-    /// `expiresAt` -> `expires_at`, for error messages about snake_case fields.
-    var snakeCased: String {
-        var result = ""
-        for character in self {
-            if character.isUppercase {
-                result += "_" + character.lowercased()
-            } else {
-                result.append(character)
-            }
-        }
-        return result
     }
 }

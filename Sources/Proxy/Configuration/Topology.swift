@@ -42,6 +42,8 @@ public struct Topology: Sendable {
 
     public let deployments: [String: Deployment]
     public let routes: RouteTable
+    /// Each model's deployments in order, resolved once so a request does no lookups.
+    private let resolvedRoutes: [String: [Deployment]]
     public let tiers: [String: Tier]
     public let enginePools: [String: EnginePool]
     /// Providers left out because their key variable is not set, with the variable's name.
@@ -108,6 +110,7 @@ public struct Topology: Sendable {
         }
         self.deployments = deployments
         self.routes = RouteTable(routes)
+        self.resolvedRoutes = routes.mapValues { ids in ids.compactMap { deployments[$0] } }
         self.tiers = tiers
         self.enginePools = pools
         self.disabledProviders = disabled
@@ -125,8 +128,8 @@ public struct Topology: Sendable {
     /// The deployments that may serve `model` for a tenant of `tier`, most preferred
     /// first; nil when the model is unknown or not in the tier's contract.
     public func deployments(for model: String, tier: String) -> [Deployment]? {
-        guard allows(model: model, tier: tier), let ids = routes.deployments(for: model) else { return nil }
-        return ids.compactMap { deployments[$0] }
+        guard allows(model: model, tier: tier) else { return nil }
+        return resolvedRoutes[model]
     }
 
     /// The public models a tenant of `tier` may use.

@@ -193,14 +193,16 @@ final class RequestPipeline: Sendable {
             context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
             return .unreachable(OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached."))
         }
-        // Engines report no capacity; external providers do, on every answer.
-        if case .provider = deployment.target {
-            metrics.upstreamCapacity(
-                deployment: deployment.id,
-                signals: deployment.adapter.rateLimitSignals(status: Int(response.status.code), headers: response.headers.fields, body: nil)
-            )
-        }
+        // Engines report no capacity; external providers do, on every answer (an error
+        // answer's signals come with its mapped failure below).
+        let reportsCapacity = if case .provider = deployment.target { true } else { false }
         if (200..<300).contains(response.status.code) {
+            if reportsCapacity {
+                metrics.upstreamCapacity(
+                    deployment: deployment.id,
+                    signals: deployment.adapter.rateLimitSignals(status: Int(response.status.code), headers: response.headers.fields, body: nil)
+                )
+            }
             return .answered(await relay(
                 response, head: head, deployment: deployment, placement: placement, meter: meter,
                 requestID: context.requestID, rateLimitHeaders: rateLimitHeaders
@@ -209,7 +211,7 @@ final class RequestPipeline: Sendable {
         let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
         placement.release()
         let upstreamFailure = deployment.adapter.mapError(status: Int(response.status.code), headers: response.headers.fields, body: errorBody)
-        if case .provider = deployment.target {
+        if reportsCapacity {
             metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
         }
         context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])

@@ -19,9 +19,8 @@ extension AnthropicAdapter {
             )
         }
         let chat = try ChatRequest.decode(body)
-        let parameters = AnthropicClientParameters(body: body)
-        try Self.refuseUnsupported(chat, parameters: parameters)
-        let request = try AnthropicMessagesRequest(chat: chat, parameters: parameters, deployment: deployment, stream: head.stream)
+        try Self.refuseUnsupported(chat)
+        let request = try AnthropicMessagesRequest(chat: chat, deployment: deployment, stream: head.stream)
 
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
@@ -72,9 +71,9 @@ extension AnthropicAdapter {
     /// known ones at values Anthropic cannot honour.
     ///
     /// - Throws: `OpenAIError` 400 naming the parameter, code `unsupported_parameter`.
-    static func refuseUnsupported(_ chat: ChatRequest, parameters: AnthropicClientParameters) throws(OpenAIError) {
+    static func refuseUnsupported(_ chat: ChatRequest) throws(OpenAIError) {
         let known = translatedParameters.union(checkedParameters).union(ignoredParameters)
-        if let unknown = parameters.names.subtracting(known).sorted().first {
+        if let unknown = chat.presentKeys.subtracting(known).sorted().first {
             throw unsupported(unknown, "'\(unknown)' is not supported for this model.")
         }
         if let n = chat.n, n != 1 {
@@ -95,7 +94,7 @@ extension AnthropicAdapter {
         if let penalty = chat.frequencyPenalty, penalty != 0 {
             throw unsupported("frequency_penalty", "'frequency_penalty' is not supported for this model.")
         }
-        if let modalities = parameters.modalities, modalities != .array([.string("text")]) {
+        if let modalities = chat.modalities, modalities != .array([.string("text")]) {
             throw unsupported("modalities", "This model answers with text only; 'modalities' must be [\"text\"].")
         }
     }

@@ -19,7 +19,7 @@ public struct AnthropicAdapter: ProviderAdapter {
         let signals = rateLimitSignals(status: status, headers: headers, body: body)
         return UpstreamFailure(
             error: AnthropicError.map(status: status, body: body),
-            retryable: signals.shouldRetry ?? UpstreamError.isRetryable(status: status),
+            status: status,
             signals: signals
         )
     }

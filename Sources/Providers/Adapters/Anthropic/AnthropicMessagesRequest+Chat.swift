@@ -4,13 +4,11 @@ extension AnthropicMessagesRequest {
     ///
     /// - Parameters:
     ///   - chat: the decoded request.
-    ///   - parameters: what the client set beyond `ChatRequest` (thinking, safety id).
     ///   - deployment: the upstream model and the output limit to use when none is given.
     ///   - stream: whether to ask for a stream.
     /// - Throws: `OpenAIError` 400 naming the part of the request Anthropic cannot take.
     init(
         chat: ChatRequest,
-        parameters: AnthropicClientParameters,
         deployment: DeploymentSettings,
         stream: Bool
     ) throws(OpenAIError) {
@@ -25,11 +23,11 @@ extension AnthropicMessagesRequest {
             topP: chat.topP,
             stopSequences: chat.stop.map(\.values).flatMap { $0.isEmpty ? nil : $0 },
             stream: stream ? true : nil,
-            metadata: (chat.user ?? parameters.safetyIdentifier).map { Metadata(userID: $0) },
+            metadata: (chat.user ?? chat.safetyIdentifier).map { Metadata(userID: $0) },
             tools: tools,
             toolChoice: try Self.toolChoice(chat.toolChoice, parallelToolCalls: chat.parallelToolCalls, hasTools: tools != nil),
             outputConfig: try Self.outputConfig(chat.responseFormat),
-            thinking: parameters.thinking
+            thinking: chat.thinking
         )
     }
 

@@ -66,7 +66,7 @@ public struct GeminiAdapter: ProviderAdapter {
         }
         return UpstreamFailure(
             error: error,
-            retryable: signals.shouldRetry ?? UpstreamError.isRetryable(status: status),
+            status: status,
             signals: signals
         )
     }
