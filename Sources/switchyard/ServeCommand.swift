@@ -75,6 +75,20 @@ struct ServeCommand: AsyncParsableCommand {
             let path = AdminToken.filePath(forDatabase: databasePath)
             print("Generated an admin token (shown once; also saved with mode 0600 to \(path)):\n  \(token)")
         }
+        let keyCipher: ProviderKeyCipher
+        do {
+            let (cipher, createdKeyFile) = try ProviderKeyCipher.resolve(environment: environment, databasePath: databasePath)
+            keyCipher = cipher
+            if createdKeyFile {
+                logger.notice(
+                    "generated the master key that encrypts provider keys; back it up with the database",
+                    metadata: ["file": "\(ProviderKeyCipher.filePath(forDatabase: databasePath))"]
+                )
+            }
+        } catch {
+            FileHandle.standardError.write(Data("switchyard: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let server = try SwitchyardServer(
             configuration: configuration,
             environment: environment,
@@ -86,7 +100,8 @@ struct ServeCommand: AsyncParsableCommand {
                 limits: ProxyLimits(maximumRequestBodyBytes: maxBodyBytes),
                 shutdownGracePeriod: .seconds(gracePeriod),
                 redisURL: redisURL,
-                redisFailurePolicy: failurePolicy
+                redisFailurePolicy: failurePolicy,
+                keyCipher: keyCipher
             ),
             logger: logger
         )

@@ -9,6 +9,7 @@ struct SwitchyardCommand: AsyncParsableCommand {
             ServeCommand.self,
             TenantCommand.self,
             KeyCommand.self,
+            ProviderKeyCommand.self,
             UsageCommand.self,
             SimEngineCommand.self,
         ]

@@ -4,8 +4,8 @@ import Foundation
 struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
-        abstract: "Create and list tenants.",
-        subcommands: [Create.self, List.self]
+        abstract: "Create and list tenants, and set a tenant's own limits.",
+        subcommands: [Create.self, List.self, SetLimits.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -38,6 +38,64 @@ struct TenantCommand: AsyncParsableCommand {
                 let list = try await connection.client().send(.GET, "/admin/v1/tenants")
                 if connection.json { return Output.printJSON(list) }
                 Output.printTable(list["data"] as? [[String: Any]] ?? [], columns: ["id", "name", "tier", "created_at"])
+            }
+        }
+    }
+}
+
+extension TenantCommand {
+    struct SetLimits: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-limits",
+            abstract: "Set a tenant's own limits in place of its tier's.",
+            discussion: "Each limit not given falls back to the tier's; `--clear` returns every limit to the tier's."
+        )
+
+        @OptionGroup var connection: AdminOptions
+
+        @Argument(help: "The tenant's id.")
+        var tenant: String
+
+        @Option(help: "Requests per minute.")
+        var rpm: Int?
+
+        @Option(help: "Tokens per minute (prompt plus maximum output, reserved at admission).")
+        var tpm: Int?
+
+        @Option(help: "Requests in flight at once.")
+        var concurrent: Int?
+
+        @Flag(help: "Use the tier's limits again.")
+        var clear = false
+
+        func validate() throws {
+            if clear, rpm != nil || tpm != nil || concurrent != nil {
+                throw ValidationError("--clear takes no limits.")
+            }
+            if !clear, rpm == nil, tpm == nil, concurrent == nil {
+                throw ValidationError("Give at least one of --rpm, --tpm, --concurrent, or --clear.")
+            }
+        }
+
+        func run() async throws {
+            try await reportingErrors {
+                var body: [String: Any] = [:]
+                if let rpm { body["requests_per_minute"] = rpm }
+                if let tpm { body["tokens_per_minute"] = tpm }
+                if let concurrent { body["concurrent_requests"] = concurrent }
+                let updated = try await connection.client().send(.PUT, "/admin/v1/tenants/\(tenant)/limits", body: body)
+                if connection.json { return Output.printJSON(updated) }
+                let limits = updated["limits"] as? [String: Any] ?? [:]
+                let overrides = updated["limit_overrides"] as? [String: Any] ?? [:]
+                let rows = ["requests_per_minute", "tokens_per_minute", "concurrent_requests"].map { name -> [String: Any] in
+                    [
+                        "limit": name,
+                        "in_force": limits[name].map { $0 is NSNull ? "unlimited" : Output.text($0) } ?? "unlimited",
+                        "source": (overrides[name].map { !($0 is NSNull) } ?? false) ? "tenant" : "tier",
+                    ]
+                }
+                print("Tenant \(Output.text(updated["id"])) (\(Output.text(updated["name"])), tier \(Output.text(updated["tier"]))):")
+                Output.printTable(rows, columns: ["limit", "in_force", "source"])
             }
         }
     }

@@ -25,13 +25,22 @@ struct ConfigurationTests {
         let configuration = try SwitchyardConfiguration.load(path: root.appendingPathComponent("providers.json").path)
         #expect(configuration.providers.count >= 5)
         #expect(Set(configuration.providers.map(\.kind.rawValue)) == ["engine", "openai", "azure-openai", "anthropic", "gemini"])
-        // Without key variables only the local engine serves.
+        // Without key variables the external providers have empty key pools: only the
+        // local engine's models are servable until keys are added.
         let topology = Topology(configuration: configuration, environment: [:])
-        #expect(topology.disabledProviders.count == 4)
-        #expect(topology.routes.models.contains("chat-small"))
-        let withKey = Topology(configuration: configuration, environment: ["OPENAI_API_KEY": "sk-test"])
-        #expect(withKey.deployments["openai-gpt-4o"] != nil)
-        #expect(withKey.routes.models.contains("chat-large"))
+        #expect(topology.keylessProviders.map(\.missingVariable).sorted() == ["ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY"])
+        #expect(topology.environmentKeys.isEmpty)
+        #expect(topology.models(forTier: "enterprise", isServable: { !$0.usesKeyPool }) == ["chat-small", "embed-small"])
+        let withKey = Topology(configuration: configuration, environment: ["OPENAI_API_KEY": "sk-test-1234"])
+        #expect(withKey.environmentKeys.map(\.id) == ["env:openai"])
+        #expect(withKey.environmentKeys.first?.lastFour == "1234")
+        #expect(withKey.deployments["openai-gpt-4o"]?.usesKeyPool == true)
+        // The key rides with the pool's choice, not in the endpoint.
+        if case .provider(let endpoint) = withKey.deployments["openai-gpt-4o"]?.target {
+            #expect(endpoint.apiKey == nil)
+        } else {
+            Issue.record("openai-gpt-4o is not a provider deployment")
+        }
     }
 
     @Test func errorsNameTheJSONPath() {

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Billing
+import Crypto
 import EngineSim
 import Foundation
 import Logging
@@ -50,7 +51,8 @@ struct LiveHarness: Sendable {
                         databasePath: directory.appendingPathComponent("switchyard.sqlite").path,
                         adminToken: adminToken,
                         limits: ProxyLimits(maximumRequestBodyBytes: maximumRequestBodyBytes),
-                        usageFlushInterval: .milliseconds(50)
+                        usageFlushInterval: .milliseconds(50),
+                        keyCipher: ProviderKeyCipher(masterKey: SymmetricKey(size: .bits256))
                     ),
                     logger: logger
                 )

@@ -169,6 +169,16 @@ def test_recorded_answer_through_switchyard(switchyard, name):
     assert completion.usage.completion_tokens == expected["usage"]["completion_tokens"]
 
 
+def restore_keys(switchyard) -> None:
+    """Puts every provider's one key back in service. A replayed 429 cools the key down
+    and a replayed 401 disables it, as they would a real key; each error case starts
+    from a healthy pool, as an operator's `provider-key enable` leaves it."""
+    for provider in ["replay-openai", "replay-anthropic", "replay-gemini", "replay-azure"]:
+        response = httpx.post(f"{switchyard.switchyard_url}/admin/v1/provider-keys/env:{provider}/enable",
+                              headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize("name, exception", [
     ("anthropic-401", openai.AuthenticationError),
     ("anthropic-403", openai.PermissionDeniedError),
@@ -184,6 +194,7 @@ def test_recorded_answer_through_switchyard(switchyard, name):
 ])
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 def test_translated_errors_raise_the_sdks_exceptions(switchyard, name, exception, stream):
+    restore_keys(switchyard)
     with pytest.raises(exception) as raised:
         response = switchyard.chat.completions.create(model=name, messages=MESSAGES, stream=stream)
         if stream:
@@ -197,6 +208,7 @@ def test_translated_errors_raise_the_sdks_exceptions(switchyard, name, exception
 def test_provider_capacity_headers_show_in_metrics(switchyard):
     recording = "anthropic/recorded/anthropic-sdk-python.200-with-ratelimit-headers.json"
     headers = dict(replay.recorded_headers(recording, 0))
+    restore_keys(switchyard)
     switchyard.chat.completions.create(model="anthropic-rl-text", messages=MESSAGES)
     metrics = httpx.get(switchyard.switchyard_url + "/metrics").text
     for window, prefix in [("requests", "requests"), ("tokens", "tokens"), ("input_tokens", "input-tokens"), ("output_tokens", "output-tokens")]:

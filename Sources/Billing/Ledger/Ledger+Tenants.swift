@@ -7,6 +7,8 @@ public struct Tenant: Sendable, Equatable {
     public var name: String
     public var tier: String
     public var createdAt: Date
+    /// The tenant's own rate limits; empty when the tier's apply.
+    public var limitOverrides: TenantLimitOverrides = TenantLimitOverrides()
 }
 
 /// A tenant key as stored: never the secret, only its hash and display prefix.
@@ -33,6 +35,8 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Code: Sendable, Equatable {
         case duplicateName
         case tenantNotFound
+        /// A retired provider key's state cannot change.
+        case retired
     }
 
     public var code: Code
@@ -40,6 +44,7 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
 
     static let duplicateName = LedgerError(code: .duplicateName, description: "a tenant with that name exists")
     static let tenantNotFound = LedgerError(code: .tenantNotFound, description: "no such tenant")
+    static let retired = LedgerError(code: .retired, description: "the provider key is retired and its state cannot change")
 }
 
 extension Ledger {
@@ -63,14 +68,30 @@ extension Ledger {
 
     public func tenants() async throws -> [Tenant] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT id, name, tier, created_at FROM tenants ORDER BY created_at, id")
+            try Row.fetchAll(db, sql: "SELECT \(Self.tenantColumns) FROM tenants ORDER BY created_at, id")
                 .map(Self.tenant(from:))
         }
     }
 
     public func tenant(id: String) async throws -> Tenant? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, name, tier, created_at FROM tenants WHERE id = ?", arguments: [id])
+            try Row.fetchOne(db, sql: "SELECT \(Self.tenantColumns) FROM tenants WHERE id = ?", arguments: [id])
+                .map(Self.tenant(from:))
+        }
+    }
+
+    /// Replaces a tenant's limit overrides (an empty value restores the tier's limits).
+    /// Returns the updated tenant, or nil for an unknown tenant.
+    public func setTenantLimits(id: String, _ overrides: TenantLimitOverrides) async throws -> Tenant? {
+        try await pool.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE tenants SET requests_per_minute = ?, tokens_per_minute = ?, concurrent_requests = ?
+                    WHERE id = ?
+                    """,
+                arguments: [overrides.requestsPerMinute, overrides.tokensPerMinute, overrides.concurrentRequests, id]
+            )
+            return try Row.fetchOne(db, sql: "SELECT \(Self.tenantColumns) FROM tenants WHERE id = ?", arguments: [id])
                 .map(Self.tenant(from:))
         }
     }
@@ -147,7 +168,10 @@ extension Ledger {
             guard let row = try Row.fetchOne(
                 db,
                 sql: """
-                    SELECT k.*, t.name AS tenant_name, t.tier AS tenant_tier, t.created_at AS tenant_created_at
+                    SELECT k.*, t.name AS tenant_name, t.tier AS tenant_tier, t.created_at AS tenant_created_at,
+                        t.requests_per_minute AS tenant_requests_per_minute,
+                        t.tokens_per_minute AS tenant_tokens_per_minute,
+                        t.concurrent_requests AS tenant_concurrent_requests
                     FROM tenant_keys k JOIN tenants t ON t.id = k.tenant_id
                     WHERE k.secret_hash = ?
                     """,
@@ -158,7 +182,12 @@ extension Ledger {
                 id: key.tenantID,
                 name: row["tenant_name"],
                 tier: row["tenant_tier"],
-                createdAt: Date(ledgerMilliseconds: row["tenant_created_at"])
+                createdAt: Date(ledgerMilliseconds: row["tenant_created_at"]),
+                limitOverrides: TenantLimitOverrides(
+                    requestsPerMinute: row["tenant_requests_per_minute"],
+                    tokensPerMinute: row["tenant_tokens_per_minute"],
+                    concurrentRequests: row["tenant_concurrent_requests"]
+                )
             )
             return (key, tenant)
         }
@@ -176,8 +205,20 @@ extension Ledger {
 
     // MARK: Rows
 
+    static let tenantColumns = "id, name, tier, created_at, requests_per_minute, tokens_per_minute, concurrent_requests"
+
     static func tenant(from row: Row) -> Tenant {
-        Tenant(id: row["id"], name: row["name"], tier: row["tier"], createdAt: Date(ledgerMilliseconds: row["created_at"]))
+        Tenant(
+            id: row["id"],
+            name: row["name"],
+            tier: row["tier"],
+            createdAt: Date(ledgerMilliseconds: row["created_at"]),
+            limitOverrides: TenantLimitOverrides(
+                requestsPerMinute: row["requests_per_minute"],
+                tokensPerMinute: row["tokens_per_minute"],
+                concurrentRequests: row["concurrent_requests"]
+            )
+        )
     }
 
     static func key(from row: Row) -> TenantKeyRecord {

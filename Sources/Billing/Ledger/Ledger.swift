@@ -77,6 +77,35 @@ public struct Ledger: Sendable {
                 CREATE INDEX usage_events_by_time ON usage_events(started_at);
                 """)
         }
+        migrator.registerMigration("v2: provider keys, tenant limit overrides") { db in
+            // tiers and tenants are JSON arrays of strings; [] means every tier / every tenant.
+            // A NULL tenant limit means the tier's value applies. usage_events.provider_key_id
+            // names the provider key that served a request (NULL for engines and older events).
+            try db.execute(sql: """
+                CREATE TABLE provider_keys (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    provider TEXT NOT NULL,
+                    label TEXT NOT NULL,
+                    weight INTEGER NOT NULL,
+                    requests_per_minute INTEGER,
+                    tokens_per_minute INTEGER,
+                    tiers TEXT NOT NULL,
+                    tenants TEXT NOT NULL,
+                    sealed_secret BLOB NOT NULL,
+                    last_four TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    state_reason TEXT,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    revision INTEGER NOT NULL
+                );
+                CREATE INDEX provider_keys_by_provider ON provider_keys(provider);
+                ALTER TABLE tenants ADD COLUMN requests_per_minute INTEGER;
+                ALTER TABLE tenants ADD COLUMN tokens_per_minute INTEGER;
+                ALTER TABLE tenants ADD COLUMN concurrent_requests INTEGER;
+                ALTER TABLE usage_events ADD COLUMN provider_key_id TEXT;
+                """)
+        }
         return migrator
     }
 }

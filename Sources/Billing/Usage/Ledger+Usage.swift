@@ -19,16 +19,16 @@ extension Ledger {
     private static func insert(_ events: [UsageEvent], keyUses: [String: Date], in db: GRDB.Database) throws {
         let statement = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO usage_events (
-                request_id, tenant_id, tenant_key_id, model, deployment, provider,
+                request_id, tenant_id, tenant_key_id, model, deployment, provider, provider_key_id,
                 prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, tokens_estimated,
                 cost_micros, currency, status, error_type, started_at, ttft_ms, duration_ms,
                 streamed, client_aborted
-            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for event in events {
             try statement.execute(arguments: [
                 event.requestID, event.tenantID, event.tenantKeyID, event.model, event.deployment, event.provider,
-                event.promptTokens, event.cachedTokens, event.completionTokens, event.reasoningTokens,
+                event.providerKeyID, event.promptTokens, event.cachedTokens, event.completionTokens, event.reasoningTokens,
                 event.tokensEstimated, event.costMicros, event.currency, event.status, event.errorType,
                 event.startedAt.ledgerMilliseconds, event.timeToFirstTokenMilliseconds, event.durationMilliseconds,
                 event.streamed, event.clientAborted,
@@ -98,6 +98,7 @@ extension Ledger {
             model: row["model"],
             deployment: row["deployment"],
             provider: row["provider"],
+            providerKeyID: row["provider_key_id"],
             promptTokens: row["prompt_tokens"],
             cachedTokens: row["cached_tokens"],
             completionTokens: row["completion_tokens"],

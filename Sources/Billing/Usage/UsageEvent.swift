@@ -9,6 +9,8 @@ public struct UsageEvent: Sendable, Equatable {
     public var model: String
     public var deployment: String?
     public var provider: String?
+    /// The provider key that served the request (its id, never the key).
+    public var providerKeyID: String?
     public var promptTokens: Int
     public var cachedTokens: Int
     public var completionTokens: Int
@@ -35,6 +37,7 @@ public struct UsageEvent: Sendable, Equatable {
         model: String,
         deployment: String?,
         provider: String?,
+        providerKeyID: String? = nil,
         promptTokens: Int = 0,
         cachedTokens: Int = 0,
         completionTokens: Int = 0,
@@ -56,6 +59,7 @@ public struct UsageEvent: Sendable, Equatable {
         self.model = model
         self.deployment = deployment
         self.provider = provider
+        self.providerKeyID = providerKeyID
         self.promptTokens = promptTokens
         self.cachedTokens = cachedTokens
         self.completionTokens = completionTokens

@@ -3,6 +3,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Pools
 import Providers
 
 /// The management API under `/admin/v1`: the source of truth that the CLI (and later
@@ -11,6 +12,9 @@ struct AdminController {
     let ledger: Ledger
     let topology: Topology
     let tenantAuthenticator: TenantAuthenticator
+    let keyCatalogue: ProviderKeyCatalogue
+    let keyPool: any KeyPool
+    let cipher: ProviderKeyCipher
     let authentication: AdminMiddleware
     let maximumBodyBytes = 64 << 10
 
@@ -19,10 +23,12 @@ struct AdminController {
         admin.post("tenants") { request, context in try await createTenant(request, context: context) }
         admin.get("tenants") { _, context in try await listTenants(context: context) }
         admin.get("tenants/:id") { _, context in try await showTenant(context: context) }
+        admin.put("tenants/:id/limits") { request, context in try await setTenantLimits(request, context: context) }
         admin.post("tenants/:id/keys") { request, context in try await createKey(request, context: context) }
         admin.get("tenants/:id/keys") { _, context in try await listKeys(context: context) }
         admin.delete("keys/:id") { _, context in try await revokeKey(context: context) }
         admin.get("usage") { request, context in try await usage(request, context: context) }
+        addProviderKeyRoutes(to: admin)
     }
 
     // MARK: Tenants
@@ -40,7 +46,7 @@ struct AdminController {
         }
         do {
             let tenant = try await ledger.createTenant(name: name, tier: body.tier)
-            return try json(AdminResources.TenantBody(tenant), status: .created)
+            return try json(tenantBody(tenant), status: .created)
         } catch let error as LedgerError where error.code == .duplicateName {
             throw OpenAIError(status: 409, message: "A tenant named '\(name)' already exists.", type: "invalid_request_error", param: "name", code: "conflict")
         }
@@ -48,13 +54,41 @@ struct AdminController {
 
     private func listTenants(context: SwitchyardRequestContext) async throws -> Response {
         try context.admin?.require(.analyst)
-        let tenants = try await ledger.tenants().map(AdminResources.TenantBody.init)
+        let tenants = try await ledger.tenants().map(tenantBody)
         return try json(AdminResources.ListBody(data: tenants))
     }
 
     private func showTenant(context: SwitchyardRequestContext) async throws -> Response {
         try context.admin?.require(.analyst)
-        return try json(AdminResources.TenantBody(try await requireTenant(context)))
+        return try json(tenantBody(try await requireTenant(context)))
+    }
+
+    private func setTenantLimits(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.operator_)
+        let tenant = try await requireTenant(context)
+        let body: AdminResources.TenantLimitsBody = try await decode(request)
+        let fields = [
+            ("requests_per_minute", body.requestsPerMinute), ("tokens_per_minute", body.tokensPerMinute),
+            ("concurrent_requests", body.concurrentRequests),
+        ]
+        for (name, value) in fields {
+            if let value, value < 1 || value > 1_000_000_000 {
+                throw OpenAIError.invalidRequest("'\(name)' must be between 1 and 1000000000, or null for the tier's limit.", param: name)
+            }
+        }
+        let overrides = TenantLimitOverrides(
+            requestsPerMinute: body.requestsPerMinute, tokensPerMinute: body.tokensPerMinute,
+            concurrentRequests: body.concurrentRequests
+        )
+        guard let updated = try await ledger.setTenantLimits(id: tenant.id, overrides) else {
+            throw OpenAIError(status: 404, message: "No tenant has id '\(tenant.id)'.", type: "invalid_request_error", code: "not_found")
+        }
+        tenantAuthenticator.invalidate(tenantID: tenant.id)
+        return try json(tenantBody(updated))
+    }
+
+    private func tenantBody(_ tenant: Tenant) -> AdminResources.TenantBody {
+        AdminResources.TenantBody(tenant, tierLimits: topology.tiers[tenant.tier]?.limits ?? .unlimited)
     }
 
     // MARK: Keys
@@ -132,7 +166,7 @@ struct AdminController {
 
     // MARK: Plumbing
 
-    private func requireTenant(_ context: SwitchyardRequestContext) async throws -> Tenant {
+    func requireTenant(_ context: SwitchyardRequestContext) async throws -> Tenant {
         let id = context.parameters.get("id") ?? ""
         guard let tenant = try await ledger.tenant(id: id) else {
             throw OpenAIError(status: 404, message: "No tenant has id '\(id)'.", type: "invalid_request_error", code: "not_found")
@@ -140,7 +174,7 @@ struct AdminController {
         return tenant
     }
 
-    private func decode<T: Decodable>(_ request: Request) async throws -> T {
+    func decode<T: Decodable>(_ request: Request) async throws -> T {
         var request = request
         let body: ByteBuffer
         do {
@@ -155,7 +189,7 @@ struct AdminController {
         }
     }
 
-    private func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
+    func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) throws -> Response {
         let data = try AdminResources.encoder.encode(value)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"

@@ -1,5 +1,6 @@
 import Billing
 import Foundation
+import Pools
 
 /// The JSON shapes of the management API.
 enum AdminResources {
@@ -8,12 +9,18 @@ enum AdminResources {
         var name: String
         var tier: String
         var createdAt: Date
+        /// The contract's limits in force: the tier's, with the tenant's overrides.
+        var limits: TenantLimitsBody
+        /// The tenant's own limits; null fields take the tier's.
+        var limitOverrides: TenantLimitsBody
 
-        init(_ tenant: Tenant) {
+        init(_ tenant: Tenant, tierLimits: TenantLimits) {
             self.id = tenant.id
             self.name = tenant.name
             self.tier = tenant.tier
             self.createdAt = tenant.createdAt
+            self.limits = TenantLimitsBody(tierLimits.overridden(by: tenant.limitOverrides))
+            self.limitOverrides = TenantLimitsBody(tenant.limitOverrides)
         }
     }
 

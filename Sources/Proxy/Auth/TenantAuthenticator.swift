@@ -9,6 +9,8 @@ public struct AuthenticatedTenant: Sendable, Equatable {
     public var tenantName: String
     public var tier: String
     public var keyID: String
+    /// The tenant's own limits in place of its tier's, part of its contract.
+    public var limitOverrides = TenantLimitOverrides()
 }
 
 /// Turns a bearer tenant key into its tenant: hash, look up (cached), check.
@@ -62,7 +64,10 @@ public final class TenantAuthenticator: Sendable {
             entry = CacheEntry(
                 record: found?.key,
                 tenant: found.map {
-                    AuthenticatedTenant(tenantID: $0.tenant.id, tenantName: $0.tenant.name, tier: $0.tenant.tier, keyID: $0.key.id)
+                    AuthenticatedTenant(
+                        tenantID: $0.tenant.id, tenantName: $0.tenant.name, tier: $0.tenant.tier, keyID: $0.key.id,
+                        limitOverrides: $0.tenant.limitOverrides
+                    )
                 },
                 fetchedAt: clock
             )
@@ -76,6 +81,15 @@ public final class TenantAuthenticator: Sendable {
               record.isUsable(at: now)
         else { throw OpenAIError.invalidAPIKey }
         return tenant
+    }
+
+    /// Forgets what is cached about a tenant's keys, after its contract changed.
+    public func invalidate(tenantID: String) {
+        cache.withLock { cache in
+            for (hash, entry) in cache where entry.record?.tenantID == tenantID {
+                cache[hash] = nil
+            }
+        }
     }
 
     /// Forgets what is cached about a key, after it was revoked.

@@ -23,6 +23,11 @@ public struct Topology: Sendable {
         public var adapter: any ProviderAdapter
         public var settings: DeploymentSettings
 
+        /// Whether each attempt draws a provider key from the provider's key pool.
+        public var usesKeyPool: Bool {
+            if case .provider = target { true } else { false }
+        }
+
         /// How many interchangeable upstreams the deployment has.
         public var replicaCount: Int {
             switch target {
@@ -46,8 +51,13 @@ public struct Topology: Sendable {
     private let resolvedRoutes: [String: [Deployment]]
     public let tiers: [String: Tier]
     public let enginePools: [String: EnginePool]
-    /// Providers left out because their key variable is not set, with the variable's name.
-    public let disabledProviders: [(id: String, missingVariable: String)]
+    /// Every configured provider's kind, by provider id.
+    public let providerKinds: [String: ProviderKind]
+    /// External providers whose key variable is not set, with the variable's name: they
+    /// serve once an operator adds a key to their pool.
+    public let keylessProviders: [(id: String, missingVariable: String)]
+    /// The provider keys named by environment variables, one per external provider.
+    public let environmentKeys: [ProviderKeyCatalogue.Key]
 
     /// Resolves `configuration` against `environment`.
     public init(configuration: SwitchyardConfiguration, environment: [String: String]) {
@@ -59,20 +69,25 @@ public struct Topology: Sendable {
             )
         }
         var endpoints: [String: ProviderEndpoint] = [:]
-        var disabled: [(id: String, missingVariable: String)] = []
+        var keyless: [(id: String, missingVariable: String)] = []
+        var environmentKeys: [ProviderKeyCatalogue.Key] = []
         for provider in configuration.providers {
-            var key: String?
-            if let variable = provider.apiKeyEnv {
-                key = environment[variable].flatMap { $0.isEmpty ? nil : $0 }
-                if key == nil, provider.kind != .engine {
-                    disabled.append((provider.id, variable))
-                    continue
+            let key = provider.apiKeyEnv.flatMap { environment[$0] }.flatMap { $0.isEmpty ? nil : $0 }
+            if provider.kind != .engine {
+                // External providers draw a key from their key pool on every attempt; the
+                // environment's key is one member of that pool.
+                if let variable = provider.apiKeyEnv {
+                    if let key {
+                        environmentKeys.append(.init(environment: variable, provider: provider.id, secret: key))
+                    } else {
+                        keyless.append((provider.id, variable))
+                    }
                 }
             }
             endpoints[provider.id] = ProviderEndpoint(
                 kind: provider.kind,
                 baseURL: provider.baseURL ?? "",
-                apiKey: key,
+                apiKey: provider.kind == .engine ? key : nil,
                 organization: provider.organization,
                 project: provider.project,
                 apiVersion: provider.apiVersion
@@ -113,7 +128,9 @@ public struct Topology: Sendable {
         self.resolvedRoutes = routes.mapValues { ids in ids.compactMap { deployments[$0] } }
         self.tiers = tiers
         self.enginePools = pools
-        self.disabledProviders = disabled
+        self.providerKinds = Dictionary(configuration.providers.map { ($0.id, $0.kind) }, uniquingKeysWith: { first, _ in first })
+        self.keylessProviders = keyless
+        self.environmentKeys = environmentKeys
     }
 
     /// The adapter that translates to and from a provider kind's wire format.
@@ -132,9 +149,12 @@ public struct Topology: Sendable {
         return resolvedRoutes[model]
     }
 
-    /// The public models a tenant of `tier` may use.
-    public func models(forTier tier: String) -> [String] {
-        routes.models.filter { allows(model: $0, tier: tier) }
+    /// The public models a tenant of `tier` may use, of those with a deployment that
+    /// `isServable` accepts (for example, one whose provider has a key).
+    public func models(forTier tier: String, isServable: (Deployment) -> Bool = { _ in true }) -> [String] {
+        routes.models.filter { model in
+            allows(model: model, tier: tier) && (resolvedRoutes[model]?.contains(where: isServable) ?? false)
+        }
     }
 
     private func allows(model: String, tier: String) -> Bool {
@@ -144,8 +164,11 @@ public struct Topology: Sendable {
 
     /// Logs which providers are off and why, once at start.
     public func logSummary(_ logger: Logger) {
-        for (id, variable) in disabledProviders {
-            logger.info("provider disabled until its key variable is set", metadata: ["provider": "\(id)", "variable": "\(variable)"])
+        for (id, variable) in keylessProviders {
+            logger.info(
+                "provider has no key from its variable; it serves once a key is added (switchyard provider-key add)",
+                metadata: ["provider": "\(id)", "variable": "\(variable)"]
+            )
         }
         logger.info("serving models", metadata: ["models": "\(routes.models.joined(separator: ", "))"])
     }

@@ -8,6 +8,7 @@ import Providers
 struct InferenceController {
     let pipeline: RequestPipeline
     let topology: Topology
+    let keys: ProviderKeys
     let authentication: TenantKeyMiddleware
     /// The `created` time reported for every model: when the configuration was loaded.
     let modelsCreated = Int(Date().timeIntervalSince1970)
@@ -25,7 +26,7 @@ struct InferenceController {
             }
             group.get("models/:model") { _, context in
                 let name = context.parameters.get("model") ?? ""
-                guard let tenant = context.tenant, topology.models(forTier: tenant.tier).contains(name) else {
+                guard let tenant = context.tenant, topology.models(forTier: tenant.tier, isServable: keys.isServable).contains(name) else {
                     throw OpenAIError.modelNotFound(name)
                 }
                 return jsonResponse(modelJSON(name))
@@ -47,7 +48,7 @@ struct InferenceController {
     }
 
     private func listModels(context: SwitchyardRequestContext) -> Response {
-        let models = context.tenant.map { topology.models(forTier: $0.tier) } ?? []
+        let models = context.tenant.map { topology.models(forTier: $0.tier, isServable: keys.isServable) } ?? []
         var buffer = ByteBuffer()
         buffer.writeStaticString(#"{"object":"list","data":["#)
         for (index, name) in models.enumerated() {

@@ -36,19 +36,32 @@ final class RequestMeter: Sendable {
     private let metrics: ProxyMetrics
     /// The tenant-limit reservation to settle with the tokens really used.
     private let reservation: (Reservation, any TenantAdmission)?
+    private let keyPool: any KeyPool
     private let deployment = Mutex<Topology.Deployment?>(nil)
+    /// The provider key serving the answer, given back with the tokens used.
+    private let key = Mutex<(choice: ProviderKeys.Choice, capacity: ReportedCapacity?)?>(nil)
     private let recorded = Atomic<Bool>(false)
 
-    init(facts: Facts, writer: UsageWriter, metrics: ProxyMetrics, reservation: (Reservation, any TenantAdmission)?) {
+    init(
+        facts: Facts, writer: UsageWriter, metrics: ProxyMetrics, reservation: (Reservation, any TenantAdmission)?,
+        keyPool: any KeyPool
+    ) {
         self.facts = facts
         self.writer = writer
         self.metrics = metrics
         self.reservation = reservation
+        self.keyPool = keyPool
     }
 
     /// Notes the deployment in use, for the safety-net event.
     func use(_ deployment: Topology.Deployment) {
         self.deployment.withLock { $0 = deployment }
+    }
+
+    /// Notes the provider key whose answer is being relayed.
+    func use(_ placement: Placement) {
+        guard let choice = placement.key else { return }
+        key.withLock { $0 = (choice, placement.capacity) }
     }
 
     func finish(_ outcome: Outcome, now: ContinuousClock.Instant = .now) {
@@ -63,8 +76,15 @@ final class RequestMeter: Sendable {
     }
 
     private func record(_ event: UsageEvent) {
+        let tokens = event.promptTokens + event.completionTokens
         if let (reservation, admission) = reservation {
-            admission.settle(reservation, actualTokens: event.promptTokens + event.completionTokens)
+            admission.settle(reservation, actualTokens: tokens)
+        }
+        if let (choice, capacity) = key.withLock({ $0 }) {
+            let outcome: KeyOutcome = event.status >= 500
+                ? .failed(reason: "the answer broke off (status \(event.status))")
+                : .succeeded(capacity)
+            keyPool.finish(choice.lease, actualTokens: tokens, outcome: outcome)
         }
         metrics.request(event)
         writer.record(event)
@@ -84,6 +104,7 @@ final class RequestMeter: Sendable {
             model: facts.model,
             deployment: outcome.deployment?.id,
             provider: outcome.deployment?.providerID,
+            providerKeyID: key.withLock { $0?.choice.key.id },
             promptTokens: usage.promptTokens,
             cachedTokens: usage.cachedPromptTokens,
             completionTokens: usage.completionTokens,

@@ -17,6 +17,7 @@ final class RequestPipeline: Sendable {
     let usageWriter: UsageWriter
     let metrics: ProxyMetrics
     let admission: any TenantAdmission
+    let keys: ProviderKeys
     let limits: ProxyLimits
 
     init(
@@ -25,6 +26,7 @@ final class RequestPipeline: Sendable {
         usageWriter: UsageWriter,
         metrics: ProxyMetrics,
         admission: any TenantAdmission,
+        keys: ProviderKeys,
         limits: ProxyLimits
     ) {
         self.topology = topology
@@ -32,6 +34,7 @@ final class RequestPipeline: Sendable {
         self.usageWriter = usageWriter
         self.metrics = metrics
         self.admission = admission
+        self.keys = keys
         self.limits = limits
     }
 
@@ -47,9 +50,12 @@ final class RequestPipeline: Sendable {
             throw OpenAIError.bodyTooLarge(limit: limits.maximumRequestBodyBytes)
         }
         let head = try InferenceRequestHead.parse(body, endpoint: endpoint)
-        guard let candidates = topology.deployments(for: head.model, tier: tenant.tier), !candidates.isEmpty else {
+        guard let candidates = topology.deployments(for: head.model, tier: tenant.tier),
+              candidates.contains(where: keys.isServable)
+        else {
             throw OpenAIError.modelNotFound(head.model)
         }
+        let tokens = TokenUsage.estimateTokens(byteCount: body.readableBytes) + (head.maxOutputTokens ?? limits.defaultOutputReservation)
         let reservation: Reservation?
         switch try await admit(tenant: tenant, head: head, body: body) {
         case .refused(let response): return response
@@ -67,10 +73,12 @@ final class RequestPipeline: Sendable {
             ),
             writer: usageWriter,
             metrics: metrics,
-            reservation: reservation.map { ($0, admission) }
+            reservation: reservation.map { ($0, admission) },
+            keyPool: keys.pool
         )
         return try await forward(
-            head: head, body: body, candidates: candidates, meter: meter, context: context, rateLimitHeaders: reservation?.headers
+            head: head, body: body, tokens: tokens, candidates: candidates, meter: meter, context: context,
+            rateLimitHeaders: reservation?.headers
         )
     }
 
@@ -84,7 +92,7 @@ final class RequestPipeline: Sendable {
 
     /// The tenant's buckets, all at once, before any upstream is chosen.
     private func admit(tenant: AuthenticatedTenant, head: InferenceRequestHead, body: ByteBuffer) async throws -> AdmissionOutcome {
-        let tenantLimits = topology.tiers[tenant.tier]?.limits ?? .unlimited
+        let tenantLimits = (topology.tiers[tenant.tier]?.limits ?? .unlimited).overridden(by: tenant.limitOverrides)
         guard !tenantLimits.isUnlimited else { return .admitted(nil) }
         let request = AdmissionRequest(
             promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
@@ -114,74 +122,110 @@ final class RequestPipeline: Sendable {
         case answered(Response)
         /// The request could not be built for this deployment: try the next one.
         case notSent(OpenAIError)
-        /// The upstream could not be reached: try the pool's next replica.
+        /// The upstream could not be reached: try the pool's next replica or key.
         case unreachable(OpenAIError)
+        /// The provider refused this key (rate limited, overloaded, credentials rejected):
+        /// the key's health is recorded; try another key.
+        case keyRefused(OpenAIError)
         /// The upstream answered with an error.
         case refused(OpenAIError, retryable: Bool)
     }
 
-    /// Tries the deployments in order, a pool's replicas before the next deployment, at
-    /// most `maximumAttempts` times; only before any byte has reached the client.
+    /// Tries the deployments in order, at most `maximumAttempts` upstream attempts in
+    /// all, and only before any byte has reached the client: an engine pool's replicas,
+    /// or a provider's keys, before the next deployment.
     private func forward(
         head: InferenceRequestHead,
         body: ByteBuffer,
+        tokens: Int,
         candidates: [Topology.Deployment],
         meter: RequestMeter,
         context: SwitchyardRequestContext,
         rateLimitHeaders: RateLimitHeaders?
     ) async throws -> Response {
+        guard let tenant = context.tenant else { throw OpenAIError.missingAPIKey }
         var failure = OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached.")
+        var retryAfter: Duration?
         var lastDeployment: Topology.Deployment?
         var attempts = 0
         deployments: for (index, deployment) in candidates.enumerated() {
             let isLastDeployment = index == candidates.count - 1
-            for _ in 0..<deployment.replicaCount {
-                guard attempts < Self.maximumAttempts else { break deployments }
+            var triedKeys: Set<String> = []
+            var triedReplicas = 0
+            while attempts < Self.maximumAttempts {
+                let placement: Placement
+                if deployment.usesKeyPool {
+                    switch await keys.select(for: deployment, tenant: tenant, tokens: tokens, excluding: triedKeys) {
+                    case .chosen(let choice):
+                        placement = Placement(deployment, key: choice)
+                        triedKeys.insert(choice.key.id)
+                    case .unavailable(let error, let after):
+                        // An upstream's own error says more than "no key left", except
+                        // when no upstream was tried.
+                        if attempts == 0 { failure = error }
+                        if let after { retryAfter = min(retryAfter ?? after, after) }
+                        continue deployments
+                    }
+                } else {
+                    guard triedReplicas < deployment.replicaCount else { continue deployments }
+                    triedReplicas += 1
+                    placement = Placement(deployment)
+                }
                 attempts += 1
                 lastDeployment = deployment
                 meter.use(deployment)
                 switch await attempt(
-                    deployment, head: head, body: body, meter: meter, context: context, rateLimitHeaders: rateLimitHeaders
+                    deployment, placement: placement, head: head, body: body, meter: meter, context: context,
+                    rateLimitHeaders: rateLimitHeaders
                 ) {
                 case .answered(let response):
                     return response
                 case .notSent(let error):
                     failure = error
                     continue deployments
-                case .unreachable(let error):
+                case .unreachable(let error), .keyRefused(let error):
                     failure = error
-                    continue
                 case .refused(let error, let retryable):
-                    if !isLastDeployment, attempts < Self.maximumAttempts, retryable {
+                    if retryable, attempts < Self.maximumAttempts, deployment.usesKeyPool || !isLastDeployment {
                         failure = error
+                        // A provider's other keys first, then the next deployment.
+                        if deployment.usesKeyPool { continue }
                         continue deployments
                     }
                     meter.finish(.init(deployment: deployment, status: error.status, errorType: error.type))
                     return error.response()
                 }
             }
+            break
         }
         meter.finish(.init(deployment: lastDeployment, status: failure.status, errorType: failure.type))
-        throw failure
+        var response = failure.response()
+        if let retryAfter, failure.status == 429 || failure.status == 503 {
+            let (seconds, attoseconds) = retryAfter.components
+            response.headers[HTTPField.Name("retry-after")!] = String(max(1, seconds + (attoseconds > 0 ? 1 : 0)))
+        }
+        return response
     }
 
-    /// One upstream attempt on one deployment (one replica of an engine pool).
+    /// One upstream attempt on one deployment: one replica of an engine pool, or one
+    /// key of a provider.
     private func attempt(
         _ deployment: Topology.Deployment,
+        placement: Placement,
         head: InferenceRequestHead,
         body: ByteBuffer,
         meter: RequestMeter,
         context: SwitchyardRequestContext,
         rateLimitHeaders: RateLimitHeaders?
     ) async -> AttemptOutcome {
-        let placement = Placement(deployment)
+        var placement = placement
         let upstreamRequest: HTTPClientRequest
         do {
             upstreamRequest = try makeUpstreamRequest(
                 head: head, body: body, deployment: deployment, placement: placement, requestID: context.requestID
             )
         } catch {
-            placement.release()
+            await release(placement, failure: "the request could not be built")
             return .notSent(error)
         }
         let response: HTTPClientResponse
@@ -189,33 +233,57 @@ final class RequestPipeline: Sendable {
             response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
         } catch {
             placement.markUnreachable()
-            placement.release()
+            await release(placement, failure: "the provider could not be reached")
             context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
             return .unreachable(OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached."))
         }
+        let status = Int(response.status.code)
         // Engines report no capacity; external providers do, on every answer (an error
         // answer's signals come with its mapped failure below).
-        let reportsCapacity = if case .provider = deployment.target { true } else { false }
-        if (200..<300).contains(response.status.code) {
-            if reportsCapacity {
-                metrics.upstreamCapacity(
-                    deployment: deployment.id,
-                    signals: deployment.adapter.rateLimitSignals(status: Int(response.status.code), headers: response.headers.fields, body: nil)
-                )
+        if (200..<300).contains(status) {
+            if deployment.usesKeyPool {
+                let signals = deployment.adapter.rateLimitSignals(status: status, headers: response.headers.fields, body: nil)
+                metrics.upstreamCapacity(deployment: deployment.id, signals: signals)
+                placement.capacity = ReportedCapacity(signals)
             }
+            meter.use(placement)
             return .answered(await relay(
                 response, head: head, deployment: deployment, placement: placement, meter: meter,
                 requestID: context.requestID, rateLimitHeaders: rateLimitHeaders
             ))
         }
         let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
-        placement.release()
-        let upstreamFailure = deployment.adapter.mapError(status: Int(response.status.code), headers: response.headers.fields, body: errorBody)
-        if reportsCapacity {
-            metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
+        let upstreamFailure = deployment.adapter.mapError(status: status, headers: response.headers.fields, body: errorBody)
+        context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(status)"])
+        guard let choice = placement.key else {
+            placement.release()
+            return .refused(upstreamFailure.error, retryable: upstreamFailure.retryable)
         }
-        context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(response.status.code)"])
+        metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
+        if Self.refusesKey(status: status, failure: upstreamFailure) {
+            await keys.reportFailure(choice, upstreamStatus: status, failure: upstreamFailure)
+            return .keyRefused(upstreamFailure.error)
+        }
+        if upstreamFailure.retryable {
+            await keys.reportFailure(choice, reason: "the provider answered \(status)")
+        } else {
+            // The request was at fault, not the key.
+            placement.capacity = ReportedCapacity(upstreamFailure.signals)
+            keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(placement.capacity))
+        }
         return .refused(upstreamFailure.error, retryable: upstreamFailure.retryable)
+    }
+
+    /// Rate limited, overloaded, or credentials rejected: the key, not the request, is at fault.
+    private static func refusesKey(status: Int, failure: UpstreamFailure) -> Bool {
+        status == 429 || status == 529 || status == 401 || status == 403 || failure.error.code == "upstream_auth_failed"
+    }
+
+    /// Gives back an attempt that ended before an answer: the engine replica, or the key
+    /// with the failure noted.
+    private func release(_ placement: Placement, failure: String) async {
+        placement.release()
+        if let choice = placement.key { await keys.reportFailure(choice, reason: failure) }
     }
 
     /// The 429 for a refused admission, with `retry-after` and the limits as they stand.
@@ -268,15 +336,22 @@ extension HTTPHeaders {
 
 // MARK: - Placement
 
-/// Where one attempt goes: the provider endpoint, or an engine replica leased from its pool.
+/// Where one attempt goes: the provider endpoint with a key from its pool, or an engine
+/// replica leased from its pool.
 struct Placement: Sendable {
     let endpoint: ProviderEndpoint
+    /// The provider key, for deployments of external providers.
+    let key: ProviderKeys.Choice?
+    /// What the provider reported of the key's capacity on its answer.
+    var capacity: ReportedCapacity?
     private let pool: EnginePool?
     private let lease: EnginePool.Lease?
 
-    init(_ deployment: Topology.Deployment) {
+    init(_ deployment: Topology.Deployment, key: ProviderKeys.Choice? = nil) {
+        self.key = key
         switch deployment.target {
-        case .provider(let endpoint):
+        case .provider(var endpoint):
+            if let key { endpoint.apiKey = key.key.secret }
             self.endpoint = endpoint
             self.pool = nil
             self.lease = nil
@@ -289,6 +364,8 @@ struct Placement: Sendable {
         }
     }
 
+    /// Gives back the engine replica. (A key is given back by the meter, with the tokens
+    /// used, or by the pipeline with a failure.)
     func release() {
         if let pool, let lease { pool.release(lease) }
     }

@@ -43,6 +43,25 @@ public final class ProxyMetrics: Sendable {
         }.increment()
     }
 
+    private let keyEventCounters = Mutex<[String: Counter]>([:])
+
+    /// Counts a provider key's health event: `cooldown` (rate limited or overloaded),
+    /// `disabled` (credentials rejected) or `failed` (5xx, timeout, reset). Labelled by
+    /// provider and key id, never by the key itself.
+    func providerKeyEvent(_ event: String, provider: String, keyID: String) {
+        let name = "\(event)|\(provider)|\(keyID)"
+        keyEventCounters.withLock { counters in
+            if let counter = counters[name] { return counter }
+            let counter = registry.makeCounter(
+                name: "switchyard_provider_key_events_total",
+                labels: [("event", event), ("provider", provider), ("key", keyID)],
+                help: "Provider key health events: cooldown, disabled, failed."
+            )
+            counters[name] = counter
+            return counter
+        }.increment()
+    }
+
     /// The metrics one kind of request touches, made once and reused: building labelled
     /// metrics through the registry costs string work and a lock per metric.
     private struct RequestMetrics: Sendable {

@@ -22,8 +22,12 @@ public struct SwitchyardServer: Sendable {
         /// Where tenant limits are kept for all replicas (`redis://[user:pass@]host:port/db`);
         /// nil keeps them in this process.
         public var redisURL: String?
-        /// What to do with tenant limits while Redis cannot be reached.
+        /// What to do with tenant limits and key selection while Redis cannot be reached.
         public var redisFailurePolicy: LimitStoreFailurePolicy
+        /// Seals and opens the provider keys kept in the ledger.
+        public var keyCipher: ProviderKeyCipher
+        /// How often the ledger is checked for provider-key changes made through another replica.
+        public var keyCatalogueRefreshInterval: Duration
 
         public init(
             host: String = "127.0.0.1",
@@ -34,7 +38,9 @@ public struct SwitchyardServer: Sendable {
             shutdownGracePeriod: Duration = .seconds(30),
             usageFlushInterval: Duration = .milliseconds(250),
             redisURL: String? = nil,
-            redisFailurePolicy: LimitStoreFailurePolicy = .failOpen
+            redisFailurePolicy: LimitStoreFailurePolicy = .failOpen,
+            keyCipher: ProviderKeyCipher,
+            keyCatalogueRefreshInterval: Duration = .seconds(1)
         ) {
             self.host = host
             self.port = port
@@ -45,6 +51,8 @@ public struct SwitchyardServer: Sendable {
             self.usageFlushInterval = usageFlushInterval
             self.redisURL = redisURL
             self.redisFailurePolicy = redisFailurePolicy
+            self.keyCipher = keyCipher
+            self.keyCatalogueRefreshInterval = keyCatalogueRefreshInterval
         }
     }
 
@@ -58,6 +66,11 @@ public struct SwitchyardServer: Sendable {
     public let admission: any TenantAdmission
     /// Runs Redis admission's settlement queue, when Redis is configured.
     let redisService: RedisAdmissionService?
+    /// The provider keys: environment variables plus the ledger's encrypted catalogue.
+    public let keyCatalogue: ProviderKeyCatalogue
+    /// Provider-key selection and health: in Redis when configured, else in process.
+    public let keyPool: any KeyPool
+    let keyCipher: ProviderKeyCipher
     let tenantAuthenticator: TenantAuthenticator
     let logger: Logger
 
@@ -68,17 +81,28 @@ public struct SwitchyardServer: Sendable {
         self.ledger = try Ledger(path: options.databasePath)
         self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
         self.tenantAuthenticator = TenantAuthenticator(ledger: ledger)
+        self.keyCipher = options.keyCipher
+        self.keyCatalogue = ProviderKeyCatalogue(
+            ledger: ledger, cipher: options.keyCipher, environmentKeys: topology.environmentKeys, logger: logger
+        )
+        try keyCatalogue.loadBlocking()
         if let url = options.redisURL {
             let client = RedisClient(configuration: try RedisConfiguration(url: url))
             let redisAdmission = RedisAdmission(client: client, logger: logger)
+            let redisKeyPool = RedisKeyPool(client: client, logger: logger)
             let metrics = self.metrics
             self.admission = FailoverAdmission(
                 primary: redisAdmission, policy: options.redisFailurePolicy, logger: logger,
                 onFailure: { metrics.limitStoreFailure() }
             )
-            self.redisService = RedisAdmissionService(admission: redisAdmission, client: client)
+            self.keyPool = FailoverKeyPool(
+                primary: redisKeyPool, policy: options.redisFailurePolicy, logger: logger,
+                onFailure: { metrics.limitStoreFailure() }
+            )
+            self.redisService = RedisAdmissionService(admission: redisAdmission, keyPool: redisKeyPool, client: client)
         } else {
             self.admission = InProcessLimiter()
+            self.keyPool = InProcessKeyPool()
             self.redisService = nil
         }
         var clientConfiguration = HTTPClient.Configuration()
@@ -99,6 +123,7 @@ public struct SwitchyardServer: Sendable {
         router.get("health") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
+        let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, ledger: ledger, metrics: metrics, logger: logger)
         router.get("metrics") { [topology, usageWriter, metrics] _, _ in
             Response(
                 status: .ok,
@@ -108,17 +133,21 @@ public struct SwitchyardServer: Sendable {
         }
         let pipeline = RequestPipeline(
             topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
-            limits: options.limits
+            keys: keys, limits: options.limits
         )
         InferenceController(
             pipeline: pipeline,
             topology: topology,
+            keys: keys,
             authentication: TenantKeyMiddleware(authenticator: tenantAuthenticator, usageWriter: usageWriter)
         ).addRoutes(to: router)
         AdminController(
             ledger: ledger,
             topology: topology,
             tenantAuthenticator: tenantAuthenticator,
+            keyCatalogue: keyCatalogue,
+            keyPool: keyPool,
+            cipher: keyCipher,
             authentication: AdminMiddleware(authenticator: AdminAuthenticator(token: options.adminToken))
         ).addRoutes(to: router)
         return router
@@ -138,10 +167,14 @@ public struct SwitchyardServer: Sendable {
     /// streams finish within the grace period, writes pending usage, and returns.
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let application = makeApplication(onServerRunning: onServerRunning)
+        let catalogueService = ProviderKeyCatalogueService(
+            catalogue: keyCatalogue, interval: options.keyCatalogueRefreshInterval, logger: logger
+        )
         var configuration = ServiceGroupConfiguration(
             // Shut down in reverse: the application drains first, then Redis settlements
             // and usage events are written.
-            services: [.init(service: usageWriter)] + (redisService.map { [.init(service: $0)] } ?? []) + [.init(service: application)],
+            services: [.init(service: usageWriter)] + (redisService.map { [.init(service: $0)] } ?? [])
+                + [.init(service: catalogueService), .init(service: application)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger

@@ -1,0 +1,171 @@
+import Billing
+import Foundation
+import Hummingbird
+import Pools
+import Providers
+
+/// `/admin/v1/provider-keys`: operators add, drain, retire and re-enable provider keys
+/// without downtime. A key is accepted once and never returned; lists show its last four
+/// characters, its state and its recent use.
+extension AdminController {
+    func addProviderKeyRoutes(to admin: RouterGroup<SwitchyardRequestContext>) {
+        admin.post("provider-keys") { request, context in try await addProviderKey(request, context: context) }
+        admin.get("provider-keys") { request, context in try await listProviderKeys(request, context: context) }
+        admin.get("provider-keys/:id") { _, context in try await showProviderKey(context: context) }
+        admin.post("provider-keys/:id/drain") { _, context in
+            try await changeProviderKey(context: context, to: .draining, reason: "drained by an operator")
+        }
+        admin.post("provider-keys/:id/retire") { _, context in
+            try await changeProviderKey(context: context, to: .retired, reason: "retired by an operator")
+        }
+        admin.post("provider-keys/:id/enable") { _, context in
+            try await changeProviderKey(context: context, to: .active, reason: nil)
+        }
+    }
+
+    // MARK: Routes
+
+    private func addProviderKey(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.operator_)
+        let body: AdminResources.CreateProviderKey = try await decode(request)
+        let secret = body.key.trimmingCharacters(in: .whitespacesAndNewlines)
+        try validate(body, secret: secret)
+        for tenantID in body.tenants ?? [] where try await ledger.tenant(id: tenantID) == nil {
+            throw OpenAIError.invalidRequest("No tenant has id '\(tenantID)'.", param: "tenants")
+        }
+        let id = ProviderKeyRecord.newProviderKeyID()
+        let lastFour = ProviderKeyCipher.lastFour(of: secret)
+        let label = body.label?.trimmingCharacters(in: .whitespacesAndNewlines)
+        let record = try await ledger.createProviderKey(NewProviderKey(
+            id: id,
+            provider: body.provider,
+            label: label.flatMap { $0.isEmpty ? nil : $0 } ?? "\(body.provider) …\(lastFour)",
+            weight: body.weight ?? 1,
+            requestsPerMinute: body.requestsPerMinute,
+            tokensPerMinute: body.tokensPerMinute,
+            tiers: body.tiers ?? [],
+            tenants: body.tenants ?? [],
+            sealedSecret: try cipher.seal(secret, keyID: id),
+            lastFour: lastFour
+        ))
+        try await keyCatalogue.reload()
+        return try json(AdminResources.ProviderKeyBody(record: record, live: nil), status: .created)
+    }
+
+    private func listProviderKeys(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.analyst)
+        let parameters = request.uri.queryParameters
+        let includeRetired = parameters["include_retired"].map { $0 == "true" || $0 == "1" } ?? false
+        let provider = parameters["provider"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        let revision = try await ledger.providerKeyRevision()
+        let records = try await ledger.providerKeys(includeRetired: includeRetired)
+            .filter { provider == nil || $0.provider == provider }
+        let environmentKeys = keyCatalogue.environmentKeyList.filter { provider == nil || $0.provider == provider }
+        var ids: [String: [String]] = [:]
+        for key in environmentKeys { ids[key.provider, default: []].append(key.id) }
+        for record in records { ids[record.provider, default: []].append(record.id) }
+        var live: [String: KeyLiveStatus] = [:]
+        for (pool, keyIDs) in ids {
+            // Without the shared store the list still shows the catalogue.
+            if let statuses = try? await keyPool.status(pool: pool, keyIDs: keyIDs) {
+                live.merge(statuses) { current, _ in current }
+            }
+        }
+        let bodies = environmentKeys.map { AdminResources.ProviderKeyBody(environmentKey: $0, live: live[$0.id]) }
+            + records.map { AdminResources.ProviderKeyBody(record: $0, live: live[$0.id]) }
+        return try json(AdminResources.ProviderKeyListBody(
+            revision: revision, loadedRevision: max(0, keyCatalogue.revision), data: bodies
+        ))
+    }
+
+    private func showProviderKey(context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.analyst)
+        return try json(try await providerKeyBody(id: context.parameters.get("id") ?? ""))
+    }
+
+    private func changeProviderKey(
+        context: SwitchyardRequestContext, to state: ProviderKeyRecord.State, reason: String?
+    ) async throws -> Response {
+        try context.admin?.require(.operator_)
+        let id = context.parameters.get("id") ?? ""
+        if let key = keyCatalogue.environmentKeyList.first(where: { $0.id == id }) {
+            guard state == .active else {
+                throw OpenAIError(
+                    status: 409,
+                    message: "Key '\(id)' comes from the environment variable of providers.json; to take it out of the pool, add its replacement, then unset the variable and restart.",
+                    type: "invalid_request_error",
+                    code: "environment_key"
+                )
+            }
+            try await keyPool.reset(pool: key.provider, keyID: key.id)
+            return try json(try await providerKeyBody(id: id))
+        }
+        guard let current = try await ledger.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
+        if state == .active, current.state == .active {
+            // Re-enabling an active key clears a cooldown or a rejection the pool holds.
+            try await keyPool.reset(pool: current.provider, keyID: id)
+            return try json(try await providerKeyBody(id: id))
+        }
+        do {
+            guard try await ledger.setProviderKeyState(id: id, to: state, reason: reason) != nil else {
+                throw Self.providerKeyNotFound(id)
+            }
+        } catch let error as LedgerError where error.code == .retired {
+            throw OpenAIError(
+                status: 409, message: "Key '\(id)' is retired; add a new key instead.", type: "invalid_request_error", code: "key_retired"
+            )
+        }
+        if state == .active { try await keyPool.reset(pool: current.provider, keyID: id) }
+        try await keyCatalogue.reload()
+        return try json(try await providerKeyBody(id: id))
+    }
+
+    // MARK: Plumbing
+
+    private func providerKeyBody(id: String) async throws -> AdminResources.ProviderKeyBody {
+        if let key = keyCatalogue.environmentKeyList.first(where: { $0.id == id }) {
+            let live = try? await keyPool.status(pool: key.provider, keyIDs: [id])[id]
+            return AdminResources.ProviderKeyBody(environmentKey: key, live: live)
+        }
+        guard let record = try await ledger.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
+        let live = try? await keyPool.status(pool: record.provider, keyIDs: [id])[id]
+        return AdminResources.ProviderKeyBody(record: record, live: live)
+    }
+
+    private func validate(_ body: AdminResources.CreateProviderKey, secret: String) throws(OpenAIError) {
+        guard let kind = topology.providerKinds[body.provider] else {
+            let known = topology.providerKinds.filter { $0.value != .engine }.keys.sorted().joined(separator: ", ")
+            throw OpenAIError.invalidRequest("Unknown provider '\(body.provider)'; providers with key pools: \(known).", param: "provider")
+        }
+        guard kind != .engine else {
+            throw OpenAIError.invalidRequest(
+                "Provider '\(body.provider)' is an engine pool; engines take no pooled provider keys.", param: "provider"
+            )
+        }
+        guard !secret.isEmpty, secret.utf8.count <= 4096,
+              secret.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
+        else {
+            // The message never echoes what was sent: it may be a real key.
+            throw OpenAIError.invalidRequest("'key' must be 1 to 4096 printable ASCII characters without spaces.", param: "key")
+        }
+        if let label = body.label, label.count > 200 {
+            throw OpenAIError.invalidRequest("'label' must be at most 200 characters.", param: "label")
+        }
+        if let weight = body.weight, !(1...1000).contains(weight) {
+            throw OpenAIError.invalidRequest("'weight' must be between 1 and 1000.", param: "weight")
+        }
+        for (name, value) in [("requests_per_minute", body.requestsPerMinute), ("tokens_per_minute", body.tokensPerMinute)] {
+            if let value, !(1...1_000_000_000).contains(value) {
+                throw OpenAIError.invalidRequest("'\(name)' must be between 1 and 1000000000.", param: name)
+            }
+        }
+        for tier in body.tiers ?? [] where topology.tiers[tier] == nil {
+            let known = topology.tiers.keys.sorted().joined(separator: ", ")
+            throw OpenAIError.invalidRequest("Unknown tier '\(tier)'; configured tiers: \(known).", param: "tiers")
+        }
+    }
+
+    static func providerKeyNotFound(_ id: String) -> OpenAIError {
+        OpenAIError(status: 404, message: "No provider key has id '\(id)'.", type: "invalid_request_error", code: "not_found")
+    }
+}

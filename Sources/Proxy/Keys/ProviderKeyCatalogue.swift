@@ -1,0 +1,193 @@
+import Billing
+import Foundation
+import Logging
+import Pools
+import Synchronization
+
+/// The provider keys Switchyard may use, decrypted in memory: the ones `providers.json`
+/// names by environment variable and the ones operators added through the management
+/// API. Requests read one consistent snapshot; the snapshot is replaced whole when the
+/// ledger's catalogue changes (through this replica at once, through another within the
+/// poll interval of `ProviderKeyCatalogueService`).
+public final class ProviderKeyCatalogue: Sendable {
+    /// One usable provider key.
+    public struct Key: Sendable {
+        public enum Source: Sendable, Equatable {
+            /// Named in `providers.json` by this environment variable.
+            case environment(variable: String)
+            /// Added through the management API and kept, encrypted, in the ledger.
+            case catalogue
+        }
+
+        public var id: String
+        public var provider: String
+        public var label: String
+        /// Never logged, never returned: it goes only into the provider's request.
+        public var secret: String
+        public var lastFour: String
+        public var pooled: PooledKey
+        /// Tiers and tenants the key is dedicated to; empty sets mean everyone.
+        public var tiers: Set<String>
+        public var tenants: Set<String>
+        public var source: Source
+
+        /// The key named by `variable` in `providers.json`: id `env:<provider>`, weight 1,
+        /// no limits of its own, serving everyone.
+        init(environment variable: String, provider: String, secret: String) {
+            self.id = "env:" + provider
+            self.provider = provider
+            self.label = "$" + variable
+            self.secret = secret
+            self.lastFour = ProviderKeyCipher.lastFour(of: secret)
+            self.pooled = PooledKey(id: id)
+            self.tiers = []
+            self.tenants = []
+            self.source = .environment(variable: variable)
+        }
+
+        init(
+            id: String, provider: String, label: String, secret: String, lastFour: String, pooled: PooledKey,
+            tiers: Set<String>, tenants: Set<String>, source: Source
+        ) {
+            self.id = id
+            self.provider = provider
+            self.label = label
+            self.secret = secret
+            self.lastFour = lastFour
+            self.pooled = pooled
+            self.tiers = tiers
+            self.tenants = tenants
+            self.source = source
+        }
+
+        func serves(tenantID: String, tier: String) -> Bool {
+            (tiers.isEmpty || tiers.contains(tier)) && (tenants.isEmpty || tenants.contains(tenantID))
+        }
+    }
+
+    private struct Snapshot: Sendable {
+        var revision: Int64 = -1
+        /// Keys that take new requests, by provider, in a stable order.
+        var active: [String: [Key]] = [:]
+        /// Keys by id, whatever their state (in-flight requests release into these).
+        var byID: [String: Key] = [:]
+    }
+
+    private let ledger: Ledger
+    private let cipher: ProviderKeyCipher
+    private let environmentKeys: [Key]
+    private let logger: Logger
+    private let snapshot = Mutex(Snapshot())
+    /// Keys already reported as undecryptable, so each is logged once.
+    private let unreadable = Mutex<Set<String>>([])
+
+    /// - Parameter environmentKeys: keys from environment variables, always active.
+    public init(ledger: Ledger, cipher: ProviderKeyCipher, environmentKeys: [Key], logger: Logger) {
+        self.ledger = ledger
+        self.cipher = cipher
+        self.environmentKeys = environmentKeys
+        self.logger = logger
+        snapshot.withLock { $0 = Self.snapshot(revision: -1, keys: environmentKeys) }
+    }
+
+    // MARK: Reading (request path)
+
+    /// The active keys of `provider` that serve this tenant, in catalogue order.
+    public func candidates(provider: String, tenantID: String, tier: String) -> [Key] {
+        let keys = snapshot.withLock { $0.active[provider] } ?? []
+        if keys.allSatisfy({ $0.tiers.isEmpty && $0.tenants.isEmpty }) { return keys }
+        return keys.filter { $0.serves(tenantID: tenantID, tier: tier) }
+    }
+
+    /// Whether `provider` has any active key at all.
+    public func hasActiveKeys(provider: String) -> Bool {
+        snapshot.withLock { !($0.active[provider]?.isEmpty ?? true) }
+    }
+
+    public func key(id: String) -> Key? {
+        snapshot.withLock { $0.byID[id] }
+    }
+
+    public var environmentKeyList: [Key] { environmentKeys }
+
+    public var revision: Int64 { snapshot.withLock { $0.revision } }
+
+    // MARK: Loading
+
+    /// Reads the ledger's catalogue if its revision moved past the one loaded.
+    /// - Returns: whether the snapshot was replaced.
+    @discardableResult
+    public func refresh() async throws -> Bool {
+        let latest = try await ledger.providerKeyRevision()
+        guard latest != revision else { return false }
+        try await reload()
+        return true
+    }
+
+    /// Reads the whole catalogue and replaces the snapshot.
+    public func reload() async throws {
+        let (revision, records) = try await ledger.providerKeyCatalogue()
+        install(records, revision: revision)
+    }
+
+    /// Reads the catalogue at start, before any request is served.
+    public func loadBlocking() throws {
+        let (revision, records) = try ledger.providerKeyCatalogueBlocking()
+        install(records, revision: revision)
+    }
+
+    /// Replaces the snapshot with `records` (decrypted) plus the environment's keys.
+    func install(_ records: [ProviderKeyRecord], revision: Int64) {
+        var keys = environmentKeys
+        for record in records {
+            guard let key = decrypt(record) else { continue }
+            keys.append(key)
+        }
+        let next = Self.snapshot(revision: revision, keys: keys, states: Dictionary(records.map { ($0.id, $0.state) }, uniquingKeysWith: { a, _ in a }))
+        snapshot.withLock { current in
+            // Two reloads may race; the later revision wins.
+            if next.revision >= current.revision { current = next }
+        }
+    }
+
+    private func decrypt(_ record: ProviderKeyRecord) -> Key? {
+        guard !record.sealedSecret.isEmpty else { return nil }
+        do {
+            let secret = try cipher.open(record.sealedSecret, keyID: record.id)
+            return Key(
+                id: record.id,
+                provider: record.provider,
+                label: record.label,
+                secret: secret,
+                lastFour: record.lastFour,
+                pooled: PooledKey(
+                    id: record.id, weight: record.weight,
+                    requestsPerMinute: record.requestsPerMinute, tokensPerMinute: record.tokensPerMinute
+                ),
+                tiers: Set(record.tiers),
+                tenants: Set(record.tenants),
+                source: .catalogue
+            )
+        } catch {
+            let first = unreadable.withLock { $0.insert(record.id).inserted }
+            if first {
+                logger.error(
+                    "provider key cannot be decrypted; it is left out of its pool",
+                    metadata: ["key": "\(record.id)", "provider": "\(record.provider)", "error": "\(error)"]
+                )
+            }
+            return nil
+        }
+    }
+
+    private static func snapshot(revision: Int64, keys: [Key], states: [String: ProviderKeyRecord.State] = [:]) -> Snapshot {
+        var snapshot = Snapshot(revision: revision)
+        for key in keys {
+            snapshot.byID[key.id] = key
+            if (states[key.id] ?? .active) == .active {
+                snapshot.active[key.provider, default: []].append(key)
+            }
+        }
+        return snapshot
+    }
+}

@@ -1,0 +1,140 @@
+import Billing
+import Foundation
+import Logging
+import Pools
+import Providers
+
+/// Provider keys as the request pipeline uses them: the catalogue says which keys may
+/// serve a tenant, the key pool picks the one with the most headroom and keeps their
+/// health (shared through Redis when configured), and the ledger keeps a disabled key
+/// disabled across restarts.
+struct ProviderKeys: Sendable {
+    let catalogue: ProviderKeyCatalogue
+    let pool: any KeyPool
+    let ledger: Ledger
+    let metrics: ProxyMetrics
+    let logger: Logger
+
+    /// A key chosen for one attempt.
+    struct Choice: Sendable {
+        var lease: KeyLease
+        var key: ProviderKeyCatalogue.Key
+    }
+
+    enum Selection: Sendable {
+        case chosen(Choice)
+        /// No key can take the request now; the error says why, `retryAfter` when one can.
+        case unavailable(OpenAIError, retryAfter: Duration?)
+    }
+
+    /// Whether `deployment` can be served at all: engines always, external providers
+    /// while their pool has an active key.
+    func isServable(_ deployment: Topology.Deployment) -> Bool {
+        !deployment.usesKeyPool || catalogue.hasActiveKeys(provider: deployment.providerID)
+    }
+
+    /// Picks a key of the deployment's provider for this tenant, skipping `excluding`.
+    func select(
+        for deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, excluding: Set<String>
+    ) async -> Selection {
+        let keys = catalogue.candidates(provider: deployment.providerID, tenantID: tenant.tenantID, tier: tenant.tier)
+        guard !keys.isEmpty else {
+            return .unavailable(OpenAIError(
+                status: 503,
+                message: "No provider key of `\(deployment.providerID)` serves this tenant.",
+                type: "server_error",
+                code: "no_provider_key"
+            ), retryAfter: nil)
+        }
+        let selection: KeySelection
+        do {
+            selection = try await pool.select(
+                pool: deployment.providerID, candidates: keys.map(\.pooled), tokens: tokens, excluding: excluding
+            )
+        } catch {
+            return .unavailable(Self.storeUnavailable, retryAfter: nil)
+        }
+        switch selection {
+        case .selected(let lease):
+            guard let key = keys.first(where: { $0.id == lease.keyID }) ?? catalogue.key(id: lease.keyID) else {
+                await pool.release(lease, actualTokens: 0, outcome: .succeeded(nil))
+                return .unavailable(Self.storeUnavailable, retryAfter: nil)
+            }
+            return .chosen(Choice(lease: lease, key: key))
+        case .exhausted(let retryAfter):
+            return .unavailable(OpenAIError(
+                status: 503,
+                message: "Every provider key of `\(deployment.providerID)` is at its rate limit or cooling down; retry shortly.",
+                type: "server_error",
+                code: "provider_capacity_exhausted"
+            ), retryAfter: retryAfter)
+        }
+    }
+
+    /// Ends an attempt that failed on the key: records the outcome for every replica
+    /// before the request moves on to another key.
+    func reportFailure(_ choice: Choice, upstreamStatus: Int, failure: UpstreamFailure) async {
+        let key = choice.key
+        if upstreamStatus == 429 || upstreamStatus == 529 {
+            var capacity = ReportedCapacity(failure.signals)
+            if let retryAfter = failure.signals.retryAfter {
+                // An exhausted window without its own reset is full again when the
+                // provider says to retry, not a minute later.
+                if capacity?.requestsReset == nil { capacity?.requestsReset = retryAfter }
+                if capacity?.tokensReset == nil { capacity?.tokensReset = retryAfter }
+            }
+            await pool.release(
+                choice.lease, actualTokens: 0, outcome: .rateLimited(retryAfter: failure.signals.retryAfter, capacity)
+            )
+            metrics.providerKeyEvent("cooldown", provider: key.provider, keyID: key.id)
+            logger.info(
+                "provider key cooling down",
+                metadata: ["provider": "\(key.provider)", "key": "\(key.id)", "status": "\(upstreamStatus)"]
+            )
+        } else if upstreamStatus == 401 || upstreamStatus == 403 || failure.error.code == "upstream_auth_failed" {
+            let reason = "the provider answered \(upstreamStatus) at \(Date().formatted(.iso8601)): credentials rejected"
+            await pool.release(choice.lease, actualTokens: 0, outcome: .rejected(reason: reason))
+            metrics.providerKeyEvent("disabled", provider: key.provider, keyID: key.id)
+            logger.warning(
+                "provider key disabled: the provider rejected it",
+                metadata: ["provider": "\(key.provider)", "key": "\(key.id)", "label": "\(key.label)", "status": "\(upstreamStatus)"]
+            )
+            if key.source == .catalogue {
+                do {
+                    _ = try await ledger.setProviderKeyState(id: key.id, to: .disabled, reason: reason)
+                    try await catalogue.reload()
+                } catch {
+                    logger.error("provider key disable could not be saved", metadata: ["key": "\(key.id)", "error": "\(error)"])
+                }
+            }
+        } else {
+            await reportFailure(choice, reason: "the provider answered \(upstreamStatus)")
+        }
+    }
+
+    /// Ends an attempt whose upstream could not be reached or failed before answering.
+    func reportFailure(_ choice: Choice, reason: String) async {
+        await pool.release(choice.lease, actualTokens: 0, outcome: .failed(reason: reason))
+        metrics.providerKeyEvent("failed", provider: choice.key.provider, keyID: choice.key.id)
+    }
+
+    static let storeUnavailable = OpenAIError(
+        status: 503,
+        message: "Provider key selection is temporarily unavailable; retry shortly.",
+        type: "server_error",
+        code: "key_pool_unavailable"
+    )
+}
+
+extension ReportedCapacity {
+    /// What a provider's rate-limit headers said, in the pool's terms; nil when nothing.
+    init?(_ signals: RateLimitSignals) {
+        let requests = signals.requests
+        let tokens = signals.tokens
+        guard !requests.isEmpty || !tokens.isEmpty else { return nil }
+        self.init(
+            remainingRequests: requests.remaining, limitRequests: requests.limit, requestsReset: requests.reset,
+            remainingTokens: tokens.remaining, limitTokens: tokens.limit, tokensReset: tokens.reset
+        )
+    }
+}

@@ -1,0 +1,290 @@
+import Foundation
+import Testing
+
+@testable import Pools
+
+@Suite("KeyPoolState")
+struct KeyPoolStateTests {
+    /// Milliseconds since 1970, on a whole minute so the per-minute counter is easy to follow.
+    private let start = 1_750_000_020_000
+
+    private let a = PooledKey(id: "a")
+    private let b = PooledKey(id: "b")
+
+    /// A state and the lease ids it is given; a class, so that `#expect` may call it.
+    private final class Pool {
+        var state = KeyPoolState(pool: "openai")
+        var nextID: UInt64 = 0
+
+        func select(
+            _ candidates: [PooledKey], tokens: Int = 0, excluding: Set<String> = [], at now: Int
+        ) -> KeySelection {
+            nextID += 1
+            return state.select(candidates: candidates, tokens: tokens, excluding: excluding, leaseID: nextID, now: now)
+        }
+
+        /// Selects and fails the test if nothing is selected.
+        func lease(
+            _ candidates: [PooledKey], tokens: Int = 0, at now: Int, sourceLocation: SourceLocation = #_sourceLocation
+        ) throws -> KeyLease {
+            let selection = select(candidates, tokens: tokens, at: now)
+            return try #require(selection.lease, "\(selection)", sourceLocation: sourceLocation)
+        }
+
+        /// Which keys `count` selections at one instant choose, in order.
+        func picks(_ count: Int, _ candidates: [PooledKey], tokens: Int = 0, at now: Int) -> [String] {
+            (0..<count).map { _ in select(candidates, tokens: tokens, at: now).lease?.keyID ?? "-" }
+        }
+
+        @discardableResult
+        func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome, now: Int) -> Bool {
+            state.release(lease, actualTokens: actualTokens, outcome: outcome, now: now)
+        }
+
+        func status(_ keyID: String, at now: Int) -> KeyLiveStatus {
+            state.status(keyIDs: [keyID], now: now)[keyID]!
+        }
+    }
+
+    // MARK: Weights and headroom
+
+    @Test("weights 3:1 split 400 picks of unlimited keys exactly 300:100, 3:1 in every four")
+    func weights() {
+        let pool = Pool()
+        let picks = pool.picks(400, [PooledKey(id: "a", weight: 3), b], at: start)
+        #expect(picks.count { $0 == "a" } == 300)
+        #expect(picks.count { $0 == "b" } == 100)
+        for window in stride(from: 0, to: 400, by: 4) {
+            #expect(picks[window..<window + 4].count { $0 == "b" } == 1, "smooth: picks \(window)...")
+        }
+        #expect(pool.status("a", at: start).inFlight == 300)
+    }
+
+    @Test("traffic moves away from a key as its reported room runs down")
+    func headroom() {
+        let pool = Pool()
+        let lease = KeyLease(pool: "openai", keyID: "a", reservedTokens: 0, id: 999)
+        let report = ReportedCapacity(remainingRequests: 100, limitRequests: 1000, requestsReset: .seconds(3600))
+        pool.release(lease, actualTokens: nil, outcome: .succeeded(report), now: start)
+        let picks = pool.picks(220, [a, b], at: start)
+        // A tenth of its room left gives "a" a tenth of "b"'s weight, and less as it is used.
+        #expect(picks.count { $0 == "a" } > 0)
+        #expect(picks.count { $0 == "a" } <= 20)
+    }
+
+    @Test("keys with their own request limits share the load until both are empty")
+    func drainEvenly() {
+        let pool = Pool()
+        let keys = [PooledKey(id: "a", requestsPerMinute: 100), PooledKey(id: "b", requestsPerMinute: 100)]
+        let picks = pool.picks(201, keys, at: start)
+        #expect(picks.count { $0 == "a" } == 100)
+        #expect(picks.count { $0 == "b" } == 100)
+        #expect(picks.last == "-")
+        // Neither runs dry long before the other: after 100 picks each has given about half.
+        #expect(abs(picks.prefix(100).count { $0 == "a" } - 50) <= 2)
+    }
+
+    // MARK: Own windows
+
+    @Test("a key whose request bucket is empty is passed over until it refills")
+    func requestsBucket() throws {
+        let pool = Pool()
+        let limited = PooledKey(id: "a", requestsPerMinute: 2)
+        #expect(pool.picks(10, [limited, b], at: start).count { $0 == "a" } == 2)
+        #expect(pool.select([limited], at: start) == .exhausted(retryAfter: .seconds(30)))
+        #expect(pool.select([limited], at: start + 29_999) == .exhausted(retryAfter: .milliseconds(1)))
+        #expect(pool.select([limited], at: start + 30_000).lease?.keyID == "a")
+        #expect(pool.picks(4, [limited, b], at: start + 90_000).contains("a"))
+    }
+
+    @Test("tokens: a reservation is settled with what was used, or kept when usage is unknown")
+    func tokenSettlement() throws {
+        let pool = Pool()
+        let key = PooledKey(id: "a", tokensPerMinute: 1000)
+        let first = try pool.lease([key], tokens: 600, at: start)
+        #expect(first.reservedTokens == 600)
+        // 200 short at 1000 per minute.
+        #expect(pool.select([key], tokens: 600, at: start) == .exhausted(retryAfter: .seconds(12)))
+        #expect(pool.release(first, actualTokens: 100, outcome: .succeeded(nil), now: start))
+        let second = try pool.lease([key], tokens: 600, at: start)  // 900 held
+        #expect(pool.release(second, actualTokens: nil, outcome: .succeeded(nil), now: start))
+        #expect(pool.select([key], tokens: 600, at: start) == .exhausted(retryAfter: .seconds(18)))
+        let third = try pool.lease([key], tokens: 300, at: start)  // 0 left
+        pool.release(third, actualTokens: 500, outcome: .succeeded(nil), now: start)  // 200 of debt
+        #expect(pool.select([key], tokens: 1, at: start) == .exhausted(retryAfter: .milliseconds(12_060)))
+    }
+
+    @Test("a request larger than the token window goes alone on a full window; a zero window never takes one")
+    func largerThanWindow() throws {
+        let pool = Pool()
+        let key = PooledKey(id: "a", tokensPerMinute: 100)
+        _ = try pool.lease([key], tokens: 500, at: start)
+        // The debt is floored at one window: 200 tokens to come back at 100 per minute.
+        #expect(pool.select([key], tokens: 500, at: start) == .exhausted(retryAfter: .seconds(120)))
+        #expect(pool.select([key], tokens: 500, at: start + 120_000).lease != nil)
+        #expect(pool.select([PooledKey(id: "z", tokensPerMinute: 0)], tokens: 1, at: start) == .exhausted(retryAfter: nil))
+        #expect(pool.select([PooledKey(id: "y", requestsPerMinute: 0)], at: start) == .exhausted(retryAfter: nil))
+    }
+
+    @Test("a raised limit grants the difference at once")
+    func limitsChange() throws {
+        let pool = Pool()
+        _ = try pool.lease([PooledKey(id: "a", requestsPerMinute: 1)], at: start)
+        #expect(pool.select([PooledKey(id: "a", requestsPerMinute: 1)], at: start).lease == nil)
+        #expect(pool.select([PooledKey(id: "a", requestsPerMinute: 3)], at: start).lease != nil)
+        #expect(pool.select([PooledKey(id: "a")], at: start).lease != nil, "no limit: no bucket")
+    }
+
+    // MARK: Outcomes
+
+    @Test("a 429 with retry-after cools the key down until then, and it is used again after")
+    func cooldownRetryAfter() throws {
+        let pool = Pool()
+        let lease = try pool.lease([a], at: start)
+        pool.release(lease, actualTokens: nil, outcome: .rateLimited(retryAfter: .seconds(10), nil), now: start)
+        let status = pool.status("a", at: start)
+        #expect(status.coolingDownUntil == KeyPoolState.date(start + 10_000))
+        #expect(status.lastError == "rate limited")
+        #expect(status.lastErrorAt == KeyPoolState.date(start))
+        #expect(status.inFlight == 0)
+        #expect(!pool.picks(20, [a, b], at: start + 5_000).contains("a"))
+        #expect(pool.select([a], at: start + 9_999) == .exhausted(retryAfter: .milliseconds(1)))
+        #expect(pool.select([a], at: start + 10_000).lease?.keyID == "a")
+        #expect(pool.status("a", at: start + 10_000).coolingDownUntil == nil)
+    }
+
+    @Test("a 429 without retry-after waits for the exhausted window's reset, else 30 s, never over an hour")
+    func cooldownLength() throws {
+        let pool = Pool()
+        let lease = try pool.lease([a], at: start)
+        pool.release(lease, actualTokens: nil, outcome: .rateLimited(retryAfter: nil, nil), now: start)
+        #expect(pool.select([a], at: start) == .exhausted(retryAfter: .seconds(30)))
+
+        let capacity = ReportedCapacity(
+            remainingRequests: 0, requestsReset: .seconds(7), remainingTokens: 0, tokensReset: .seconds(20)
+        )
+        pool.release(lease, actualTokens: nil, outcome: .rateLimited(retryAfter: nil, capacity), now: start)
+        #expect(pool.select([a], at: start) == .exhausted(retryAfter: .seconds(20)), "the later of the two resets")
+        let tokensLeft = ReportedCapacity(remainingRequests: 0, requestsReset: .seconds(7), remainingTokens: 5, tokensReset: .seconds(20))
+        pool.release(lease, actualTokens: nil, outcome: .rateLimited(retryAfter: nil, tokensLeft), now: start)
+        #expect(pool.select([a], at: start) == .exhausted(retryAfter: .seconds(7)), "only exhausted windows count")
+        pool.release(lease, actualTokens: nil, outcome: .rateLimited(retryAfter: .seconds(7200), nil), now: start)
+        #expect(pool.select([a], at: start) == .exhausted(retryAfter: .seconds(3600)))
+    }
+
+    @Test("a rejected key is never chosen again until an operator resets it")
+    func rejected() throws {
+        let pool = Pool()
+        let lease = try pool.lease([a], at: start)
+        pool.release(lease, actualTokens: nil, outcome: .rejected(reason: "401 invalid api key"), now: start)
+        #expect(!pool.picks(50, [a, b], at: start + 3_600_000).contains("a"))
+        #expect(pool.select([a], at: start + 86_400_000) == .exhausted(retryAfter: nil))
+        #expect(pool.status("a", at: start).disabledReason == "401 invalid api key")
+        #expect(pool.status("a", at: start).lastError == "401 invalid api key")
+
+        pool.state.reset(keyID: "a")
+        #expect(pool.select([a], at: start + 86_400_000).lease?.keyID == "a")
+        let status = pool.status("a", at: start + 86_400_000)
+        #expect(status.disabledReason == nil)
+        #expect(status.lastError == "401 invalid api key", "history stays")
+    }
+
+    @Test("a failure is noted and changes nothing else")
+    func failed() throws {
+        let pool = Pool()
+        let lease = try pool.lease([a], at: start)
+        pool.release(lease, actualTokens: nil, outcome: .failed(reason: "upstream 503"), now: start + 1_000)
+        let status = pool.status("a", at: start + 1_000)
+        #expect(status == KeyLiveStatus(
+            inFlight: 0, lastError: "upstream 503", lastErrorAt: KeyPoolState.date(start + 1_000),
+            lastUsedAt: KeyPoolState.date(start + 1_000), requestsLastMinute: 1
+        ))
+        #expect(pool.select([a], at: start + 1_000).lease != nil)
+    }
+
+    @Test("reported remaining 0 skips the key until the reported reset; each selection counts down")
+    func reportedRemaining() throws {
+        let pool = Pool()
+        let lease = try pool.lease([a], at: start)
+        let none = ReportedCapacity(remainingRequests: 0, limitRequests: 100, requestsReset: .seconds(5))
+        pool.release(lease, actualTokens: nil, outcome: .succeeded(none), now: start)
+        #expect(pool.select([a], at: start) == .exhausted(retryAfter: .seconds(5)))
+        #expect(pool.picks(10, [a, b], at: start + 4_999) == Array(repeating: "b", count: 10))
+        #expect(pool.select([a], at: start + 5_000).lease?.keyID == "a")
+
+        let two = ReportedCapacity(remainingRequests: 2, requestsReset: .seconds(5), remainingTokens: 1000, tokensReset: .seconds(8))
+        pool.release(lease, actualTokens: nil, outcome: .succeeded(two), now: start + 10_000)
+        #expect(pool.picks(3, [a], at: start + 10_000) == ["a", "a", "-"])
+        #expect(pool.select([a], at: start + 10_000) == .exhausted(retryAfter: .seconds(5)))
+
+        let tokens = ReportedCapacity(remainingTokens: 300, tokensReset: .seconds(8))
+        pool.release(lease, actualTokens: nil, outcome: .succeeded(tokens), now: start + 20_000)
+        _ = try pool.lease([a], tokens: 500, at: start + 20_000)  // one token left is enough; now none
+        #expect(pool.select([a], tokens: 1, at: start + 20_000) == .exhausted(retryAfter: .seconds(8)))
+        // A report replaces the last one whole: without windows, nothing holds the key back.
+        pool.release(lease, actualTokens: nil, outcome: .succeeded(ReportedCapacity()), now: start + 20_000)
+        #expect(pool.select([a], tokens: 1, at: start + 20_000).lease != nil)
+    }
+
+    // MARK: Exhaustion, exclusion, status
+
+    @Test("exhausted names the soonest wait among candidates neither disabled nor excluded")
+    func exhaustedRetryAfter() throws {
+        let pool = Pool()
+        let cooling = PooledKey(id: "cooling")
+        let empty = PooledKey(id: "empty", requestsPerMinute: 1)
+        let disabled = PooledKey(id: "disabled")
+        let excluded = PooledKey(id: "excluded")
+        for (key, outcome) in [(cooling, KeyOutcome.rateLimited(retryAfter: .seconds(10), nil)),
+                               (disabled, .rejected(reason: "403")), (excluded, .rateLimited(retryAfter: .seconds(1), nil))] {
+            let lease = try pool.lease([key], at: start)
+            pool.release(lease, actualTokens: nil, outcome: outcome, now: start)
+        }
+        _ = try pool.lease([empty], at: start)
+        let all = [cooling, empty, disabled, excluded]
+        #expect(pool.select(all, excluding: ["excluded"], at: start) == .exhausted(retryAfter: .seconds(10)))
+        #expect(pool.select([empty, disabled], at: start) == .exhausted(retryAfter: .seconds(60)))
+        #expect(pool.select([disabled, excluded], excluding: ["excluded"], at: start) == .exhausted(retryAfter: nil))
+        #expect(pool.select([], at: start) == .exhausted(retryAfter: nil))
+
+        // A key both cooling and out of requests waits for both.
+        let both = PooledKey(id: "both", requestsPerMinute: 1)
+        let lease = try pool.lease([both], at: start)
+        pool.release(lease, actualTokens: nil, outcome: .rateLimited(retryAfter: .seconds(5), nil), now: start)
+        #expect(pool.select([both], at: start) == .exhausted(retryAfter: .seconds(60)))
+    }
+
+    @Test("excluded keys are never chosen; duplicates count once")
+    func excluding() {
+        let pool = Pool()
+        let picks = (0..<20).map { _ in pool.select([a, b, a], excluding: ["a"], at: start).lease?.keyID }
+        #expect(picks == Array(repeating: "b", count: 20))
+        #expect(pool.select([a, b], excluding: ["a", "b"], at: start) == .exhausted(retryAfter: nil))
+        #expect(pool.picks(4, [a, a, b, b], at: start) == ["a", "b", "a", "b"])
+        #expect(pool.status("a", at: start).inFlight == 2, "the excluded selections never touched it")
+    }
+
+    @Test("in flight counts leases until released once or expired; status reads the rest")
+    func inFlight() throws {
+        let pool = Pool()
+        let leases = try (0..<3).map { _ in try pool.lease([a], at: start) }
+        #expect(Set(leases.map(\.id)).count == 3)
+        var status = pool.status("a", at: start)
+        #expect(status.inFlight == 3)
+        #expect(status.requestsLastMinute == 3)
+        #expect(status.lastUsedAt == KeyPoolState.date(start))
+        #expect(pool.release(leases[0], actualTokens: 10, outcome: .succeeded(nil), now: start + 1_000))
+        #expect(!pool.release(leases[0], actualTokens: 10, outcome: .succeeded(nil), now: start + 1_000))
+        status = pool.status("a", at: start + 1_000)
+        #expect(status.inFlight == 2)
+        #expect(status.lastUsedAt == KeyPoolState.date(start + 1_000))
+        // The trailing minute: half of the previous minute's three, then none.
+        #expect(pool.status("a", at: start + 90_000).requestsLastMinute == 1)
+        #expect(pool.status("a", at: start + 120_000).requestsLastMinute == 0)
+        // Leases expire after ten minutes; releasing one then only applies its outcome.
+        #expect(pool.status("a", at: start + 600_000).inFlight == 0)
+        #expect(!pool.release(leases[1], actualTokens: nil, outcome: .failed(reason: "timeout"), now: start + 600_000))
+        #expect(pool.status("a", at: start + 600_000).lastError == "timeout")
+        #expect(pool.status("unknown", at: start) == KeyLiveStatus())
+    }
+}
