@@ -1,6 +1,6 @@
 """Provider key pools end to end: two `switchyard serve` replicas sharing one
-redis-server and one ledger, in front of a scripted OpenAI-compatible provider whose
-answer depends on the key presented. The official openai SDK is the client, with its own
+redis-server and one ledger (and, again, one replica keeping key health in process), in
+front of a scripted OpenAI-compatible provider whose answer depends on the key presented. The official openai SDK is the client, with its own
 retries off, so every error Switchyard lets through would show."""
 
 from __future__ import annotations
@@ -80,13 +80,15 @@ class Cluster:
         return openai.OpenAI(base_url=self.urls[replica] + "/v1", api_key=key, max_retries=0, timeout=30)
 
 
-@pytest.fixture()
-def cluster():
+@pytest.fixture(params=["redis", "in-process"])
+def cluster(request):
+    """Two replicas sharing Redis, or (without Redis) one replica reached twice."""
+    shared = request.param == "redis"
     directory = Path(tempfile.mkdtemp(prefix="switchyard-keys-"))
     provider = ScriptedProvider()
     provider_port = provider.start()
     redis_port = free_port()
-    redis = start_redis(redis_port, directory)
+    redis = start_redis(redis_port, directory) if shared else None
     config = json.loads((REPO / "providers.json").read_text())
     config["engine_pools"][0]["replicas"] = [{"url": f"http://127.0.0.1:{free_port()}/v1", "slots": 8}]
     config["providers"].append({"id": "scripted", "kind": "openai", "base_url": f"http://127.0.0.1:{provider_port}/v1"})
@@ -95,26 +97,29 @@ def cluster():
     config["prices"]["scripted-mini"] = {"input_per_million": 150000, "output_per_million": 600000}
     (directory / "providers.json").write_text(json.dumps(config))
     processes, urls = [], []
-    for index in range(2):
+    for index in range(2 if shared else 1):
         port = free_port()
         environment = {key: value for key, value in os.environ.items() if not key.endswith("_API_KEY")}
         environment.update({"SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32})
         process = subprocess.Popen(
             [binary(), "serve", "--config", str(directory / "providers.json"), "--db", str(directory / "switchyard.sqlite"),
-             "--port", str(port), "--redis", f"redis://127.0.0.1:{redis_port}/0"],
+             "--port", str(port)] + (["--redis", f"redis://127.0.0.1:{redis_port}/0"] if shared else []),
             env=environment, stdout=open(directory / f"serve-{index}.out", "w"),
             stderr=open(directory / f"serve-{index}.log", "w"),
         )
         processes.append(process)
         urls.append(f"http://127.0.0.1:{port}")
         wait_for(urls[-1] + "/health", process)
+    if not shared:
+        urls.append(urls[0])
     running = Cluster(directory, provider, urls, processes)
     try:
         yield running
     finally:
         for process in processes:
             stop(process)
-        stop(redis)
+        if redis:
+            stop(redis)
         provider.stop()
         logs = "".join((directory / name).read_text() for name in os.listdir(directory) if name.startswith("serve-"))
         shutil.rmtree(directory, ignore_errors=True)
