@@ -18,7 +18,7 @@ struct UsageCommand: AsyncParsableCommand {
     @Option(help: "End, exclusive: a date or an RFC 3339 time.")
     var to: String?
 
-    @Option(help: "model, day, key or tenant.")
+    @Option(help: "model, day, key (tenant key), tenant or provider_key.")
     var groupBy: String = "model"
 
     func run() async throws {

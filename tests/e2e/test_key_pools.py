@@ -142,8 +142,8 @@ def parse_time(text: str) -> float:
 
 
 def test_a_rate_limited_key_cools_down_and_its_traffic_moves_to_another(cluster):
-    cluster.add_key(KEY_A, "key-a")
-    cluster.add_key(KEY_B, "key-b")
+    key_a = cluster.add_key(KEY_A, "key-a")
+    key_b = cluster.add_key(KEY_B, "key-b")
     tenant = cluster.tenant_key()
     clients = [cluster.client(tenant, 0), cluster.client(tenant, 1)]
     cluster.provider.script(KEY_A, "429", retry_after=3, times=1)
@@ -173,6 +173,18 @@ def test_a_rate_limited_key_cools_down_and_its_traffic_moves_to_another(cluster)
     assert served_by_a, "key A was never used again after its cooldown"
     assert served_by_a[0].at >= cooling_until - 0.05
     assert cluster.keys()["key-a"]["state"] == "active"
+
+    # Each answer is metered against the key that served it, for per-account allocation.
+    expected = {key_a["id"]: len(served_by_a),
+                key_b["id"]: len([hit for hit in cluster.provider.hits_for(KEY_B) if hit.status == 200])}
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        usage = httpx.get(cluster.urls[0] + "/admin/v1/usage?group_by=provider_key",
+                          headers={"authorization": f"Bearer {ADMIN_TOKEN}"}).json()["data"]
+        if {row["group"]: row["requests"] for row in usage} == expected:
+            break
+        time.sleep(0.1)
+    assert {row["group"]: row["requests"] for row in usage} == expected
 
 
 def test_a_rejected_key_is_disabled_and_the_list_says_why(cluster):

@@ -121,6 +121,9 @@ extension Ledger {
 public struct UsageQuery: Sendable, Equatable {
     public enum GroupBy: String, Sendable, CaseIterable {
         case model, day, key, tenant
+        /// The provider key that served the requests (empty for engines), for allocating
+        /// each provider account's spend.
+        case providerKey = "provider_key"
 
         var sqlExpression: String {
             switch self {
@@ -128,6 +131,7 @@ public struct UsageQuery: Sendable, Equatable {
             case .day: "strftime('%Y-%m-%d', started_at / 1000, 'unixepoch')"
             case .key: "coalesce(tenant_key_id, '')"
             case .tenant: "tenant_id"
+            case .providerKey: "coalesce(provider_key_id, '')"
             }
         }
     }
