@@ -320,3 +320,14 @@ def test_a_tenants_own_limits_replace_its_tiers(cluster):
         ask(client)
     cleared = cluster.cli("tenant", "set-limits", tenant_id, "--clear", "--json")
     assert json.loads(cleared.stdout)["limits"]["requests_per_minute"] is None
+    assert ask(client) == "Hello there"
+
+    headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    zero = httpx.put(cluster.urls[0] + f"/admin/v1/tenants/{tenant_id}/limits", headers=headers,
+                     json={"requests_per_minute": 0})
+    assert zero.status_code == 400 and zero.json()["error"]["param"] == "requests_per_minute"
+    wrong_type = httpx.put(cluster.urls[0] + f"/admin/v1/tenants/{tenant_id}/limits", headers=headers,
+                           json={"tokens_per_minute": "lots"})
+    assert wrong_type.status_code == 400
+    unknown = httpx.put(cluster.urls[0] + "/admin/v1/tenants/ten_missing/limits", headers=headers, json={})
+    assert unknown.status_code == 404
