@@ -8,12 +8,9 @@ import Synchronization
 public final class FailoverKeyPool: KeyPool {
     private let primary: any KeyPool
     private let fallback: InProcessKeyPool
-    private let policy: LimitStoreFailurePolicy
-    private let logger: Logger
-    private let onFailure: @Sendable () -> Void
+    private let failover: LimitStoreFailover
     /// Leases the fallback made, so their releases go back to it.
     private let fallbackLeases = Mutex<Set<KeyLease>>([])
-    private let lastWarning = Mutex<ContinuousClock.Instant?>(nil)
 
     /// - Parameters:
     ///   - primary: The shared store.
@@ -30,9 +27,7 @@ public final class FailoverKeyPool: KeyPool {
     ) {
         self.primary = primary
         self.fallback = fallback
-        self.policy = policy
-        self.logger = logger
-        self.onFailure = onFailure
+        self.failover = LimitStoreFailover(policy: policy, logger: logger, store: "key-pool store", onFailure: onFailure)
     }
 
     /// Selects through the store; when it fails, through the fallback (open) or not at all.
@@ -41,7 +36,7 @@ public final class FailoverKeyPool: KeyPool {
         do {
             return try await primary.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding)
         } catch {
-            try failed(error)
+            try failover.failed(error)
             let selection = try await fallback.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding)
             if let lease = selection.lease {
                 fallbackLeases.withLock { _ = $0.insert(lease) }
@@ -74,7 +69,7 @@ public final class FailoverKeyPool: KeyPool {
         do {
             return try await primary.status(pool: pool, keyIDs: keyIDs)
         } catch {
-            try failed(error)
+            try failover.failed(error)
             return try await fallback.status(pool: pool, keyIDs: keyIDs)
         }
     }
@@ -87,34 +82,8 @@ public final class FailoverKeyPool: KeyPool {
         do {
             try await primary.reset(pool: pool, keyID: keyID)
         } catch {
-            onFailure()
-            warn(error)
+            failover.report(error)
             throw LimitStoreUnavailable(underlying: String(describing: error))
-        }
-    }
-
-    /// Counts and reports a store failure, then throws when the policy is closed.
-    private func failed(_ error: any Error) throws {
-        onFailure()
-        warn(error)
-        guard policy == .failOpen else {
-            throw LimitStoreUnavailable(underlying: String(describing: error))
-        }
-    }
-
-    /// One warning every ten seconds at most while the store is down.
-    private func warn(_ error: any Error) {
-        let now = ContinuousClock.now
-        let due = lastWarning.withLock { last -> Bool in
-            if let last, now - last < .seconds(10) { return false }
-            last = now
-            return true
-        }
-        if due {
-            logger.warning(
-                "key-pool store unavailable",
-                metadata: ["error": "\(error)", "policy": "fail_\(policy.rawValue)"]
-            )
         }
     }
 }

@@ -65,8 +65,9 @@ public final class RedisKeyPool: KeyPool {
     public let releaseBatchSize: Int
 
     let logger: Logger
-    let queue: Mutex<RedisAdmission.SettlementQueue<PendingRelease, CheckedContinuation<Void, Never>>>
-    let counters = Counters()
+    /// Queues releases and sends them in batches.
+    let sender: RedisBatchSender<PendingRelease>
+    let counters: Counters
     /// The last lease id drawn.
     let nextID: Atomic<UInt64>
 
@@ -91,7 +92,15 @@ public final class RedisKeyPool: KeyPool {
         self.releaseCapacity = max(1, releaseCapacity)
         self.releaseBatchSize = max(1, releaseBatchSize)
         self.logger = logger
-        self.queue = Mutex(.init(capacity: self.releaseCapacity, batchSize: self.releaseBatchSize))
+        let counters = Counters()
+        let margin = KeyPoolState.milliseconds(self.idleExpiry)
+        self.counters = counters
+        self.sender = RedisBatchSender(
+            client: client, script: Self.releaseScript,
+            capacity: releaseCapacity, batchSize: releaseBatchSize,
+            wording: Self.releaseWording, logger: logger,
+            command: { $0.command(margin: margin) }, count: { _ = try counters.count($0) }
+        )
         var generator = SystemRandomNumberGenerator()
         self.nextID = Atomic(generator.next())
     }
@@ -100,8 +109,8 @@ public final class RedisKeyPool: KeyPool {
         Statistics(
             released: counters.released.load(ordering: .relaxed),
             unmatched: counters.unmatched.load(ordering: .relaxed),
-            dropped: counters.dropped.load(ordering: .relaxed),
-            pending: queue.withLock { $0.pendingCount }
+            dropped: sender.dropped,
+            pending: sender.pending
         )
     }
 
@@ -264,10 +273,27 @@ public final class RedisKeyPool: KeyPool {
         }
     }
 
+    /// Separate from the pool so that the sender's `count` can hold it without holding the
+    /// pool that holds the sender. Drops are counted by the sender.
     final class Counters: Sendable {
         let released = Atomic<Int>(0)
         let unmatched = Atomic<Int>(0)
-        let dropped = Atomic<Int>(0)
+
+        /// Counts a release script's reply.
+        /// - Returns: Whether the lease was in flight.
+        @discardableResult
+        func count(_ reply: RedisReply) throws(RedisError) -> Bool {
+            switch reply.integer {
+            case 1:
+                released.add(1, ordering: .relaxed)
+                return true
+            case 0:
+                unmatched.add(1, ordering: .relaxed)
+                return false
+            default:
+                throw .protocolError("the release script answered \(reply)")
+            }
+        }
     }
 
     /// Runs one release now and counts it.
@@ -278,22 +304,7 @@ public final class RedisKeyPool: KeyPool {
             script: Self.releaseScript, keys: Keys(pool: pending.lease.pool, keyID: pending.lease.keyID).all,
             arguments: pending.arguments(margin: KeyPoolState.milliseconds(idleExpiry))
         ).checked()
-        return try count(reply)
-    }
-
-    /// Counts a release script's reply.
-    /// - Returns: Whether the lease was in flight.
-    func count(_ reply: RedisReply) throws(RedisError) -> Bool {
-        switch reply.integer {
-        case 1:
-            counters.released.add(1, ordering: .relaxed)
-            return true
-        case 0:
-            counters.unmatched.add(1, ordering: .relaxed)
-            return false
-        default:
-            throw .protocolError("the release script answered \(reply)")
-        }
+        return try counters.count(reply)
     }
 
     /// A limit or count as the scripts take it: -1 when not set.

@@ -71,9 +71,9 @@ public final class RedisAdmission: TenantAdmission, Sendable {
     /// The most settlements sent in one pipeline.
     public let settlementBatchSize: Int
 
-    let logger: Logger
-    let queue: Mutex<SettlementQueue<PendingSettlement, CheckedContinuation<Void, Never>>>
-    let counters = Counters()
+    /// Queues settlements and sends them in batches.
+    let sender: RedisBatchSender<PendingSettlement>
+    let counters: Counters
     /// The last reservation id drawn.
     let nextID: Atomic<UInt64>
 
@@ -99,8 +99,14 @@ public final class RedisAdmission: TenantAdmission, Sendable {
         self.concurrencyRetryAfter = .milliseconds(Self.milliseconds(concurrencyRetryAfter))
         self.settlementCapacity = max(1, settlementCapacity)
         self.settlementBatchSize = max(1, settlementBatchSize)
-        self.logger = logger
-        self.queue = Mutex(SettlementQueue(capacity: self.settlementCapacity, batchSize: self.settlementBatchSize))
+        let counters = Counters()
+        self.counters = counters
+        self.sender = RedisBatchSender(
+            client: client, script: Self.settleScript,
+            capacity: settlementCapacity, batchSize: settlementBatchSize,
+            wording: Self.settlementWording, logger: logger,
+            command: \.command, count: { try counters.count($0) }
+        )
         var generator = SystemRandomNumberGenerator()
         self.nextID = Atomic(generator.next())
     }
@@ -109,8 +115,8 @@ public final class RedisAdmission: TenantAdmission, Sendable {
         Statistics(
             settled: counters.settled.load(ordering: .relaxed),
             unmatched: counters.unmatched.load(ordering: .relaxed),
-            dropped: counters.dropped.load(ordering: .relaxed),
-            pending: queue.withLock { $0.pendingCount }
+            dropped: sender.dropped,
+            pending: sender.pending
         )
     }
 
@@ -228,10 +234,20 @@ public final class RedisAdmission: TenantAdmission, Sendable {
         }
     }
 
+    /// Separate from the admission so that the sender's `count` can hold it without holding
+    /// the admission that holds the sender. Drops are counted by the sender.
     final class Counters: Sendable {
         let settled = Atomic<Int>(0)
         let unmatched = Atomic<Int>(0)
-        let dropped = Atomic<Int>(0)
+
+        /// Counts a settle script's reply.
+        func count(_ reply: RedisReply) throws(RedisError) {
+            if try SettleReply(reply).reservedTokens != nil {
+                settled.add(1, ordering: .relaxed)
+            } else {
+                unmatched.add(1, ordering: .relaxed)
+            }
+        }
     }
 
     // MARK: Arguments

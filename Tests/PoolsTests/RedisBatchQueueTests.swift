@@ -2,10 +2,10 @@ import Testing
 
 @testable import Pools
 
-/// The settlement queue's state machine, without Redis: items are numbers, waiters are names.
-@Suite("RedisAdmission.SettlementQueue")
-struct RedisAdmissionSettlementQueueTests {
-    typealias Queue = RedisAdmission.SettlementQueue<Int, String>
+/// The batch queue's state machine, without Redis: items are numbers, waiters are names.
+@Suite("RedisBatchQueue")
+struct RedisBatchQueueTests {
+    typealias Queue = RedisBatchQueue<Int, String>
 
     private func batch(_ queue: inout Queue) -> [Int]? {
         if case .send(let batch) = queue.nextBatch() { return batch }
@@ -157,7 +157,7 @@ struct RedisAdmissionSettlementQueueTests {
     }
 }
 
-extension RedisAdmission.SettlementQueue.Next {
+extension RedisBatchQueue.Next {
     fileprivate var isWait: Bool {
         if case .wait = self { true } else { false }
     }
