@@ -82,6 +82,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "redis-bench",
+            dependencies: [
+                "Pools", "CHiredis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/RedisBench",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ProvidersTests",
             dependencies: [
