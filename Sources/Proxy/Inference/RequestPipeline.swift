@@ -150,26 +150,20 @@ final class RequestPipeline: Sendable {
         var attempts = 0
         deployments: for (index, deployment) in candidates.enumerated() {
             let isLastDeployment = index == candidates.count - 1
-            var triedKeys: Set<String> = []
-            var triedReplicas = 0
+            var tried = TriedUpstreams()
             while attempts < Self.maximumAttempts {
                 let placement: Placement
-                if deployment.usesKeyPool {
-                    switch await keys.select(for: deployment, tenant: tenant, tokens: tokens, excluding: triedKeys) {
-                    case .chosen(let choice):
-                        placement = Placement(deployment, key: choice)
-                        triedKeys.insert(choice.key.id)
-                    case .unavailable(let error, let after):
-                        // An upstream's own error says more than "no key left", except
-                        // when no upstream was tried.
-                        if attempts == 0 { failure = error }
-                        if let after { retryAfter = min(retryAfter ?? after, after) }
-                        continue deployments
-                    }
-                } else {
-                    guard triedReplicas < deployment.replicaCount else { continue deployments }
-                    triedReplicas += 1
-                    placement = Placement(deployment)
+                switch await place(deployment, tenant: tenant, tokens: tokens, tried: &tried) {
+                case .placed(let placed):
+                    placement = placed
+                case .exhausted:
+                    continue deployments
+                case .unavailable(let error, let after):
+                    // An upstream's own error says more than "no key left", except
+                    // when no upstream was tried.
+                    if attempts == 0 { failure = error }
+                    if let after { retryAfter = min(retryAfter ?? after, after) }
+                    continue deployments
                 }
                 attempts += 1
                 lastDeployment = deployment
@@ -205,6 +199,39 @@ final class RequestPipeline: Sendable {
             response.headers[HTTPField.Name("retry-after")!] = String(max(1, seconds + (attoseconds > 0 ? 1 : 0)))
         }
         return response
+    }
+
+    /// What one request has tried of one deployment.
+    private struct TriedUpstreams {
+        var keys: Set<String> = []
+        var replicas = 0
+    }
+
+    private enum PlacementOutcome {
+        case placed(Placement)
+        /// Every replica of the engine pool was tried.
+        case exhausted
+        /// No key of the provider can take the request (now, or at all).
+        case unavailable(OpenAIError, retryAfter: Duration?)
+    }
+
+    /// The next upstream to try on `deployment`: a provider key not yet tried, chosen by
+    /// the key pool, or the engine pool's least-loaded replica.
+    private func place(
+        _ deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, tried: inout TriedUpstreams
+    ) async -> PlacementOutcome {
+        guard deployment.usesKeyPool else {
+            guard tried.replicas < deployment.replicaCount else { return .exhausted }
+            tried.replicas += 1
+            return .placed(Placement(deployment))
+        }
+        switch await keys.select(for: deployment, tenant: tenant, tokens: tokens, excluding: tried.keys) {
+        case .chosen(let choice):
+            tried.keys.insert(choice.key.id)
+            return .placed(Placement(deployment, key: choice))
+        case .unavailable(let error, let retryAfter):
+            return .unavailable(error, retryAfter: retryAfter)
+        }
     }
 
     /// One upstream attempt on one deployment: one replica of an engine pool, or one
