@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Script:
     """What the provider does with one key."""
 
-    mode: str = "ok"  # "ok", "429" or "401"
+    mode: str = "ok"  # "ok", "429", "401" or "500"
     retry_after: float = 1.0
     # How many more 429s to give before answering again; None: until told otherwise.
     remaining: int | None = None
@@ -54,8 +54,8 @@ class ScriptedProvider:
                     script.remaining -= 1
                     if script.remaining <= 0:
                         self.scripts[key] = Script()
-            elif script.mode == "401":
-                status = 401
+            elif script.mode in ("401", "500"):
+                status = int(script.mode)
             self.hits.append(Hit(key, time.time(), status))
             return status, script
 
@@ -79,6 +79,10 @@ class ScriptedProvider:
                     self.send_json(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
                                                    "param": None, "code": "rate_limit_exceeded"}},
                                    {"retry-after": f"{script.retry_after:g}", "x-ratelimit-remaining-requests": "0"})
+                    return
+                if status == 500:
+                    self.send_json(500, {"error": {"message": "The server had an error while processing your request.",
+                                                   "type": "server_error", "param": None, "code": None}})
                     return
                 if status == 401:
                     self.send_json(401, {"error": {"message": f"Incorrect API key provided: {key[:3]}...{key[-4:]}.",

@@ -218,6 +218,36 @@ def test_a_rejected_key_is_disabled_and_the_list_says_why(cluster):
     assert [hit for hit in cluster.provider.hits_for(KEY_C) if hit.status == 200]
 
 
+def test_a_failing_key_is_retried_on_another_and_its_error_noted(cluster):
+    failing = cluster.add_key(KEY_A, "key-a")
+    cluster.add_key(KEY_B, "key-b")
+    cluster.provider.script(KEY_A, "500")
+    tenant = cluster.tenant_key()
+    for index in range(6):
+        assert ask(cluster.client(tenant, index % 2), stream=index % 2 == 1) == "Hello there"
+    assert cluster.provider.hits_for(KEY_A), "key A was never tried"
+    assert all(hit.status == 500 for hit in cluster.provider.hits_for(KEY_A))
+    listed = cluster.keys()["key-a"]
+    # A server error is the provider's, not the key's: the key stays in service.
+    assert listed["state"] == "active" and listed["id"] == failing["id"]
+    assert "500" in listed["last_error"] and listed["last_error_at"]
+
+
+def test_a_dedicated_key_serves_only_its_tenant(cluster):
+    vip_id, vip_key = cluster.tenant()
+    other_key = cluster.tenant_key()
+    cluster.add_key(KEY_A, "dedicated", tenant=vip_id)
+    cluster.add_key(KEY_B, "shared")
+    for _ in range(8):
+        assert ask(cluster.client(other_key, 0)) == "Hello there"
+    assert cluster.provider.hits_for(KEY_A) == []
+    for _ in range(8):
+        assert ask(cluster.client(vip_key, 1)) == "Hello there"
+    # The dedicated key takes its share of its tenant's traffic (equal weights alternate).
+    assert len(cluster.provider.hits_for(KEY_A)) >= 3
+    assert cluster.keys()["dedicated"]["tenants"] == [vip_id]
+
+
 def test_rotation_under_continuous_load_fails_no_request(cluster):
     cluster.provider.delay = 0.02  # so requests are in flight when keys change
     old = cluster.add_key(KEY_A, "old")
