@@ -52,6 +52,16 @@ struct ProviderKeyCipherTests {
         #expect(try cipher.open(try cipher.seal("ключ-🔑", keyID: "pk_a"), keyID: "pk_a") == "ключ-🔑")
     }
 
+    @Test("a provider key opens only for the provider it was sealed for")
+    func boundToProvider() throws {
+        let cipher = cipher()
+        let sealed = try cipher.seal(secret, keyID: "pk_a", provider: "openai")
+        #expect(try cipher.open(sealed, keyID: "pk_a", provider: "openai") == secret)
+        #expect(throws: ProviderKeyCipherError.cannotOpen) { try cipher.open(sealed, keyID: "pk_a", provider: "anthropic") }
+        #expect(throws: ProviderKeyCipherError.cannotOpen) { try cipher.open(sealed, keyID: "pk_b", provider: "openai") }
+        #expect(throws: ProviderKeyCipherError.cannotOpen) { try cipher.open(sealed, keyID: "pk_a") }
+    }
+
     @Test("a box does not open under another key id")
     func wrongKeyID() throws {
         let cipher = cipher()

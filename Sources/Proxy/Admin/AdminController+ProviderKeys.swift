@@ -45,10 +45,10 @@ extension AdminController {
             tokensPerMinute: body.tokensPerMinute,
             tiers: body.tiers ?? [],
             tenants: body.tenants ?? [],
-            sealedSecret: try cipher.seal(secret, keyID: id),
+            sealedSecret: try cipher.seal(secret, keyID: id, provider: body.provider),
             lastFour: lastFour
         ))
-        try await keyCatalogue.reload()
+        await reloadCatalogue()
         return try json(AdminResources.ProviderKeyBody(record: record, live: nil), status: .created)
     }
 
@@ -97,14 +97,15 @@ extension AdminController {
                     code: "environment_key"
                 )
             }
-            try await keyPool.reset(pool: key.provider, keyID: key.id)
+            try await resetLiveState(pool: key.provider, keyID: key.id)
             return try json(try await providerKeyBody(id: id))
         }
         guard let current = try await ledger.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
-        if state == .active, current.state == .active {
-            // Re-enabling an active key clears a cooldown or a rejection the pool holds.
-            try await keyPool.reset(pool: current.provider, keyID: id)
-            return try json(try await providerKeyBody(id: id))
+        if state == .active {
+            // Clears a cooldown or a rejection the pool holds, before the key is back in
+            // the catalogue: if the shared store cannot be reached, nothing has changed.
+            try await resetLiveState(pool: current.provider, keyID: id)
+            if current.state == .active { return try json(try await providerKeyBody(id: id)) }
         }
         do {
             guard try await ledger.setProviderKeyState(id: id, to: state, reason: reason) != nil else {
@@ -115,9 +116,36 @@ extension AdminController {
                 status: 409, message: "Key '\(id)' is retired; add a new key instead.", type: "invalid_request_error", code: "key_retired"
             )
         }
-        if state == .active { try await keyPool.reset(pool: current.provider, keyID: id) }
-        try await keyCatalogue.reload()
+        if state == .retired {
+            // The sealed copy is gone from the database file; move it out of the
+            // write-ahead log too. Busy readers only postpone that to a later checkpoint.
+            do { try ledger.checkpoint() } catch { logger.info("checkpoint after retiring a key postponed", metadata: ["error": "\(error)"]) }
+        }
+        await reloadCatalogue()
         return try json(try await providerKeyBody(id: id))
+    }
+
+    /// The change is in the ledger; every replica picks it up within its refresh interval
+    /// even if this replica cannot reload now.
+    private func reloadCatalogue() async {
+        do {
+            try await keyCatalogue.reload()
+        } catch {
+            logger.warning("provider-key catalogue reload failed; the refresh will retry", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func resetLiveState(pool: String, keyID: String) async throws {
+        do {
+            try await keyPool.reset(pool: pool, keyID: keyID)
+        } catch {
+            throw OpenAIError(
+                status: 503,
+                message: "The shared key-pool store cannot be reached, so the key's health cannot be reset; retry shortly.",
+                type: "server_error",
+                code: "key_pool_unavailable"
+            )
+        }
     }
 
     // MARK: Plumbing

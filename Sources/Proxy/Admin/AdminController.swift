@@ -2,6 +2,7 @@ import Billing
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import NIOCore
 import Pools
 import Providers
@@ -16,6 +17,7 @@ struct AdminController {
     let keyPool: any KeyPool
     let cipher: ProviderKeyCipher
     let authentication: AdminMiddleware
+    let logger: Logger
     let maximumBodyBytes = 64 << 10
 
     func addRoutes(to router: Router<SwitchyardRequestContext>) {

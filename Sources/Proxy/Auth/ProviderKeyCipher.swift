@@ -23,19 +23,41 @@ public struct ProviderKeyCipher: Sendable {
     /// Seals a secret as an AES-GCM combined box (nonce | ciphertext | tag), with the key id
     /// as authenticated data so a sealed secret cannot be moved to another row.
     public func seal(_ secret: String, keyID: String) throws -> [UInt8] {
-        let box = try AES.GCM.seal(Array(secret.utf8), using: masterKey, authenticating: Array(keyID.utf8))
+        try seal(secret, keyID: keyID, authenticating: keyID)
+    }
+
+    private func seal(_ secret: String, keyID: String, authenticating data: String) throws -> [UInt8] {
+        let box = try AES.GCM.seal(Array(secret.utf8), using: masterKey, authenticating: Array(data.utf8))
         guard let combined = box.combined else { throw ProviderKeyCipherError.cannotSeal(keyID: keyID) }
         return Array(combined)
     }
+
+    /// Seals a provider key bound to its id and its provider: a sealed secret moved to
+    /// another row, or a row pointed at another provider, no longer opens, so a key is
+    /// only ever sent to the provider it was added for.
+    public func seal(_ secret: String, keyID: String, provider: String) throws -> [UInt8] {
+        try seal(secret, keyID: keyID, authenticating: Self.binding(keyID: keyID, provider: provider))
+    }
+
+    /// Opens what `seal(_:keyID:provider:)` made for the same key id and provider.
+    public func open(_ sealed: [UInt8], keyID: String, provider: String) throws -> String {
+        try open(sealed, keyID: keyID, authenticating: Self.binding(keyID: keyID, provider: provider))
+    }
+
+    static func binding(keyID: String, provider: String) -> String { provider + "\n" + keyID }
 
     /// Opens what `seal` made for the same key id.
     /// - Throws: `ProviderKeyCipherError` for an erased secret, a wrong master key, another
     ///   key's box or damaged data.
     public func open(_ sealed: [UInt8], keyID: String) throws -> String {
+        try open(sealed, keyID: keyID, authenticating: keyID)
+    }
+
+    private func open(_ sealed: [UInt8], keyID: String, authenticating data: String) throws -> String {
         guard !sealed.isEmpty else { throw ProviderKeyCipherError.secretErased(keyID: keyID) }
         do {
             let box = try AES.GCM.SealedBox(combined: sealed)
-            let plain = try AES.GCM.open(box, using: masterKey, authenticating: Array(keyID.utf8))
+            let plain = try AES.GCM.open(box, using: masterKey, authenticating: Array(data.utf8))
             return String(decoding: plain, as: UTF8.self)
         } catch {
             throw ProviderKeyCipherError.cannotOpen(keyID: keyID)

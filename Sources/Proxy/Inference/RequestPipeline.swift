@@ -129,6 +129,8 @@ final class RequestPipeline: Sendable {
         case keyRefused(OpenAIError)
         /// The upstream answered with an error.
         case refused(OpenAIError, retryable: Bool)
+        /// The client went away while the upstream was being asked.
+        case cancelled
     }
 
     /// Tries the deployments in order, at most `maximumAttempts` upstream attempts in
@@ -177,13 +179,25 @@ final class RequestPipeline: Sendable {
                 case .notSent(let error):
                     failure = error
                     continue deployments
-                case .unreachable(let error), .keyRefused(let error):
+                case .cancelled:
+                    meter.finish(.init(deployment: deployment, status: 499, errorType: "client_closed_request", clientAborted: true))
+                    throw CancellationError()
+                case .keyRefused(let error):
+                    // The key, not the provider, is at fault: the provider's next key.
                     failure = error
+                case .unreachable(let error):
+                    failure = error
+                    if deployment.usesKeyPool, !isLastDeployment, tried.serverFailures > 0 { continue deployments }
+                    tried.serverFailures += 1
                 case .refused(let error, let retryable):
                     if retryable, attempts < Self.maximumAttempts, deployment.usesKeyPool || !isLastDeployment {
                         failure = error
-                        // A provider's other keys first, then the next deployment.
-                        if deployment.usesKeyPool { continue }
+                        // A server error is the provider's more than the key's: one more of
+                        // its keys, then the next deployment (the last one keeps trying keys).
+                        if deployment.usesKeyPool, isLastDeployment || tried.serverFailures == 0 {
+                            tried.serverFailures += 1
+                            continue
+                        }
                         continue deployments
                     }
                     meter.finish(.init(deployment: deployment, status: error.status, errorType: error.type))
@@ -205,6 +219,8 @@ final class RequestPipeline: Sendable {
     private struct TriedUpstreams {
         var keys: Set<String> = []
         var replicas = 0
+        /// Attempts that failed on the provider's side (unreachable, 5xx), not the key's.
+        var serverFailures = 0
     }
 
     private enum PlacementOutcome {
@@ -252,13 +268,20 @@ final class RequestPipeline: Sendable {
                 head: head, body: body, deployment: deployment, placement: placement, requestID: context.requestID
             )
         } catch {
-            await release(placement, failure: "the request could not be built")
+            // The tenant's request was at fault, not the key or the upstream.
+            placement.release()
+            if let choice = placement.key { keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
             return .notSent(error)
         }
         let response: HTTPClientResponse
         do {
             response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
         } catch {
+            if Task.isCancelled {
+                placement.release()
+                if let choice = placement.key { keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
+                return .cancelled
+            }
             placement.markUnreachable()
             await release(placement, failure: "the provider could not be reached")
             context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])

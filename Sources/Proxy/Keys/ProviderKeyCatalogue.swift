@@ -10,8 +10,9 @@ import Synchronization
 /// ledger's catalogue changes (through this replica at once, through another within the
 /// poll interval of `ProviderKeyCatalogueService`).
 public final class ProviderKeyCatalogue: Sendable {
-    /// One usable provider key.
-    public struct Key: Sendable {
+    /// One usable provider key. Its descriptions leave the secret out, so printing or
+    /// logging a key cannot leak it.
+    public struct Key: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
         public enum Source: Sendable, Equatable {
             /// Named in `providers.json` by this environment variable.
             case environment(variable: String)
@@ -60,6 +61,13 @@ public final class ProviderKeyCatalogue: Sendable {
             self.source = source
         }
 
+        public var description: String { "ProviderKey(\(id), \(provider), …\(lastFour))" }
+        public var debugDescription: String { description }
+        public var customMirror: Mirror {
+            Mirror(self, children: ["id": id, "provider": provider, "label": label, "lastFour": lastFour], displayStyle: .struct)
+        }
+
+        /// Whether the key may serve this tenant: every dedication it has must match.
         func serves(tenantID: String, tier: String) -> Bool {
             (tiers.isEmpty || tiers.contains(tier)) && (tenants.isEmpty || tenants.contains(tenantID))
         }
@@ -153,7 +161,7 @@ public final class ProviderKeyCatalogue: Sendable {
     private func decrypt(_ record: ProviderKeyRecord) -> Key? {
         guard !record.sealedSecret.isEmpty else { return nil }
         do {
-            let secret = try cipher.open(record.sealedSecret, keyID: record.id)
+            let secret = try cipher.open(record.sealedSecret, keyID: record.id, provider: record.provider)
             return Key(
                 id: record.id,
                 provider: record.provider,

@@ -56,7 +56,7 @@ struct ProviderKeys: Sendable {
         }
         switch selection {
         case .selected(let lease):
-            guard let key = keys.first(where: { $0.id == lease.keyID }) ?? catalogue.key(id: lease.keyID) else {
+            guard let key = keys.first(where: { $0.id == lease.keyID }) else {
                 await pool.release(lease, actualTokens: 0, outcome: .succeeded(nil))
                 return .unavailable(Self.storeUnavailable, retryAfter: nil)
             }

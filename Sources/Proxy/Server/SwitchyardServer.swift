@@ -89,7 +89,7 @@ public struct SwitchyardServer: Sendable {
         if let url = options.redisURL {
             let client = RedisClient(configuration: try RedisConfiguration(url: url))
             let redisAdmission = RedisAdmission(client: client, logger: logger)
-            let redisKeyPool = RedisKeyPool(client: client, logger: logger)
+            let redisKeyPool = RedisKeyPool(client: client, leaseTTL: Self.keyLeaseTTL(options.limits), logger: logger)
             let metrics = self.metrics
             self.admission = FailoverAdmission(
                 primary: redisAdmission, policy: options.redisFailurePolicy, logger: logger,
@@ -102,7 +102,7 @@ public struct SwitchyardServer: Sendable {
             self.redisService = RedisAdmissionService(admission: redisAdmission, keyPool: redisKeyPool, client: client)
         } else {
             self.admission = InProcessLimiter()
-            self.keyPool = InProcessKeyPool()
+            self.keyPool = InProcessKeyPool(leaseTTL: Self.keyLeaseTTL(options.limits))
             self.redisService = nil
         }
         var clientConfiguration = HTTPClient.Configuration()
@@ -114,6 +114,13 @@ public struct SwitchyardServer: Sendable {
         clientConfiguration.decompression = .disabled
         clientConfiguration.redirectConfiguration = .disallow
         self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+    }
+
+    /// How long a provider-key lease counts in flight without a release: the longest an
+    /// upstream request may run, and a minute more, so a drained key shows requests in
+    /// flight for as long as they can really last.
+    static func keyLeaseTTL(_ limits: ProxyLimits) -> Duration {
+        limits.upstreamTimeout + .seconds(60)
     }
 
     /// The router with every route and middleware.
@@ -148,7 +155,8 @@ public struct SwitchyardServer: Sendable {
             keyCatalogue: keyCatalogue,
             keyPool: keyPool,
             cipher: keyCipher,
-            authentication: AdminMiddleware(authenticator: AdminAuthenticator(token: options.adminToken))
+            authentication: AdminMiddleware(authenticator: AdminAuthenticator(token: options.adminToken)),
+            logger: logger
         ).addRoutes(to: router)
         return router
     }
