@@ -117,6 +117,9 @@ extension AdminController {
             )
         }
         if state == .retired {
+            // A retired key's live state (kept for a day, or for good while disabled)
+            // is no longer of use: let it expire like an idle key's.
+            try? await keyPool.reset(pool: current.provider, keyID: id)
             // The sealed copy is gone from the database file; move it out of the
             // write-ahead log too. Busy readers only postpone that to a later checkpoint.
             do { try ledger.checkpoint() } catch { logger.info("checkpoint after retiring a key postponed", metadata: ["error": "\(error)"]) }
