@@ -93,8 +93,11 @@ def cluster(request):
     config["engine_pools"][0]["replicas"] = [{"url": f"http://127.0.0.1:{free_port()}/v1", "slots": 8}]
     config["providers"].append({"id": "scripted", "kind": "openai", "base_url": f"http://127.0.0.1:{provider_port}/v1"})
     config["deployments"].append({"id": "scripted-mini", "provider": "scripted", "model": "gpt-4o-mini"})
+    config["deployments"].append({"id": "scripted-large", "provider": "scripted", "model": "gpt-4o"})
     config["models"].append({"name": "chat-pooled", "routes": ["scripted-mini"]})
+    config["models"].append({"name": "chat-pooled-large", "routes": ["scripted-large"]})
     config["prices"]["scripted-mini"] = {"input_per_million": 150000, "output_per_million": 600000}
+    config["prices"]["scripted-large"] = {"input_per_million": 2500000, "output_per_million": 10000000}
     (directory / "providers.json").write_text(json.dumps(config))
     processes, urls = [], []
     for index in range(2 if shared else 1):
@@ -127,12 +130,12 @@ def cluster(request):
             assert secret not in logs, "a provider key reached the logs"
 
 
-def ask(client: openai.OpenAI, stream: bool = False) -> str:
+def ask(client: openai.OpenAI, stream: bool = False, model: str = "chat-pooled") -> str:
     messages = [{"role": "user", "content": "hi"}]
     if stream:
-        chunks = client.chat.completions.create(model="chat-pooled", messages=messages, max_tokens=8, stream=True)
+        chunks = client.chat.completions.create(model=model, messages=messages, max_tokens=8, stream=True)
         return "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
-    answer = client.chat.completions.create(model="chat-pooled", messages=messages, max_tokens=8)
+    answer = client.chat.completions.create(model=model, messages=messages, max_tokens=8)
     return answer.choices[0].message.content
 
 
@@ -185,6 +188,24 @@ def test_a_rate_limited_key_cools_down_and_its_traffic_moves_to_another(cluster)
             break
         time.sleep(0.1)
     assert {row["group"]: row["requests"] for row in usage} == expected
+
+
+def test_a_cooldown_holds_for_the_deployment_that_was_rate_limited(cluster):
+    # Providers limit a key per model: a 429 for one model leaves the key serving others.
+    cluster.add_key(KEY_A, "key-a")
+    cluster.add_key(KEY_B, "key-b")
+    cluster.provider.script(KEY_A, "429", retry_after=60, times=1)
+    client = cluster.client(cluster.tenant_key(), 0)
+    assert ask(client) == "Hello there"
+    assert [hit.status for hit in cluster.provider.hits_for(KEY_A)] == [429]
+    listed = cluster.keys()["key-a"]
+    assert listed["state"] == "cooling_down" and listed["cooling_down_on"] == ["scripted-mini"]
+    for _ in range(6):
+        assert ask(client, model="chat-pooled-large") == "Hello there"
+        assert ask(client) == "Hello there"
+    statuses = [hit.status for hit in cluster.provider.hits_for(KEY_A)]
+    assert statuses.count(200) >= 2, "key A stopped serving the deployment that was not rate limited"
+    assert statuses.count(429) == 1
 
 
 def test_a_rejected_key_is_disabled_and_the_list_says_why(cluster):

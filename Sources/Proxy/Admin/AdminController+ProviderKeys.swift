@@ -64,12 +64,9 @@ extension AdminController {
         var ids: [String: [String]] = [:]
         for key in environmentKeys { ids[key.provider, default: []].append(key.id) }
         for record in records { ids[record.provider, default: []].append(record.id) }
-        var live: [String: KeyLiveStatus] = [:]
-        for (pool, keyIDs) in ids {
-            // Without the shared store the list still shows the catalogue.
-            if let statuses = try? await keyPool.status(pool: pool, keyIDs: keyIDs) {
-                live.merge(statuses) { current, _ in current }
-            }
+        var live: [String: ProviderKeyLive] = [:]
+        for (provider, keyIDs) in ids {
+            live.merge(await liveStatus(provider: provider, keyIDs: keyIDs)) { current, _ in current }
         }
         let bodies = environmentKeys.map { AdminResources.ProviderKeyBody(environmentKey: $0, live: live[$0.id]) }
             + records.map { AdminResources.ProviderKeyBody(record: $0, live: live[$0.id]) }
@@ -97,14 +94,14 @@ extension AdminController {
                     code: "environment_key"
                 )
             }
-            try await resetLiveState(pool: key.provider, keyID: key.id)
+            try await resetLiveState(provider: key.provider, keyID: key.id)
             return try json(try await providerKeyBody(id: id))
         }
         guard let current = try await ledger.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
         if state == .active {
             // Clears a cooldown or a rejection the pool holds, before the key is back in
             // the catalogue: if the shared store cannot be reached, nothing has changed.
-            try await resetLiveState(pool: current.provider, keyID: id)
+            try await resetLiveState(provider: current.provider, keyID: id)
             if current.state == .active { return try json(try await providerKeyBody(id: id)) }
         }
         do {
@@ -119,7 +116,9 @@ extension AdminController {
         if state == .retired {
             // A retired key's live state (kept for a day, or for good while disabled)
             // is no longer of use: let it expire like an idle key's.
-            try? await keyPool.reset(pool: current.provider, keyID: id)
+            for pool in topology.keyPools(ofProvider: current.provider) {
+                try? await keyPool.reset(pool: pool, keyID: id)
+            }
             // The sealed copy is gone from the database file; move it out of the
             // write-ahead log too. Busy readers only postpone that to a later checkpoint.
             do { try ledger.checkpoint() } catch { logger.info("checkpoint after retiring a key postponed", metadata: ["error": "\(error)"]) }
@@ -138,9 +137,12 @@ extension AdminController {
         }
     }
 
-    private func resetLiveState(pool: String, keyID: String) async throws {
+    /// Clears the key's cooldowns and rejection in every deployment's pool.
+    private func resetLiveState(provider: String, keyID: String) async throws {
         do {
-            try await keyPool.reset(pool: pool, keyID: keyID)
+            for pool in topology.keyPools(ofProvider: provider) {
+                try await keyPool.reset(pool: pool, keyID: keyID)
+            }
         } catch {
             throw OpenAIError(
                 status: 503,
@@ -155,12 +157,26 @@ extension AdminController {
 
     private func providerKeyBody(id: String) async throws -> AdminResources.ProviderKeyBody {
         if let key = keyCatalogue.environmentKeyList.first(where: { $0.id == id }) {
-            let live = try? await keyPool.status(pool: key.provider, keyIDs: [id])[id]
+            let live = await liveStatus(provider: key.provider, keyIDs: [id])[id]
             return AdminResources.ProviderKeyBody(environmentKey: key, live: live)
         }
         guard let record = try await ledger.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
-        let live = try? await keyPool.status(pool: record.provider, keyIDs: [id])[id]
+        let live = await liveStatus(provider: record.provider, keyIDs: [id])[id]
         return AdminResources.ProviderKeyBody(record: record, live: live)
+    }
+
+    /// Each key's live state over the pools of its provider's deployments: requests in
+    /// flight and in the last minute summed, the latest use and error, and the deployments
+    /// it is cooling down on. Without the shared store the list still shows the catalogue.
+    private func liveStatus(provider: String, keyIDs: [String]) async -> [String: ProviderKeyLive] {
+        var live: [String: ProviderKeyLive] = [:]
+        for pool in topology.keyPools(ofProvider: provider) {
+            guard let statuses = try? await keyPool.status(pool: pool, keyIDs: keyIDs) else { continue }
+            for (id, status) in statuses {
+                live[id, default: ProviderKeyLive()].add(status, deployment: pool)
+            }
+        }
+        return live
     }
 
     private func validate(_ body: AdminResources.CreateProviderKey, secret: String) throws(OpenAIError) {

@@ -2,6 +2,30 @@ import Billing
 import Foundation
 import Pools
 
+/// A key's live state summed over its provider's deployments (one key pool each).
+struct ProviderKeyLive: Sendable {
+    var inFlight = 0
+    var requestsLastMinute = 0
+    var lastUsedAt: Date?
+    var lastError: String?
+    var lastErrorAt: Date?
+    var disabledReason: String?
+    /// Deployments the key is cooling down on, with the end of each cooldown.
+    var coolingDown: [(deployment: String, until: Date)] = []
+
+    mutating func add(_ status: KeyLiveStatus, deployment: String, now: Date = Date()) {
+        inFlight += status.inFlight
+        requestsLastMinute += status.requestsLastMinute
+        if let used = status.lastUsedAt, used > (lastUsedAt ?? .distantPast) { lastUsedAt = used }
+        if let at = status.lastErrorAt, at > (lastErrorAt ?? .distantPast) {
+            lastErrorAt = at
+            lastError = status.lastError
+        }
+        if disabledReason == nil { disabledReason = status.disabledReason }
+        if let until = status.coolingDownUntil, until > now { coolingDown.append((deployment, until)) }
+    }
+}
+
 extension AdminResources {
     struct CreateProviderKey: Decodable, Sendable {
         var provider: String
@@ -42,7 +66,10 @@ extension AdminResources {
         var state: String
         /// Why the key is disabled, drained or cooling down, when it is.
         var stateReason: String?
+        /// The latest end of a cooldown, while the key cools down on any deployment.
         var coolingDownUntil: Date?
+        /// The deployments the key is cooling down on (it serves the others).
+        var coolingDownOn: [String]?
         var inFlight: Int?
         var requestsLastMinute: Int?
         var lastUsedAt: Date?
@@ -51,7 +78,7 @@ extension AdminResources {
         var createdAt: Date?
         var updatedAt: Date?
 
-        init(record: ProviderKeyRecord, live: KeyLiveStatus?, now: Date = Date()) {
+        init(record: ProviderKeyRecord, live: ProviderKeyLive?, now: Date = Date()) {
             self.id = record.id
             self.provider = record.provider
             self.label = record.label
@@ -69,7 +96,7 @@ extension AdminResources {
             if record.state == .active || record.state == .disabled { apply(live, now: now) } else { show(live) }
         }
 
-        init(environmentKey key: ProviderKeyCatalogue.Key, live: KeyLiveStatus?, now: Date = Date()) {
+        init(environmentKey key: ProviderKeyCatalogue.Key, live: ProviderKeyLive?, now: Date = Date()) {
             self.id = key.id
             self.provider = key.provider
             self.label = key.label
@@ -84,21 +111,24 @@ extension AdminResources {
 
         /// Live health overrides the catalogue's word for an active key: disabled by a
         /// rejection, or cooling down after a rate limit.
-        private mutating func apply(_ live: KeyLiveStatus?, now: Date) {
+        private mutating func apply(_ live: ProviderKeyLive?, now: Date) {
             show(live)
             guard let live else { return }
             if let reason = live.disabledReason {
                 state = ProviderKeyRecord.State.disabled.rawValue
                 stateReason = reason
-            } else if state == ProviderKeyRecord.State.active.rawValue, let until = live.coolingDownUntil, until > now {
+            } else if state == ProviderKeyRecord.State.active.rawValue, !live.coolingDown.isEmpty {
                 state = "cooling_down"
                 stateReason = live.lastError ?? "rate limited by the provider"
             }
         }
 
-        private mutating func show(_ live: KeyLiveStatus?) {
+        private mutating func show(_ live: ProviderKeyLive?) {
             guard let live else { return }
-            if let until = live.coolingDownUntil, until > Date() { coolingDownUntil = until }
+            if !live.coolingDown.isEmpty {
+                coolingDownUntil = live.coolingDown.map(\.until).max()
+                coolingDownOn = live.coolingDown.map(\.deployment).sorted()
+            }
             inFlight = live.inFlight
             requestsLastMinute = live.requestsLastMinute
             lastUsedAt = live.lastUsedAt

@@ -149,6 +149,11 @@ public struct Topology: Sendable {
         return resolvedRoutes[model]
     }
 
+    /// The key pools of `provider`: one per deployment of it, named by the deployment id.
+    public func keyPools(ofProvider provider: String) -> [String] {
+        deployments.values.filter { $0.usesKeyPool && $0.providerID == provider }.map(\.id).sorted()
+    }
+
     /// The public models a tenant of `tier` may use, of those with a deployment that
     /// `isServable` accepts (for example, one whose provider has a key).
     public func models(forTier tier: String, isServable: (Deployment) -> Bool = { _ in true }) -> [String] {

@@ -48,8 +48,10 @@ struct ProviderKeys: Sendable {
         }
         let selection: KeySelection
         do {
+            // One pool per deployment: providers limit a key per model, so a key's windows,
+            // reported capacity and cooldowns are kept per deployment too.
             selection = try await pool.select(
-                pool: deployment.providerID, candidates: keys.map(\.pooled), tokens: tokens, excluding: excluding
+                pool: deployment.id, candidates: keys.map(\.pooled), tokens: tokens, excluding: excluding
             )
         } catch {
             return .unavailable(Self.storeUnavailable, retryAfter: nil)
