@@ -187,6 +187,8 @@ struct InferenceRouteTests {
                 try await Task.sleep(for: .milliseconds(50))
             }
             #expect(running == 0, "the upstream kept generating after the client left")
+            // And Switchyard gave the replica back to its pool when the event was recorded.
+            #expect(harness.server.topology.enginePools.values.allSatisfy { $0.inFlight.allSatisfy { $0 == 0 } })
         }
     }
 }

@@ -38,8 +38,9 @@ final class RequestMeter: Sendable {
     private let reservation: (Reservation, any TenantAdmission)?
     private let keyPool: any KeyPool
     private let deployment = Mutex<Topology.Deployment?>(nil)
-    /// The provider key serving the answer, given back with the tokens used.
-    private let key = Mutex<(choice: ProviderKeys.Choice, capacity: ReportedCapacity?)?>(nil)
+    /// The upstream serving the answer: its engine replica or provider key is given back
+    /// when the event is recorded, so even an answer whose body is never written frees it.
+    private let placement = Mutex<Placement?>(nil)
     private let recorded = Atomic<Bool>(false)
 
     init(
@@ -58,10 +59,9 @@ final class RequestMeter: Sendable {
         self.deployment.withLock { $0 = deployment }
     }
 
-    /// Notes the provider key whose answer is being relayed.
+    /// Takes over the placement whose answer is being relayed; it is released with the event.
     func use(_ placement: Placement) {
-        guard let choice = placement.key else { return }
-        key.withLock { $0 = (choice, placement.capacity) }
+        self.placement.withLock { $0 = placement }
     }
 
     func finish(_ outcome: Outcome, now: ContinuousClock.Instant = .now) {
@@ -80,11 +80,14 @@ final class RequestMeter: Sendable {
         if let (reservation, admission) = reservation {
             admission.settle(reservation, actualTokens: tokens)
         }
-        if let (choice, capacity) = key.withLock({ $0 }) {
-            let outcome: KeyOutcome = event.status >= 500
-                ? .failed(reason: "the answer broke off (status \(event.status))")
-                : .succeeded(capacity)
-            keyPool.finish(choice.lease, actualTokens: tokens, outcome: outcome)
+        if let placement = placement.withLock({ $0 }) {
+            placement.release()
+            if let choice = placement.key {
+                let outcome: KeyOutcome = event.status >= 500
+                    ? .failed(reason: "the answer broke off (status \(event.status))")
+                    : .succeeded(placement.capacity)
+                keyPool.finish(choice.lease, actualTokens: tokens, outcome: outcome)
+            }
         }
         metrics.request(event)
         writer.record(event)
@@ -104,7 +107,7 @@ final class RequestMeter: Sendable {
             model: facts.model,
             deployment: outcome.deployment?.id,
             provider: outcome.deployment?.providerID,
-            providerKeyID: key.withLock { $0?.choice.key.id },
+            providerKeyID: placement.withLock { $0?.key?.key.id },
             promptTokens: usage.promptTokens,
             cachedTokens: usage.cachedPromptTokens,
             completionTokens: usage.completionTokens,

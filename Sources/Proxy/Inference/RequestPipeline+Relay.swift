@@ -15,7 +15,6 @@ extension RequestPipeline {
         _ upstream: HTTPClientResponse,
         head: InferenceRequestHead,
         deployment: Topology.Deployment,
-        placement: Placement,
         meter: RequestMeter,
         requestID: String,
         rateLimitHeaders: RateLimitHeaders?
@@ -24,7 +23,7 @@ extension RequestPipeline {
             id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: deployment.upstreamModel
         )
         if !head.stream, deployment.adapter.translatesResponses(for: head.endpoint) {
-            var response = await translateWhole(upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels)
+            var response = await translateWhole(upstream, head: head, deployment: deployment, meter: meter, labels: labels)
             if let rateLimitHeaders { response.headers.append(rateLimitHeaders: rateLimitHeaders) }
             return response
         }
@@ -40,10 +39,7 @@ extension RequestPipeline {
         }
         let body = ResponseBody(contentLength: contentLength) { writer in
             var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
-            defer {
-                placement.release()
-                meter.finish(outcome)
-            }
+            defer { meter.finish(outcome) }
             var streamRelay = deployment.adapter.makeStreamTranslator(head: head, labels: labels)
             var received: [ByteBuffer] = []
             var receivedBytes = 0
@@ -129,15 +125,11 @@ extension RequestPipeline {
         _ upstream: HTTPClientResponse,
         head: InferenceRequestHead,
         deployment: Topology.Deployment,
-        placement: Placement,
         meter: RequestMeter,
         labels: ResponseLabels
     ) async -> Response {
         var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
-        defer {
-            placement.release()
-            meter.finish(outcome)
-        }
+        defer { meter.finish(outcome) }
         let translated: TranslatedResponse
         do {
             let body = try await upstream.body.collect(upTo: limits.maximumTranslatedBodyBytes)

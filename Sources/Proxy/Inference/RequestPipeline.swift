@@ -298,7 +298,7 @@ final class RequestPipeline: Sendable {
             }
             meter.use(placement)
             return .answered(await relay(
-                response, head: head, deployment: deployment, placement: placement, meter: meter,
+                response, head: head, deployment: deployment, meter: meter,
                 requestID: context.requestID, rateLimitHeaders: rateLimitHeaders
             ))
         }
@@ -414,8 +414,9 @@ struct Placement: Sendable {
         }
     }
 
-    /// Gives back the engine replica. (A key is given back by the meter, with the tokens
-    /// used, or by the pipeline with a failure.)
+    /// Gives back the engine replica. Once an answer is being relayed the meter does this,
+    /// and gives back the key with the tokens used; before, the pipeline does, reporting
+    /// the key's failure.
     func release() {
         if let pool, let lease { pool.release(lease) }
     }
