@@ -79,5 +79,9 @@ Try it:
 
   SWITCHYARD_ADMIN_TOKEN=\$(cat var/switchyard.admin-token) $BIN usage --tenant $TENANT
 
+To serve chat-large too, give the openai provider a key (it is stored encrypted):
+
+  echo "\$OPENAI_API_KEY" | SWITCHYARD_ADMIN_TOKEN=\$(cat var/switchyard.admin-token) $BIN provider-key add --provider openai --label my-account
+
 Stop it with: scripts/demo.sh stop
 TXT
