@@ -16,53 +16,26 @@
 #   ROUNDS=7 DURATION=10 CONNECTION_COUNTS="1 4 8" bench/admission.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="/opt/swift/usr/bin:$PATH"
+source bench/common.sh
 
 ROUNDS="${ROUNDS:-5}"
 DURATION="${DURATION:-5}"
 CONNECTION_COUNTS="${CONNECTION_COUNTS:-1 4}"
 TARGET_US="${TARGET_US:-150}"
-WORK="$(mktemp -d /tmp/switchyard-admission-bench.XXXXXX)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
-scripts/install-deps.sh >&2
-echo "==> building switchyard (release)" >&2
-if ! swift build -c release --scratch-path .build-release --product switchyard >"$WORK/build.log" 2>&1; then
-    grep -E "error:" -A3 "$WORK/build.log" | head -n 40 >&2 || tail -n 40 "$WORK/build.log" >&2
-    echo "error: the release build failed" >&2
-    exit 1
-fi
-tail -n 1 "$WORK/build.log" >&2
-BIN="$(swift build -c release --scratch-path .build-release --show-bin-path)/switchyard"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "error: $1 not up" >&2; exit 1; }
+bench_workspace admission-bench
+build_release switchyard
 
 echo "==> starting redis-server, the engine simulator and two proxies" >&2
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" >"$WORK/redis.log" 2>&1 &
-for _ in $(seq 1 200); do
-    [[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] && break
-    sleep 0.05
-done
-[[ $(redis-cli -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]] || { echo "error: redis-server did not start" >&2; exit 1; }
-
-ENGINE_PORT=$(free_port)
-"$BIN" sim-engine --port "$ENGINE_PORT" --ttft-ms 0 --tokens-per-second 0 --slots 4096 >"$WORK/sim.log" 2>&1 &
-wait_for "http://127.0.0.1:$ENGINE_PORT/health"
-
+start_redis
+start_engine
 # Two tiers that differ only in their limits.
-python3 - "$ENGINE_PORT" >"$WORK/providers.json" <<'PY'
+python3 - "$WORK/providers.json" <<'PY'
 import json, sys
-config = json.load(open("providers.json"))
-for pool in config["engine_pools"]:
-    for replica in pool["replicas"]:
-        replica["url"] = f"http://127.0.0.1:{sys.argv[1]}/v1"
-        replica["slots"] = 4096
+config = json.load(open(sys.argv[1]))
 config["tiers"].append({"name": "bench-open", "priority": 100})
 config["tiers"].append({"name": "bench-limited", "priority": 100, "requests_per_minute": 1000000000,
                         "tokens_per_minute": 10000000000, "concurrent_requests": 100000})
-print(json.dumps(config))
+json.dump(config, open(sys.argv[1], "w"))
 PY
 export SWITCHYARD_ADMIN_TOKEN="bench-admin-token-$(date +%s)"
 REDIS_PROXY_PORT=$(free_port)

@@ -7,36 +7,15 @@
 #   CONNECTIONS=64 DURATION=20 bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="/opt/swift/usr/bin:$PATH"
+source bench/common.sh
 
 CONNECTIONS="${CONNECTIONS:-32}"
 DURATION="${DURATION:-10}"
 THREADS="${THREADS:-2}"
-WORK="$(mktemp -d /tmp/switchyard-bench.XXXXXX)"
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
-
-scripts/install-deps.sh
-echo "==> building (release)"
-swift build -c release --scratch-path .build-release --product switchyard 2>&1 | tail -n 2
-BIN="$(swift build -c release --scratch-path .build-release --show-bin-path)/switchyard"
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { for _ in $(seq 1 200); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "error: $1 not up" >&2; exit 1; }
-
-ENGINE_PORT=$(free_port)
+bench_workspace bench
+build_release switchyard
+start_engine
 PROXY_PORT=$(free_port)
-"$BIN" sim-engine --port "$ENGINE_PORT" --ttft-ms 0 --tokens-per-second 0 --slots 4096 >"$WORK/sim.log" 2>&1 &
-wait_for "http://127.0.0.1:$ENGINE_PORT/health"
-
-python3 - "$ENGINE_PORT" >"$WORK/providers.json" <<'PY'
-import json, sys
-config = json.load(open("providers.json"))
-for pool in config["engine_pools"]:
-    for replica in pool["replicas"]:
-        replica["url"] = f"http://127.0.0.1:{sys.argv[1]}/v1"
-        replica["slots"] = 4096
-print(json.dumps(config))
-PY
 export SWITCHYARD_ADMIN_TOKEN="bench-admin-token-$(date +%s)"
 SWITCHYARD_LOG_LEVEL=warning "$BIN" serve --config "$WORK/providers.json" --db "$WORK/ledger.sqlite" --port "$PROXY_PORT" >"$WORK/serve.log" 2>&1 &
 wait_for "http://127.0.0.1:$PROXY_PORT/health"

@@ -39,11 +39,11 @@ struct ProviderKeyCatalogueTests {
     func refreshLoadsNewKeys() async throws {
         let catalogue = catalogue(environment: [.init(environment: "OPENAI_API_KEY", provider: "openai", secret: "sk-env-00001111")])
         try catalogue.loadBlocking()
-        #expect(catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").map(\.id) == ["env:openai"])
+        #expect(catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").keys.map(\.id) == ["env:openai"])
         let added = try await add("sk-added-22223333", weight: 3)
         #expect(try await catalogue.refresh())
         #expect(try await catalogue.refresh() == false)
-        let keys = catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold")
+        let keys = catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").keys
         #expect(keys.map(\.id) == ["env:openai", added.id])
         #expect(keys.last?.secret == "sk-added-22223333")
         #expect(keys.last?.pooled == PooledKey(id: added.id, weight: 3))
@@ -62,7 +62,7 @@ struct ProviderKeyCatalogueTests {
         _ = try await ledger.setProviderKeyState(id: disabled.id, to: .disabled, reason: "401")
         _ = try await ledger.setProviderKeyState(id: retired.id, to: .retired, reason: nil)
         try await catalogue.reload()
-        #expect(catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").map(\.id) == [active.id])
+        #expect(catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").keys.map(\.id) == [active.id])
         #expect(catalogue.key(id: drained.id) != nil)
         #expect(catalogue.key(id: retired.id) == nil)
     }
@@ -76,7 +76,7 @@ struct ProviderKeyCatalogueTests {
         let both = try await add("sk-both-33333333", tiers: ["gold"], tenants: ["ten_acme"])
         try await catalogue.reload()
         func ids(_ tenant: String, _ tier: String) -> Set<String> {
-            Set(catalogue.candidates(provider: "openai", tenantID: tenant, tier: tier).map(\.id))
+            Set(catalogue.candidates(provider: "openai", tenantID: tenant, tier: tier).keys.map(\.id))
         }
         #expect(ids("ten_other", "silver") == [shared.id])
         #expect(ids("ten_other", "gold") == [shared.id, gold.id])
@@ -97,7 +97,7 @@ struct ProviderKeyCatalogueTests {
         let moved = try await add("sk-moved-88889999", provider: "anthropic")
         let catalogue = catalogue()
         try await catalogue.reload()
-        #expect(catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").map(\.id) == [good.id])
+        #expect(catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").keys.map(\.id) == [good.id])
         #expect(catalogue.key(id: id) == nil)
         #expect(catalogue.key(id: moved.id)?.secret == "sk-moved-88889999")
     }

@@ -54,7 +54,7 @@ final class RedisReplyHandler: ChannelDuplexHandler {
                 return fail(context, NIORedisError("Redis sent something hiredis could not parse"))
             }
             guard let reply else { return }
-            let value = RedisReply(hiredis: reply.assumingMemoryBound(to: redisReply.self))
+            let value = RedisReply(copying: reply.assumingMemoryBound(to: redisReply.self))
             freeReplyObject(reply)
             guard let promise = waiting.popFirst() else {
                 return fail(context, NIORedisError("Redis sent a reply nobody asked for"))

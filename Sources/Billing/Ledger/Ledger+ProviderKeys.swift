@@ -40,16 +40,7 @@ extension Ledger {
     /// The catalogue, ordered by provider and then oldest first.
     /// - Parameter includeRetired: whether to list retired keys too.
     public func providerKeys(includeRetired: Bool = false) async throws -> [ProviderKeyRecord] {
-        try await pool.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT * FROM provider_keys WHERE ? OR state != ?
-                    ORDER BY provider, created_at, id
-                    """,
-                arguments: [includeRetired, ProviderKeyRecord.State.retired.rawValue]
-            ).map(Self.providerKey(from:))
-        }
+        try await pool.read { db in try Self.fetchProviderKeys(includeRetired: includeRetired, in: db) }
     }
 
     /// The provider key with `id`, or nil.
@@ -96,9 +87,7 @@ extension Ledger {
     /// The catalogue's revision: the highest of its keys', 0 when there are none. Every
     /// replica polls it to notice changes made through another replica.
     public func providerKeyRevision() async throws -> Int64 {
-        try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(revision), 0) FROM provider_keys") ?? 0
-        }
+        try await pool.read(Self.fetchProviderKeyRevision)
     }
 
     /// Runs `body` with SQLite overwriting deleted content with zeros, so a page that held a
@@ -111,6 +100,21 @@ extension Ledger {
     }
 
     // MARK: Rows
+
+    static func fetchProviderKeys(includeRetired: Bool, in db: GRDB.Database) throws -> [ProviderKeyRecord] {
+        try Row.fetchAll(
+            db,
+            sql: """
+                SELECT * FROM provider_keys WHERE ? OR state != ?
+                ORDER BY provider, created_at, id
+                """,
+            arguments: [includeRetired, ProviderKeyRecord.State.retired.rawValue]
+        ).map(Self.providerKey(from:))
+    }
+
+    static func fetchProviderKeyRevision(_ db: GRDB.Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT COALESCE(MAX(revision), 0) FROM provider_keys") ?? 0
+    }
 
     static func fetchProviderKey(id: String, in db: GRDB.Database) throws -> ProviderKeyRecord? {
         try Row.fetchOne(db, sql: "SELECT * FROM provider_keys WHERE id = ?", arguments: [id]).map(Self.providerKey(from:))

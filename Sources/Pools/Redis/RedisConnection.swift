@@ -85,7 +85,7 @@ final class RedisConnection: @unchecked Sendable {
     /// - Throws: ``RedisError`` if the command could not be sent or answered in time.
     func command(_ arguments: [String]) throws(RedisError) -> RedisReply {
         try Self.validate(arguments)
-        let reply = Self.withArgv(arguments) { argc, argv, lengths in
+        let reply = HiredisArguments.withArgv(arguments) { argc, argv, lengths in
             redisCommandArgv(context, argc, argv, lengths)
         }
         let callErrno = errno
@@ -105,7 +105,7 @@ final class RedisConnection: @unchecked Sendable {
     func pipeline(_ commands: [[String]]) throws(RedisError) -> [RedisReply] {
         for arguments in commands { try Self.validate(arguments) }
         for arguments in commands {
-            let status = Self.withArgv(arguments) { argc, argv, lengths in
+            let status = HiredisArguments.withArgv(arguments) { argc, argv, lengths in
                 redisAppendCommandArgv(context, argc, argv, lengths)
             }
             let callErrno = errno
@@ -197,40 +197,6 @@ final class RedisConnection: @unchecked Sendable {
     /// The command name, for errors: never the arguments, which may hold secrets.
     private static func name(of arguments: [String]) -> String {
         arguments.first?.uppercased() ?? "nothing"
-    }
-
-    /// Lays `arguments` out as the `argc`/`argv`/`argvlen` triple hiredis takes. Lengths
-    /// are explicit, so arguments are binary-safe; the pointers live only during `body`.
-    private static func withArgv<Result>(
-        _ arguments: [String],
-        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> Result
-    ) -> Result {
-        var bytes: [UInt8] = []
-        var lengths: [Int] = []
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            let utf8 = argument.utf8
-            bytes.append(contentsOf: utf8)
-            lengths.append(utf8.count)
-        }
-        // A trailing byte keeps the base address valid even when every argument is empty.
-        bytes.append(0)
-        return bytes.withUnsafeBufferPointer { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { characters in
-                var pointers: [UnsafePointer<CChar>?] = []
-                pointers.reserveCapacity(lengths.count)
-                var offset = 0
-                for length in lengths {
-                    pointers.append(characters.baseAddress! + offset)
-                    offset += length
-                }
-                return pointers.withUnsafeMutableBufferPointer { argv in
-                    lengths.withUnsafeBufferPointer { argvLengths in
-                        body(Int32(arguments.count), argv.baseAddress!, argvLengths.baseAddress!)
-                    }
-                }
-            }
-        }
     }
 }
 

@@ -62,7 +62,7 @@ extension RedisReply {
 
 extension RedisReply {
     /// Deep-copies a hiredis reply. The caller still owns `reply` and frees it.
-    init(copying reply: UnsafePointer<redisReply>) {
+    package init(copying reply: UnsafePointer<redisReply>) {
         let type = reply.pointee.type
         switch type {
         case REDIS_REPLY_STRING, REDIS_REPLY_VERB, REDIS_REPLY_BIGNUM:

@@ -57,10 +57,9 @@ extension AdminController {
         let parameters = request.uri.queryParameters
         let includeRetired = parameters["include_retired"].map { $0 == "true" || $0 == "1" } ?? false
         let provider = parameters["provider"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        let revision = try await ledger.providerKeyRevision()
-        let records = try await ledger.providerKeys(includeRetired: includeRetired)
-            .filter { provider == nil || $0.provider == provider }
-        let environmentKeys = keyCatalogue.environmentKeyList.filter { provider == nil || $0.provider == provider }
+        let (revision, allRecords) = try await ledger.providerKeyCatalogue(includeRetired: includeRetired)
+        let records = allRecords.filter { provider == nil || $0.provider == provider }
+        let environmentKeys = keyCatalogue.environmentKeys.filter { provider == nil || $0.provider == provider }
         var ids: [String: [String]] = [:]
         for key in environmentKeys { ids[key.provider, default: []].append(key.id) }
         for record in records { ids[record.provider, default: []].append(record.id) }
@@ -85,7 +84,7 @@ extension AdminController {
     ) async throws -> Response {
         try context.admin?.require(.operator_)
         let id = context.parameters.get("id") ?? ""
-        if let key = keyCatalogue.environmentKeyList.first(where: { $0.id == id }) {
+        if let key = keyCatalogue.environmentKeys.first(where: { $0.id == id }) {
             guard state == .active else {
                 throw OpenAIError(
                     status: 409,
@@ -156,7 +155,7 @@ extension AdminController {
     // MARK: Plumbing
 
     private func providerKeyBody(id: String) async throws -> AdminResources.ProviderKeyBody {
-        if let key = keyCatalogue.environmentKeyList.first(where: { $0.id == id }) {
+        if let key = keyCatalogue.environmentKeys.first(where: { $0.id == id }) {
             let live = await liveStatus(provider: key.provider, keyIDs: [id])[id]
             return AdminResources.ProviderKeyBody(environmentKey: key, live: live)
         }

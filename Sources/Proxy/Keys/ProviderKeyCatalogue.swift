@@ -73,19 +73,42 @@ public final class ProviderKeyCatalogue: Sendable {
         }
     }
 
+    /// One provider's keys that take new requests, in catalogue order, with what a
+    /// request needs ready-made: their pool view, and whether any is dedicated (else
+    /// every tenant gets them all, unfiltered).
+    private struct ActiveKeys: Sendable {
+        var keys: [Key] = []
+        var pooled: [PooledKey] = []
+        var anyDedicated = false
+
+        mutating func append(_ key: Key) {
+            keys.append(key)
+            pooled.append(key.pooled)
+            anyDedicated = anyDedicated || !key.tiers.isEmpty || !key.tenants.isEmpty
+        }
+    }
+
     private struct Snapshot: Sendable {
         var revision: Int64 = -1
-        /// Keys that take new requests, by provider, in a stable order.
-        var active: [String: [Key]] = [:]
-        /// Keys by id, whatever their state (in-flight requests release into these).
+        var active: [String: ActiveKeys] = [:]
+        /// Keys by id, whatever their state.
         var byID: [String: Key] = [:]
+
+        init(revision: Int64, keys: [(key: Key, active: Bool)]) {
+            self.revision = revision
+            for (key, active) in keys {
+                byID[key.id] = key
+                if active { self.active[key.provider, default: ActiveKeys()].append(key) }
+            }
+        }
     }
 
     private let ledger: Ledger
     private let cipher: ProviderKeyCipher
-    private let environmentKeys: [Key]
+    /// The keys named by environment variables, always active.
+    public let environmentKeys: [Key]
     private let logger: Logger
-    private let snapshot = Mutex(Snapshot())
+    private let snapshot: Mutex<Snapshot>
     /// Keys already reported as undecryptable, so each is logged once.
     private let unreadable = Mutex<Set<String>>([])
 
@@ -95,28 +118,28 @@ public final class ProviderKeyCatalogue: Sendable {
         self.cipher = cipher
         self.environmentKeys = environmentKeys
         self.logger = logger
-        snapshot.withLock { $0 = Self.snapshot(revision: -1, keys: environmentKeys) }
+        self.snapshot = Mutex(Snapshot(revision: -1, keys: environmentKeys.map { ($0, true) }))
     }
 
     // MARK: Reading (request path)
 
-    /// The active keys of `provider` that serve this tenant, in catalogue order.
-    public func candidates(provider: String, tenantID: String, tier: String) -> [Key] {
-        let keys = snapshot.withLock { $0.active[provider] } ?? []
-        if keys.allSatisfy({ $0.tiers.isEmpty && $0.tenants.isEmpty }) { return keys }
-        return keys.filter { $0.serves(tenantID: tenantID, tier: tier) }
+    /// The active keys of `provider` that serve this tenant, in catalogue order, and the
+    /// same keys as the key pool sees them.
+    public func candidates(provider: String, tenantID: String, tier: String) -> (keys: [Key], pooled: [PooledKey]) {
+        guard let available = snapshot.withLock({ $0.active[provider] }) else { return ([], []) }
+        guard available.anyDedicated else { return (available.keys, available.pooled) }
+        let keys = available.keys.filter { $0.serves(tenantID: tenantID, tier: tier) }
+        return (keys, keys.map(\.pooled))
     }
 
     /// Whether `provider` has any active key at all.
     public func hasActiveKeys(provider: String) -> Bool {
-        snapshot.withLock { !($0.active[provider]?.isEmpty ?? true) }
+        snapshot.withLock { !($0.active[provider]?.keys.isEmpty ?? true) }
     }
 
     public func key(id: String) -> Key? {
         snapshot.withLock { $0.byID[id] }
     }
-
-    public var environmentKeyList: [Key] { environmentKeys }
 
     public var revision: Int64 { snapshot.withLock { $0.revision } }
 
@@ -146,12 +169,9 @@ public final class ProviderKeyCatalogue: Sendable {
 
     /// Replaces the snapshot with `records` (decrypted) plus the environment's keys.
     func install(_ records: [ProviderKeyRecord], revision: Int64) {
-        var keys = environmentKeys
-        for record in records {
-            guard let key = decrypt(record) else { continue }
-            keys.append(key)
-        }
-        let next = Self.snapshot(revision: revision, keys: keys, states: Dictionary(records.map { ($0.id, $0.state) }, uniquingKeysWith: { a, _ in a }))
+        let keys = environmentKeys.map { ($0, true) }
+            + records.compactMap { record in decrypt(record).map { ($0, record.state == .active) } }
+        let next = Snapshot(revision: revision, keys: keys)
         snapshot.withLock { current in
             // Two reloads may race; the later revision wins.
             if next.revision >= current.revision { current = next }
@@ -186,16 +206,5 @@ public final class ProviderKeyCatalogue: Sendable {
             }
             return nil
         }
-    }
-
-    private static func snapshot(revision: Int64, keys: [Key], states: [String: ProviderKeyRecord.State] = [:]) -> Snapshot {
-        var snapshot = Snapshot(revision: revision)
-        for key in keys {
-            snapshot.byID[key.id] = key
-            if (states[key.id] ?? .active) == .active {
-                snapshot.active[key.provider, default: []].append(key)
-            }
-        }
-        return snapshot
     }
 }

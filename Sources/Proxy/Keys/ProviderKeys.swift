@@ -37,7 +37,7 @@ struct ProviderKeys: Sendable {
     func select(
         for deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, excluding: Set<String>
     ) async -> Selection {
-        let keys = catalogue.candidates(provider: deployment.providerID, tenantID: tenant.tenantID, tier: tenant.tier)
+        let (keys, pooled) = catalogue.candidates(provider: deployment.providerID, tenantID: tenant.tenantID, tier: tenant.tier)
         guard !keys.isEmpty else {
             return .unavailable(OpenAIError(
                 status: 503,
@@ -51,7 +51,7 @@ struct ProviderKeys: Sendable {
             // One pool per deployment: providers limit a key per model, so a key's windows,
             // reported capacity and cooldowns are kept per deployment too.
             selection = try await pool.select(
-                pool: deployment.id, candidates: keys.map(\.pooled), tokens: tokens, excluding: excluding
+                pool: deployment.id, candidates: pooled, tokens: tokens, excluding: excluding
             )
         } catch {
             return .unavailable(Self.storeUnavailable, retryAfter: nil)

@@ -1,0 +1,27 @@
+import HTTPTypes
+import NIOHTTP1
+import Pools
+import Providers
+
+extension HTTPHeaders {
+    /// The headers as the name/value pairs adapters read.
+    var fields: HeaderFields {
+        map { (name: $0.name, value: $0.value) }
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+extension HTTPFields {
+    /// Adds OpenAI's `x-ratelimit-*` headers.
+    mutating func append(rateLimitHeaders headers: RateLimitHeaders) {
+        for field in headers.fields {
+            if let name = HTTPField.Name(field.name) { self[name] = field.value }
+        }
+    }
+}
