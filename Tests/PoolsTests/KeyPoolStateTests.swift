@@ -287,4 +287,13 @@ struct KeyPoolStateTests {
         #expect(pool.status("a", at: start + 600_000).lastError == "timeout")
         #expect(pool.status("unknown", at: start) == KeyLiveStatus())
     }
+
+    @Test("a cooldown or reset too long for milliseconds saturates instead of trapping")
+    func durationsSaturate() {
+        let largest = Int.max / 2
+        #expect(KeyPoolState.milliseconds(.seconds(9_223_372_036_854_775) + .milliseconds(808)) == largest)
+        #expect(KeyPoolState.milliseconds(.seconds(Int64.max)) == largest)
+        #expect(KeyPoolState.milliseconds(.milliseconds(1) + .nanoseconds(1)) == 2)
+        #expect(KeyPoolState.milliseconds(.seconds(-5)) == 0)
+    }
 }

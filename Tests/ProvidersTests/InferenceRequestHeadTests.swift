@@ -82,7 +82,7 @@ struct InferenceRequestHeadTests {
             (#""max_completion_tokens":50"#, 50),
             (#""max_tokens":100,"max_completion_tokens":50"#, 50),
             (#""max_completion_tokens":50,"max_tokens":100"#, 50),
-            (#""max_tokens":9223372036854775807"#, Int.max),
+            (#""max_tokens":16777216"#, InferenceRequestHead.largestOutputTokens),
         ]
     )
     func maxOutputTokens(members: String, expected: Int?) throws {
@@ -283,5 +283,59 @@ struct InferenceRequestHeadTests {
         let head = try InferenceRequestHead.parse(body, endpoint: .chatCompletions)
         _ = head.upstreamBody(from: body, upstreamModel: "b")
         #expect(text(body) == json)
+    }
+
+    // MARK: Hostile numbers and repeated keys
+
+    @Test(
+        "output-token limits above the ceiling are a 400 naming the parameter",
+        arguments: ["max_tokens", "max_completion_tokens"],
+        ["9223372036854775807", "16777217", "99999999999"]
+    )
+    func outputTokenCeiling(name: String, value: String) throws {
+        let error = try #require(parseError(#"{"model":"chat-small","\#(name)":\#(value)}"#))
+        #expect(error.param == name)
+        #expect(error.message.contains("16777216"))
+        for endpoint in [InferenceEndpoint.completions, .embeddings] {
+            #expect(parseError(#"{"model":"m","\#(name)":\#(value)}"#, endpoint: endpoint)?.param == name)
+        }
+    }
+
+    @Test("the ceiling itself is accepted, and says which parameter set it")
+    func outputTokenCeilingIsInclusive() throws {
+        let head = try parse(#"{"model":"chat-small","max_tokens":16777216}"#)
+        #expect(head.maxOutputTokens == InferenceRequestHead.largestOutputTokens)
+        #expect(head.maxOutputTokensParameter == "max_tokens")
+        let both = try parse(#"{"model":"chat-small","max_tokens":5,"max_completion_tokens":7}"#)
+        #expect(both.maxOutputTokens == 7)
+        #expect(both.maxOutputTokensParameter == "max_completion_tokens")
+    }
+
+    @Test(
+        "a member the head reads may be given only once",
+        arguments: [
+            (#"{"model":"a","max_tokens":64000,"max_tokens":1}"#, "max_tokens"),
+            (#"{"model":"a","max_tokens":-5,"max_tokens":10}"#, "max_tokens"),
+            (#"{"model":"a","model":"b"}"#, "model"),
+            (#"{"model":"a","model":"b"}"#, "model"),
+            (#"{"model":"a","stream":true,"stream":false}"#, "stream"),
+            (#"{"model":"a","n":1,"n":2}"#, "n"),
+            (#"{"model":"a","max_completion_tokens":1,"max_completion_tokens":1}"#, "max_completion_tokens"),
+            (#"{"model":"a","stream_options":null,"stream_options":{}}"#, "stream_options"),
+        ]
+    )
+    func repeatedMembers(json: String, param: String) throws {
+        let error = try #require(parseError(json))
+        #expect(error.param == param)
+    }
+
+    @Test("n is read and bounded")
+    func choices() throws {
+        #expect(try parse(#"{"model":"a"}"#).choices == 1)
+        #expect(try parse(#"{"model":"a","n":null}"#).choices == 1)
+        #expect(try parse(#"{"model":"a","n":128}"#).choices == 128)
+        for value in ["0", "-1", "129", "9223372036854775807", "1.5", "\"2\""] {
+            #expect(parseError(#"{"model":"a","n":\#(value)}"#)?.param == "n", "n = \(value)")
+        }
     }
 }

@@ -78,4 +78,37 @@ struct RateLimitSignalsTests {
         let told = adapter.mapError(status: 400, headers: [("x-should-retry", "true")], body: ByteBuffer())
         #expect(told.retryable, "x-should-retry overrides the status")
     }
+
+    // MARK: Hostile values
+
+    @Test(
+        "durations that are not finite or not positive are absent",
+        arguments: ["inf", "infinity", "-inf", "nan", "1e999", "-1", "-0.5"]
+    )
+    func nonFiniteDurationsAreAbsent(text: String) {
+        #expect(RateLimitSignals.parseDuration(text) == nil)
+        #expect(RateLimitSignals.parseRetryAfter(text) == nil)
+        var signals = RateLimitSignals()
+        signals.readCommonHeaders([(name: "retry-after-ms", value: text)])
+        #expect(signals.retryAfter == nil)
+    }
+
+    @Test(
+        "absurdly long durations are held to a week instead of overflowing",
+        arguments: ["1e19", "9223372036854775807", "0x1p80", "3000000000000000h", "9223372036854775808ms"]
+    )
+    func hugeDurationsAreClamped(text: String) {
+        let week = RateLimitSignals.longestReportedDelay
+        #expect(RateLimitSignals.parseDuration(text) == week)
+        if Double(text) != nil { #expect(RateLimitSignals.parseRetryAfter(text) == week) }
+        var signals = RateLimitSignals()
+        signals.readCommonHeaders([(name: "retry-after-ms", value: "1e22")])
+        #expect(signals.retryAfter == week)
+        let openAI = RateLimitSignals.openAI(headers: [
+            (name: "x-ratelimit-remaining-requests", value: "1"), (name: "x-ratelimit-reset-requests", value: text),
+            (name: "retry-after", value: "inf"),
+        ])
+        #expect(openAI.requests.reset == week)
+        #expect(openAI.retryAfter == nil)
+    }
 }

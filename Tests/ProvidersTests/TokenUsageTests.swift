@@ -77,4 +77,19 @@ struct TokenUsageTests {
     func estimate(byteCount: Int, tokens: Int) {
         #expect(TokenUsage.estimateTokens(byteCount: byteCount) == tokens)
     }
+
+    // MARK: Hostile counts
+
+    @Test("counts an upstream reports are held to 0...largestCount, so sums cannot overflow")
+    func countsAreClamped() throws {
+        let largest = TokenUsage.largestCount
+        let read = try #require(self.usage(
+            #"{"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":-9223372036854775808,"# +
+            #""prompt_tokens_details":{"cached_tokens":-1},"completion_tokens_details":{"reasoning_tokens":9223372036854775807}}}"#
+        ))
+        #expect(read == TokenUsage(promptTokens: largest, cachedPromptTokens: 0, completionTokens: 0, reasoningTokens: largest))
+        #expect(read.totalTokens == largest)
+        #expect(TokenUsage.sum(Int.max, Int.max, nil, Int.min) == 2 * largest)
+        #expect(TokenUsage(promptTokens: Int.max, completionTokens: Int.max).totalTokens == 2 * largest)
+    }
 }

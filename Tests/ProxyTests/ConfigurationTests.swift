@@ -53,6 +53,12 @@ struct ConfigurationTests {
             (#"{ "id": "sim", "kind""#, #"{ "id": "sim", "colour": "red", "kind""#, "$.providers[0].colour"),
             (#""output_per_million": 2000000"#, #""output_per_million": 2.5"#, "$.prices.sim-llama.output_per_million"),
             (#"{ "name": "standard", "priority": 10, "models": ["chat-small"] }"#, #"{ "name": "enterprise", "priority": 10 }"#, "$.tiers[1].name"),
+            // Numbers far beyond any real value, which sums with token counts could overflow.
+            (#""slots": 4 }] },"#, #""slots": 4000000 }] },"#, "$.engine_pools[0].replicas[0].slots"),
+            (#""output_per_million": 2000000"#, #""output_per_million": 9223372036854775807"#, "$.prices.sim-llama.output_per_million"),
+            (#""priority": 100"#, #""priority": 1000000000000"#, "$.tiers[0].priority"),
+            (#""model": "upstream-llama" }"#, #""model": "upstream-llama", "max_output_tokens": 16777217 }"#, "$.deployments[0].max_output_tokens"),
+            (#""model": "upstream-llama" }"#, #""model": "upstream-llama", "default_max_tokens": 99999999999 }"#, "$.deployments[0].default_max_tokens"),
         ]
         for (original, replacement, path) in cases {
             let json = Self.valid.replacingOccurrences(of: original, with: replacement)

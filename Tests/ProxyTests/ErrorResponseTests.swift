@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 
 @testable import Billing
+import Providers
 @testable import Proxy
 
 @Suite("Errors are OpenAI-shaped, with the right status, never a 500")
@@ -121,6 +122,58 @@ struct ErrorResponseTests {
             }
             // Still serving afterwards.
             #expect(try await harness.send("/v1/chat/completions", body: chatBody(), bearer: tenant.key).status == 200)
+        }
+    }
+
+    @Test func outputTokenLimitsBeyondAnyModelAreA400NotACrash() async throws {
+        try await LiveHarness.run { harness in
+            let unlimited = try await harness.makeTenant()
+            let limited = try await harness.makeTenant(tier: "two-hundred-tokens")
+            for tenant in [unlimited, limited] {
+                for name in ["max_tokens", "max_completion_tokens"] {
+                    for value in ["9223372036854775807", "9223372036854775806", "16777217"] {
+                        let paths = [
+                            ("/v1/chat/completions", #""messages":[{"role":"user","content":"hi"}]"#),
+                            ("/v1/completions", #""prompt":"hi""#),
+                            ("/tenants/\(tenant.tenantID)/v1/chat/completions", #""messages":[{"role":"user","content":"hi"}]"#),
+                            ("/tenants/\(tenant.tenantID)/v1/completions", #""prompt":"hi""#),
+                        ]
+                        for (path, rest) in paths {
+                            let body = #"{"model":"chat-small",\#(rest),"\#(name)":\#(value)}"#
+                            let response = try await harness.send(path, body: body, bearer: tenant.key)
+                            #expect(response.status == 400, "\(path) \(name)=\(value): \(response.status) \(response.text)")
+                            #expect(try response.error()["param"] as? String == name)
+                        }
+                    }
+                }
+            }
+            // Still serving, and the largest accepted value is admitted like any other.
+            #expect(try await harness.send("/v1/chat/completions", body: chatBody(), bearer: limited.key).status == 200)
+            let ceiling = chatBody(maxTokens: InferenceRequestHead.largestOutputTokens)
+            let refused = try await harness.send("/v1/chat/completions", body: ceiling, bearer: limited.key)
+            #expect(refused.status == 429, "more than the tier's tokens per minute: \(refused.text)")
+        }
+    }
+
+    @Test func aDeploymentsOutputCeilingRoutesAroundItOrIsA400() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            let within = try await harness.send("/v1/chat/completions", body: chatBody(model: "chat-capped", maxTokens: 100), bearer: tenant.key)
+            #expect(within.status == 200)
+            let withinEvent = try await harness.usageEvent(requestID: try #require(within.headers.first(name: "x-request-id")))
+            #expect(withinEvent.deployment == "capped-llama")
+
+            let beyond = try await harness.send("/v1/chat/completions", body: chatBody(model: "chat-capped", maxTokens: 101), bearer: tenant.key)
+            #expect(beyond.status == 200)
+            let beyondEvent = try await harness.usageEvent(requestID: try #require(beyond.headers.first(name: "x-request-id")))
+            #expect(beyondEvent.deployment == "sim-llama", "the capped deployment is skipped")
+
+            let body = #"{"model":"chat-capped-only","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":101}"#
+            let refused = try await harness.send("/v1/chat/completions", body: body, bearer: tenant.key)
+            #expect(refused.status == 400)
+            let error = try refused.error()
+            #expect(error["param"] as? String == "max_completion_tokens")
+            #expect((error["message"] as? String)?.contains("100") == true)
         }
     }
 }

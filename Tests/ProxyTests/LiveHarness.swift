@@ -110,14 +110,17 @@ struct LiveHarness: Sendable {
             { "id": "sim-llama", "provider": "sim", "model": "upstream-llama" },
             { "id": "sim-embed", "provider": "sim", "model": "upstream-embed" },
             { "id": "slow-llama", "provider": "slow-sim", "model": "upstream-slow" },
-            { "id": "dead-llama", "provider": "dead", "model": "upstream-dead" }
+            { "id": "dead-llama", "provider": "dead", "model": "upstream-dead" },
+            { "id": "capped-llama", "provider": "sim", "model": "upstream-capped", "max_output_tokens": 100 }
           ],
           "models": [
             { "name": "chat-small", "routes": ["sim-llama"] },
             { "name": "chat-fallback", "routes": ["dead-llama", "sim-llama"] },
             { "name": "chat-dead", "routes": ["dead-llama"] },
             { "name": "chat-slow", "routes": ["slow-llama"] },
-            { "name": "embed-small", "routes": ["sim-embed"] }
+            { "name": "embed-small", "routes": ["sim-embed"] },
+            { "name": "chat-capped", "routes": ["capped-llama", "sim-llama"] },
+            { "name": "chat-capped-only", "routes": ["capped-llama"] }
           ],
           "prices": {
             "sim-llama": { "input_per_million": 1000000, "cached_input_per_million": 500000, "output_per_million": 2000000 }

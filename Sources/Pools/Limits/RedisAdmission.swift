@@ -257,8 +257,10 @@ public final class RedisAdmission: TenantAdmission, Sendable {
         let (seconds, attoseconds) = duration.components
         guard seconds >= 0, attoseconds >= 0 else { return 0 }
         let wholeMilliseconds = Int(clamping: seconds).multipliedReportingOverflow(by: 1000)
-        guard !wholeMilliseconds.overflow else { return Int.max / 2 }
-        return wholeMilliseconds.partialValue + Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+        let roundedUp = Int((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+        let (total, overflow) = wholeMilliseconds.partialValue.addingReportingOverflow(roundedUp)
+        guard !wholeMilliseconds.overflow, !overflow else { return Int.max / 2 }
+        return min(total, Int.max / 2)
     }
 
     /// A token count as the scripts take it: at least 0, at most `largestCount`.

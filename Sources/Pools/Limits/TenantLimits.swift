@@ -11,6 +11,10 @@ public struct TenantLimits: Sendable, Hashable, Codable {
     /// No limit at all.
     public static let unlimited = TenantLimits()
 
+    /// The largest value any limit may be set to, in configuration or by an operator:
+    /// far above real contracts, and low enough for the Redis scripts' exact arithmetic.
+    public static let largestLimit = 1_000_000_000
+
     /// - Parameters:
     ///   - requestsPerMinute: Requests per minute; nil is unlimited, 0 admits nothing.
     ///   - tokensPerMinute: Tokens per minute; nil is unlimited.

@@ -134,7 +134,7 @@ public struct ChatCompletionEncoder: Sendable {
     public static func writeUsage(_ usage: TokenUsage, into buffer: inout ByteBuffer) {
         buffer.writeString(
             #"{"prompt_tokens":\#(usage.promptTokens),"completion_tokens":\#(usage.completionTokens),"#
-                + #""total_tokens":\#(usage.promptTokens + usage.completionTokens),"#
+                + #""total_tokens":\#(usage.totalTokens),"#
                 + #""prompt_tokens_details":{"cached_tokens":\#(usage.cachedPromptTokens)},"#
                 + #""completion_tokens_details":{"reasoning_tokens":\#(usage.reasoningTokens)}}"#
         )

@@ -4,8 +4,9 @@ extension RateLimitSignals {
     /// Reads the headers every provider may send: `retry-after` (seconds or an HTTP
     /// date), `retry-after-ms`, `x-should-retry`.
     public mutating func readCommonHeaders(_ headers: HeaderFields, now: Date = Date()) {
-        if let milliseconds = Self.header("retry-after-ms", in: headers).flatMap(Double.init), milliseconds >= 0 {
-            retryAfter = .milliseconds(milliseconds)
+        if let milliseconds = Self.header("retry-after-ms", in: headers).flatMap(Double.init),
+           let duration = Self.duration(seconds: milliseconds / 1000) {
+            retryAfter = duration
         } else if let value = Self.header("retry-after", in: headers) {
             retryAfter = Self.parseRetryAfter(value, now: now)
         }
@@ -39,7 +40,7 @@ extension RateLimitSignals {
     /// Parses Go-style durations as OpenAI writes them: `6ms`, `0s`, `1m30s`, `2h0m1.5s`,
     /// `350us`. A bare number is seconds. Nil for anything else.
     public static func parseDuration(_ text: String) -> Duration? {
-        if let seconds = Double(text), seconds >= 0 { return .milliseconds(seconds * 1000) }
+        if let seconds = Double(text) { return duration(seconds: seconds) }
         var total = 0.0
         var number = ""
         var index = text.startIndex
@@ -73,18 +74,18 @@ extension RateLimitSignals {
             sawUnit = true
         }
         guard sawUnit, number.isEmpty else { return nil }
-        return .milliseconds(total * 1000)
+        return duration(seconds: total)
     }
 
     /// `retry-after`: delay seconds, or an HTTP date (RFC 9110).
     public static func parseRetryAfter(_ text: String, now: Date = Date()) -> Duration? {
-        if let seconds = Double(text), seconds >= 0 { return .milliseconds(seconds * 1000) }
+        if let seconds = Double(text) { return duration(seconds: seconds) }
         let formatter = DateFormatter()
         formatter.locale = Locale(identifier: "en_US_POSIX")
         formatter.timeZone = TimeZone(identifier: "GMT")
         formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
         guard let date = formatter.date(from: text) else { return nil }
-        return .milliseconds(max(0, date.timeIntervalSince(now)) * 1000)
+        return duration(seconds: max(0, date.timeIntervalSince(now)))
     }
 
     /// An RFC 3339 time (as Anthropic writes resets) as a duration from `now`.
@@ -94,9 +95,21 @@ extension RateLimitSignals {
         ]
         for strategy in strategies {
             if let date = try? Date(text, strategy: strategy) {
-                return .milliseconds(max(0, date.timeIntervalSince(now)) * 1000)
+                return duration(seconds: max(0, date.timeIntervalSince(now)))
             }
         }
         return nil
+    }
+
+    /// The longest delay or reset a provider is believed: longer ones are held to it.
+    public static let longestReportedDelay: Duration = .seconds(7 * 24 * 3600)
+
+    /// Seconds as a provider wrote them, as a duration: nil unless finite and not negative
+    /// (`Double` reads `inf`, `nan` and `1e999` too), and at most `longestReportedDelay`,
+    /// so no header can build a duration that overflows.
+    static func duration(seconds: Double) -> Duration? {
+        guard seconds.isFinite, seconds >= 0 else { return nil }
+        let longest = Double(longestReportedDelay.components.seconds)
+        return .milliseconds(min(seconds, longest) * 1000)
     }
 }

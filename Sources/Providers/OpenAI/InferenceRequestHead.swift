@@ -10,8 +10,18 @@ public struct InferenceRequestHead: Sendable, Equatable {
     public var stream: Bool
     /// Whether the client asked for the usage chunk (`stream_options.include_usage`).
     public var clientWantsUsage: Bool
-    /// `max_completion_tokens`, else `max_tokens`, when given.
+    /// `max_completion_tokens`, else `max_tokens`, when given; at most `largestOutputTokens`.
     public var maxOutputTokens: Int?
+    /// How many choices the client asked for (`n`); 1 when absent.
+    public var choices: Int = 1
+    /// Which parameter set `maxOutputTokens`: `max_completion_tokens` wins over `max_tokens`.
+    public var maxOutputTokensParameter: String = "max_tokens"
+
+    /// The most output tokens a request may ask for, whatever the deployment: far above
+    /// what any model produces, and far below where sums of token counts could overflow.
+    public static let largestOutputTokens = 1 << 24
+    /// The most choices (`n`) a request may ask for, as OpenAI allows.
+    public static let largestChoices = 128
 
     var modelValue: Range<Int>
     /// The whole `"stream_options": {...}` member, when present.
@@ -58,31 +68,41 @@ public struct InferenceRequestHead: Sendable, Equatable {
         var maxTokens: Int?
         var maxCompletionTokens: Int?
         var streamOptions: Range<Int>?
+        var choices = 1
+        var seen: UInt8 = 0
         for member in members {
-            if scanner.key(member, equals: "model") {
+            guard let field = Field(of: member, scanner: scanner) else { continue }
+            // A key given twice means what each reader decides (JSON leaves it open): the
+            // upstream could honour another `max_tokens` than the one admitted.
+            guard seen & field.bit == 0 else {
+                return .failure(.invalidRequest("'\(field.name)' is given more than once.", param: field.name))
+            }
+            seen |= field.bit
+            switch field {
+            case .model:
                 guard let name = scanner.string(at: member.value) else {
                     return .failure(.invalidRequest("'model' must be a string.", param: "model"))
                 }
                 model = (name, member.value)
-            } else if scanner.key(member, equals: "stream") {
+            case .stream:
                 if scanner.isNull(at: member.value) { continue }
                 guard let value = scanner.bool(at: member.value) else {
                     return .failure(.invalidRequest("'stream' must be a boolean.", param: "stream"))
                 }
                 stream = value
-            } else if scanner.key(member, equals: "max_tokens") {
-                guard case .success(let value) = optionalCount(member, scanner: scanner) else {
-                    return .failure(.invalidRequest("'max_tokens' must be a non-negative integer.", param: "max_tokens"))
+            case .maxTokens, .maxCompletionTokens:
+                switch outputTokens(member, name: field.name, scanner: scanner) {
+                case .success(let value) where field == .maxTokens: maxTokens = value
+                case .success(let value): maxCompletionTokens = value
+                case .failure(let error): return .failure(error)
                 }
-                maxTokens = value
-            } else if scanner.key(member, equals: "max_completion_tokens") {
-                guard case .success(let value) = optionalCount(member, scanner: scanner) else {
-                    return .failure(.invalidRequest(
-                        "'max_completion_tokens' must be a non-negative integer.", param: "max_completion_tokens"
-                    ))
+            case .choices:
+                if scanner.isNull(at: member.value) { continue }
+                guard let value = scanner.integer(at: member.value), (1...largestChoices).contains(value) else {
+                    return .failure(.invalidRequest("'n' must be an integer from 1 to \(largestChoices).", param: "n"))
                 }
-                maxCompletionTokens = value
-            } else if scanner.key(member, equals: "stream_options") {
+                choices = value
+            case .streamOptions:
                 if scanner.isNull(at: member.value) { streamOptions = member.whole; continue }
                 guard scanner.kind(at: member.value.lowerBound) == .object,
                       let options = try? scanner.members(ofObjectAt: member.value)
@@ -107,20 +127,53 @@ public struct InferenceRequestHead: Sendable, Equatable {
             stream: stream,
             clientWantsUsage: stream && clientWantsUsage,
             maxOutputTokens: maxCompletionTokens ?? maxTokens,
+            choices: choices,
+            maxOutputTokensParameter: maxCompletionTokens == nil ? "max_tokens" : "max_completion_tokens",
             modelValue: modelRange,
             streamOptionsMember: streamOptions,
             closingBrace: closingBrace(of: scanner, count: count)
         ))
     }
 
-    private struct NotACount: Error {}
-
-    /// A count that may be null: `.success(nil)` for null, a failure for anything but a
-    /// non-negative integer.
-    private static func optionalCount(_ member: JSONScanner.Member, scanner: JSONScanner) -> Result<Int?, NotACount> {
+    /// An output-token limit that may be null: `.success(nil)` for null, a 400 naming the
+    /// parameter for anything but an integer from 0 to `largestOutputTokens`.
+    private static func outputTokens(
+        _ member: JSONScanner.Member, name: String, scanner: JSONScanner
+    ) -> Result<Int?, OpenAIError> {
         if scanner.isNull(at: member.value) { return .success(nil) }
-        guard let value = scanner.integer(at: member.value), value >= 0 else { return .failure(NotACount()) }
+        guard let value = scanner.integer(at: member.value), value >= 0 else {
+            return .failure(.invalidRequest("'\(name)' must be a non-negative integer.", param: name))
+        }
+        guard value <= largestOutputTokens else {
+            return .failure(.invalidRequest(
+                "'\(name)' is \(value), above the most any model can produce (\(largestOutputTokens)).", param: name
+            ))
+        }
         return .success(value)
+    }
+
+    /// The top-level members the head reads, each of which may be given once.
+    private enum Field: UInt8, CaseIterable {
+        case model, stream, streamOptions, maxTokens, maxCompletionTokens, choices
+
+        var name: String { key.description }
+        var bit: UInt8 { 1 << rawValue }
+
+        var key: StaticString {
+            switch self {
+            case .model: "model"
+            case .stream: "stream"
+            case .streamOptions: "stream_options"
+            case .maxTokens: "max_tokens"
+            case .maxCompletionTokens: "max_completion_tokens"
+            case .choices: "n"
+            }
+        }
+
+        init?(of member: JSONScanner.Member, scanner: JSONScanner) {
+            guard let field = Self.allCases.first(where: { scanner.key(member, equals: $0.key) }) else { return nil }
+            self = field
+        }
     }
 
     private static func closingBrace(of scanner: JSONScanner, count: Int) -> Int {

@@ -11,13 +11,32 @@ public struct TokenUsage: Sendable, Equatable {
     /// True when the upstream reported no usage and these counts are Switchyard's estimate.
     public var estimated: Bool
 
+    /// The most tokens one count may hold. Upstreams report counts as they please; each is
+    /// held to `0...largestCount`, so sums of a few counts (and prices times them) cannot
+    /// overflow, and no report can credit a tenant with negative usage.
+    public static let largestCount = 1 << 32
+
     public init(promptTokens: Int, cachedPromptTokens: Int = 0, completionTokens: Int, reasoningTokens: Int = 0, estimated: Bool = false) {
-        self.promptTokens = promptTokens
-        self.cachedPromptTokens = cachedPromptTokens
-        self.completionTokens = completionTokens
-        self.reasoningTokens = reasoningTokens
+        self.promptTokens = Self.clamped(promptTokens)
+        self.cachedPromptTokens = Self.clamped(cachedPromptTokens)
+        self.completionTokens = Self.clamped(completionTokens)
+        self.reasoningTokens = Self.clamped(reasoningTokens)
         self.estimated = estimated
     }
+
+    /// A count held to `0...largestCount`.
+    public static func clamped(_ count: Int) -> Int {
+        min(max(0, count), largestCount)
+    }
+
+    /// The sum of counts as reported (absent ones count 0), each clamped first, so the sum
+    /// cannot overflow whatever the upstream sent.
+    public static func sum(_ counts: Int?...) -> Int {
+        counts.reduce(0) { $0 + clamped($1 ?? 0) }
+    }
+
+    /// Prompt and completion tokens together: never overflows, since both are clamped.
+    public var totalTokens: Int { promptTokens + completionTokens }
 
     /// A rough count for text whose tokens nobody reported: about four bytes a token.
     public static func estimateTokens(byteCount: Int) -> Int {

@@ -201,7 +201,7 @@ extension AdminController {
             throw OpenAIError.invalidRequest("'weight' must be between 1 and 1000.", param: "weight")
         }
         for (name, value) in [("requests_per_minute", body.requestsPerMinute), ("tokens_per_minute", body.tokensPerMinute)] {
-            if let value, !(1...1_000_000_000).contains(value) {
+            if let value, !(1...TenantLimits.largestLimit).contains(value) {
                 throw OpenAIError.invalidRequest("'\(name)' must be between 1 and 1000000000.", param: name)
             }
         }

@@ -74,7 +74,7 @@ struct AdminController {
             ("concurrent_requests", body.concurrentRequests),
         ]
         for (name, value) in fields {
-            if let value, value < 1 || value > 1_000_000_000 {
+            if let value, value < 1 || value > TenantLimits.largestLimit {
                 throw OpenAIError.invalidRequest("'\(name)' must be between 1 and 1000000000, or null for the tier's limit.", param: name)
             }
         }

@@ -55,7 +55,9 @@ struct ConfigObject {
         return value
     }
 
-    mutating func integer(_ key: String, default defaultValue: Int? = nil, minimum: Int = Int.min) throws(ConfigurationError) -> Int {
+    mutating func integer(
+        _ key: String, default defaultValue: Int? = nil, minimum: Int = Int.min, maximum: Int = Int.max
+    ) throws(ConfigurationError) -> Int {
         read.insert(key)
         guard let raw = dictionary[key], !(raw is NSNullLike) else {
             if let defaultValue { return defaultValue }
@@ -66,6 +68,9 @@ struct ConfigObject {
         }
         guard value >= minimum else {
             throw ConfigurationError(path: childPath(key), message: "must be at least \(minimum)")
+        }
+        guard value <= maximum else {
+            throw ConfigurationError(path: childPath(key), message: "must be at most \(maximum)")
         }
         return value
     }

@@ -37,6 +37,9 @@ public struct SwitchyardConfiguration: Sendable {
         public var model: String
         /// Output tokens to ask for when a client sets no limit and the provider needs one.
         public var defaultMaxTokens: Int
+        /// The most output tokens the deployment serves; a request asking for more is sent
+        /// to another deployment of the model, or refused. nil: `largestOutputTokens`.
+        public var maxOutputTokens: Int?
     }
 
     public struct Model: Sendable, Equatable {
@@ -168,7 +171,7 @@ extension SwitchyardConfiguration {
             var replica = try ConfigObject(value, path: "\(object.childPath("replicas"))[\(index)]")
             let url = try replica.string("url")
             try validateURL(url, path: replica.childPath("url"))
-            let slots = try replica.integer("slots", default: 8, minimum: 1)
+            let slots = try replica.integer("slots", default: 8, minimum: 1, maximum: Bounds.slots)
             try replica.rejectUnknownKeys()
             replicas.append(.init(url: url, slots: slots))
         }
@@ -183,7 +186,12 @@ extension SwitchyardConfiguration {
             id: try object.string("id"),
             provider: try object.string("provider"),
             model: try object.string("model"),
-            defaultMaxTokens: try object.integer("default_max_tokens", default: 4096, minimum: 1)
+            defaultMaxTokens: try object.integer(
+                "default_max_tokens", default: 4096, minimum: 1, maximum: InferenceRequestHead.largestOutputTokens
+            ),
+            maxOutputTokens: object.has("max_output_tokens")
+                ? try object.integer("max_output_tokens", minimum: 1, maximum: InferenceRequestHead.largestOutputTokens)
+                : nil
         )
     }
 
@@ -197,10 +205,10 @@ extension SwitchyardConfiguration {
 
     private static func readTier(_ object: inout ConfigObject) throws(ConfigurationError) -> Tier {
         let name = try object.string("name")
-        let priority = try object.integer("priority", minimum: 0)
+        let priority = try object.integer("priority", minimum: 0, maximum: Bounds.priority)
         let models = object.has("models") ? try object.stringArray("models") : nil
         func limit(_ key: String) throws(ConfigurationError) -> Int? {
-            object.has(key) ? try object.integer(key, minimum: 1) : nil
+            object.has(key) ? try object.integer(key, minimum: 1, maximum: TenantLimits.largestLimit) : nil
         }
         let limits = TenantLimits(
             requestsPerMinute: try limit("requests_per_minute"),
@@ -211,13 +219,25 @@ extension SwitchyardConfiguration {
     }
 
     private static func readPrice(_ object: inout ConfigObject, currency: String) throws(ConfigurationError) -> Price {
-        let input = try object.integer("input_per_million", minimum: 0)
+        let largest = Bounds.pricePerMillion
+        let input = try object.integer("input_per_million", minimum: 0, maximum: largest)
         return Price(
             currency: try object.optionalString("currency") ?? currency,
             inputPerMillion: Int64(input),
-            cachedInputPerMillion: Int64(try object.integer("cached_input_per_million", default: input, minimum: 0)),
-            outputPerMillion: Int64(try object.integer("output_per_million", minimum: 0))
+            cachedInputPerMillion: Int64(
+                try object.integer("cached_input_per_million", default: input, minimum: 0, maximum: largest)
+            ),
+            outputPerMillion: Int64(try object.integer("output_per_million", minimum: 0, maximum: largest))
         )
+    }
+
+    /// Upper bounds of configured numbers: far above any real value, and low enough that
+    /// no sum or product of them with token counts can overflow.
+    enum Bounds {
+        static let slots = 100_000
+        static let priority = 1_000_000
+        /// 10,000 currency units per million tokens, in micro-units.
+        static let pricePerMillion = 10_000_000_000
     }
 
     private static func validateURL(_ string: String, path: String) throws(ConfigurationError) {

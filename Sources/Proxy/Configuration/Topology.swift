@@ -22,6 +22,8 @@ public struct Topology: Sendable {
         /// Translates to and from the provider's wire format.
         public var adapter: any ProviderAdapter
         public var settings: DeploymentSettings
+        /// The most output tokens the deployment serves, when configured.
+        public var maxOutputTokens: Int?
 
         /// Whether each attempt draws a provider key from the provider's key pool.
         public var usesKeyPool: Bool {
@@ -111,7 +113,8 @@ public struct Topology: Sendable {
                 target: target,
                 price: prices.price(forDeployment: deployment.id),
                 adapter: Self.adapter(for: provider.kind),
-                settings: DeploymentSettings(upstreamModel: deployment.model, defaultMaxTokens: deployment.defaultMaxTokens)
+                settings: DeploymentSettings(upstreamModel: deployment.model, defaultMaxTokens: deployment.defaultMaxTokens),
+                maxOutputTokens: deployment.maxOutputTokens
             )
         }
         var routes: [String: [String]] = [:]

@@ -29,6 +29,15 @@ final class RequestMeter: Sendable {
         var completionEstimate: Int = 0
         var firstByte: ContinuousClock.Instant?
         var clientAborted = false
+
+        /// A request no upstream answered (refused, unreachable, or an error answer): no
+        /// tokens were served, so none are counted or billed.
+        static func unanswered(deployment: Topology.Deployment?, error: OpenAIError) -> Outcome {
+            Outcome(
+                deployment: deployment, status: error.status, errorType: error.type,
+                usage: TokenUsage(promptTokens: 0, completionTokens: 0)
+            )
+        }
     }
 
     private let facts: Facts

@@ -50,14 +50,21 @@ final class RequestPipeline: Sendable {
             throw OpenAIError.bodyTooLarge(limit: limits.maximumRequestBodyBytes)
         }
         let head = try InferenceRequestHead.parse(body, endpoint: endpoint)
-        guard let candidates = topology.deployments(for: head.model, tier: tenant.tier),
-              candidates.contains(where: keys.isServable)
+        guard let routes = topology.deployments(for: head.model, tier: tenant.tier),
+              routes.contains(where: keys.isServable)
         else {
             throw OpenAIError.modelNotFound(head.model)
         }
-        let tokens = TokenUsage.estimateTokens(byteCount: body.readableBytes) + (head.maxOutputTokens ?? limits.defaultOutputReservation)
+        let candidates = try Self.deployments(routes, serving: head)
+        // Bounded by the head's limits (choices × output tokens stays below 2^31), so no
+        // client-sent number can overflow the reservation.
+        let demand = AdmissionRequest(
+            promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
+            maximumOutputTokens: head.choices * (head.maxOutputTokens ?? limits.defaultOutputReservation)
+        )
+        let tokens = demand.reservedTokens
         let reservation: Reservation?
-        switch try await admit(tenant: tenant, head: head, body: body) {
+        switch try await admit(tenant: tenant, demand: demand) {
         case .refused(let response): return response
         case .admitted(let admitted): reservation = admitted
         }
@@ -90,17 +97,28 @@ final class RequestPipeline: Sendable {
         case refused(Response)
     }
 
+    /// The model's deployments that can produce as many output tokens as the request asks
+    /// for; a 400 naming the parameter when none can.
+    static func deployments(_ routes: [Topology.Deployment], serving head: InferenceRequestHead) throws(OpenAIError) -> [Topology.Deployment] {
+        guard let requested = head.maxOutputTokens,
+              routes.contains(where: { ($0.maxOutputTokens ?? .max) < requested })
+        else { return routes }
+        let able = routes.filter { ($0.maxOutputTokens ?? .max) >= requested }
+        guard able.isEmpty else { return able }
+        let most = routes.compactMap(\.maxOutputTokens).max() ?? 0
+        let name = head.maxOutputTokensParameter
+        throw OpenAIError.invalidRequest(
+            "'\(name)' is \(requested), above the most model `\(head.model)` can produce (\(most)).", param: name
+        )
+    }
+
     /// The tenant's buckets, all at once, before any upstream is chosen.
-    private func admit(tenant: AuthenticatedTenant, head: InferenceRequestHead, body: ByteBuffer) async throws -> AdmissionOutcome {
+    private func admit(tenant: AuthenticatedTenant, demand: AdmissionRequest) async throws -> AdmissionOutcome {
         let tenantLimits = (topology.tiers[tenant.tier]?.limits ?? .unlimited).overridden(by: tenant.limitOverrides)
         guard !tenantLimits.isUnlimited else { return .admitted(nil) }
-        let request = AdmissionRequest(
-            promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
-            maximumOutputTokens: head.maxOutputTokens ?? limits.defaultOutputReservation
-        )
         let decision: AdmissionDecision
         do {
-            decision = try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: request)
+            decision = try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: demand)
         } catch {
             throw OpenAIError(
                 status: 503,
@@ -200,13 +218,13 @@ final class RequestPipeline: Sendable {
                         }
                         continue deployments
                     }
-                    meter.finish(.init(deployment: deployment, status: error.status, errorType: error.type))
+                    meter.finish(.unanswered(deployment: deployment, error: error))
                     return error.response()
                 }
             }
             break
         }
-        meter.finish(.init(deployment: lastDeployment, status: failure.status, errorType: failure.type))
+        meter.finish(.unanswered(deployment: lastDeployment, error: failure))
         var response = failure.response()
         if let retryAfter, failure.status == 429 || failure.status == 503 {
             let (seconds, attoseconds) = retryAfter.components

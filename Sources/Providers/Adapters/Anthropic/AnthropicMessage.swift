@@ -55,7 +55,7 @@ struct AnthropicUsage: Decodable, Sendable, Equatable {
     var tokenUsage: TokenUsage {
         let cacheRead = cacheReadInputTokens ?? 0
         return TokenUsage(
-            promptTokens: (inputTokens ?? 0) + cacheRead + (cacheCreationInputTokens ?? 0),
+            promptTokens: TokenUsage.sum(inputTokens, cacheRead, cacheCreationInputTokens),
             cachedPromptTokens: cacheRead,
             completionTokens: outputTokens ?? 0
         )

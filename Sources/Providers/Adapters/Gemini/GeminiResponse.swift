@@ -65,9 +65,9 @@ extension GeminiResponse.UsageMetadata {
     var tokenUsage: TokenUsage {
         let thoughts = thoughtsTokenCount ?? 0
         return TokenUsage(
-            promptTokens: (promptTokenCount ?? 0) + (toolUsePromptTokenCount ?? 0),
+            promptTokens: TokenUsage.sum(promptTokenCount, toolUsePromptTokenCount),
             cachedPromptTokens: cachedContentTokenCount ?? 0,
-            completionTokens: (candidatesTokenCount ?? 0) + thoughts,
+            completionTokens: TokenUsage.sum(candidatesTokenCount, thoughts),
             reasoningTokens: thoughts
         )
     }
