@@ -33,11 +33,38 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Largest accepted request body, in bytes.")
     var maxBodyBytes: Int = 8 << 20
 
+    @Option(help: "Seconds a client has to send a request's whole head, from its first byte or from connecting.")
+    var headerTimeout: Int = 15
+
+    @Option(help: "Longest pause, in seconds, between two reads of a request body (a longer one is a 408).")
+    var bodyTimeout: Int = 30
+
+    @Option(help: "Seconds a client connection may idle between requests.")
+    var keepAliveTimeout: Int = 60
+
+    @Option(help: "Client connections open at once; beyond it new ones wait to be accepted.")
+    var maxConnections: Int = 10_000
+
     @Option(help: "Keep tenant limits in Redis, shared by every replica: redis://[user:pass@]host:port/db (env SWITCHYARD_REDIS_URL).")
     var redis: String?
 
     @Option(help: "While Redis is unreachable: 'open' keeps serving on this process's own limits, 'closed' answers 503 (env SWITCHYARD_REDIS_FAILURE).")
     var redisFailure: String?
+
+    func validate() throws {
+        guard gracePeriod >= 0, gracePeriod <= 86_400 else {
+            throw ValidationError("--grace-period must be from 0 to 86400 seconds, not \(gracePeriod).")
+        }
+        guard maxBodyBytes >= 1, maxBodyBytes <= 1 << 30 else {
+            throw ValidationError("--max-body-bytes must be from 1 to 1073741824, not \(maxBodyBytes).")
+        }
+        for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--keep-alive-timeout", keepAliveTimeout)] {
+            guard (1...3600).contains(value) else { throw ValidationError("\(name) must be from 1 to 3600 seconds, not \(value).") }
+        }
+        guard (1...1_000_000).contains(maxConnections) else {
+            throw ValidationError("--max-connections must be from 1 to 1000000, not \(maxConnections).")
+        }
+    }
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -73,7 +100,15 @@ struct ServeCommand: AsyncParsableCommand {
         let (token, created) = try AdminToken.resolve(environment: environment, databasePath: databasePath)
         if created {
             let path = AdminToken.filePath(forDatabase: databasePath)
-            print("Generated an admin token (shown once; also saved with mode 0600 to \(path)):\n  \(token)")
+            AdminToken.announce(token, savedTo: path)
+        }
+        let descriptors = FileDescriptorLimit.raiseToHardLimit()
+        let connections = FileDescriptorLimit.connectionsWithin(descriptors, requested: maxConnections)
+        if connections < maxConnections {
+            logger.warning(
+                "--max-connections lowered to what the file-descriptor limit allows (each connection may hold an upstream one too)",
+                metadata: ["max_connections": "\(connections)", "nofile": "\(descriptors)"]
+            )
         }
         let keyCipher: ProviderKeyCipher
         do {
@@ -98,6 +133,12 @@ struct ServeCommand: AsyncParsableCommand {
                 databasePath: databasePath,
                 adminToken: token,
                 limits: ProxyLimits(maximumRequestBodyBytes: maxBodyBytes),
+                connections: ClientConnectionOptions(
+                    headerTimeout: .seconds(headerTimeout),
+                    bodyTimeout: .seconds(bodyTimeout),
+                    keepAliveTimeout: .seconds(keepAliveTimeout),
+                    maximumConnections: connections
+                ),
                 shutdownGracePeriod: .seconds(gracePeriod),
                 redisURL: redisURL,
                 redisFailurePolicy: failurePolicy,

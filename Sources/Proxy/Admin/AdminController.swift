@@ -20,7 +20,7 @@ struct AdminController {
     let logger: Logger
     let maximumBodyBytes = 64 << 10
 
-    func addRoutes(to router: Router<SwitchyardRequestContext>) {
+    func addRoutes(to router: KnownRoutes) {
         let admin = router.group("admin/v1").add(middleware: authentication)
         admin.post("tenants") { request, context in try await createTenant(request, context: context) }
         admin.get("tenants") { _, context in try await listTenants(context: context) }

@@ -56,6 +56,15 @@ public enum AdminToken {
         return url.deletingPathExtension().appendingPathExtension("admin-token").path
     }
 
+    /// Shows a newly created token once: on standard output, flushed at once (a pipe or
+    /// file would otherwise hold it until exit), and on standard error, where service
+    /// managers keep what a process says.
+    public static func announce(_ token: String, savedTo path: String) {
+        let banner = "Generated an admin token (shown once; also saved with mode 0600 to \(path)):\n  \(token)\n"
+        FileHandle.standardOutput.write(Data(banner.utf8))
+        FileHandle.standardError.write(Data(banner.utf8))
+    }
+
     /// Returns the token and whether it was just created (and should be shown once).
     public static func resolve(environment: [String: String], databasePath: String) throws -> (token: String, created: Bool) {
         if let token = environment["SWITCHYARD_ADMIN_TOKEN"], !token.isEmpty { return (token, false) }

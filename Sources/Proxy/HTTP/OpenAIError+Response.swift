@@ -17,3 +17,20 @@ extension OpenAIError {
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("x-request-id")!
 }
+
+extension OpenAIError {
+    /// What a request the client abandoned is recorded as (nginx's 499); never sent.
+    static let clientClosedRequest = OpenAIError(
+        status: 499,
+        message: "The client closed the connection before the answer was ready.",
+        type: "client_closed_request"
+    )
+
+    /// A request that is not valid HTTP/1.1.
+    static let malformedRequest = OpenAIError(
+        status: 400,
+        message: "The request could not be read: it is not valid HTTP/1.1.",
+        type: "invalid_request_error",
+        code: "malformed_request"
+    )
+}

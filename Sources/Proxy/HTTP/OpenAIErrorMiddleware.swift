@@ -2,6 +2,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTP1
 import Providers
 
 /// Stamps every response with `x-request-id` and turns every error into an
@@ -27,6 +28,14 @@ public struct OpenAIErrorMiddleware: RouterMiddleware {
             response = error.response()
         } catch let error as any HTTPResponseError {
             response = Self.translate(error, request: request).response()
+        } catch let error as RequestBodyTimeout {
+            response = error.error.response()
+        } catch let error as HTTPParserError {
+            // Normally answered by ClientConnectionHandler before it gets here.
+            response = ClientConnectionHandler.rejection(for: error).map { $0.response() } ?? OpenAIError.malformedRequest.response()
+        } catch is CancellationError where context.connection?.hasLeft == true {
+            // Nobody reads this answer; the status is what the metrics and logs record.
+            response = OpenAIError.clientClosedRequest.response()
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             response = OpenAIError(
@@ -40,9 +49,19 @@ public struct OpenAIErrorMiddleware: RouterMiddleware {
         return response
     }
 
+    private static let knownMethods: Set<HTTPRequest.Method> = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
+
     /// Hummingbird's own errors (no route, body too large, ...) in OpenAI's shape.
     static func translate(_ error: any HTTPResponseError, request: Request) -> OpenAIError {
         switch error.status {
+        case .notFound where !knownMethods.contains(request.method):
+            // RFC 9110 §9.1: a method the server does not recognise is a 501.
+            return OpenAIError(
+                status: 501,
+                message: "Method \(request.method.rawValue) is not supported.",
+                type: "invalid_request_error",
+                code: "method_not_implemented"
+            )
         case .notFound:
             return OpenAIError(
                 status: 404,

@@ -13,7 +13,7 @@ struct InferenceController {
     /// The `created` time reported for every model: when the configuration was loaded.
     let modelsCreated = Int(Date().timeIntervalSince1970)
 
-    func addRoutes(to router: Router<SwitchyardRequestContext>) {
+    func addRoutes(to router: KnownRoutes) {
         for prefix in ["v1", "tenants/:tenant/v1"] {
             let group = router.group(RouterPath(prefix)).add(middleware: authentication)
             for endpoint in InferenceEndpoint.allCases {
@@ -30,19 +30,6 @@ struct InferenceController {
                     throw OpenAIError.modelNotFound(name)
                 }
                 return jsonResponse(modelJSON(name))
-            }
-            // A known path with the wrong method is 405, not 404.
-            for endpoint in InferenceEndpoint.allCases {
-                for method in [HTTPRequest.Method.get, .put, .patch, .delete] {
-                    router.on(RouterPath("\(prefix)/\(endpoint.path)"), method: method) { request, _ -> Response in
-                        throw Self.methodNotAllowed(request, allow: "POST")
-                    }
-                }
-            }
-            for method in [HTTPRequest.Method.post, .put, .patch, .delete] {
-                router.on(RouterPath("\(prefix)/models"), method: method) { request, _ -> Response in
-                    throw Self.methodNotAllowed(request, allow: "GET")
-                }
             }
         }
     }
@@ -75,14 +62,5 @@ struct InferenceController {
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
-    }
-
-    static func methodNotAllowed(_ request: Request, allow: String) -> OpenAIError {
-        OpenAIError(
-            status: 405,
-            message: "Method \(request.method.rawValue) is not allowed for \(request.uri.path); use \(allow).",
-            type: "invalid_request_error",
-            code: "method_not_allowed"
-        )
     }
 }

@@ -13,13 +13,50 @@ public final class ProxyMetrics: Sendable {
     ]
 
     private let limitStoreFailures: Counter
+    private let openConnectionGauge: Gauge
+    private let connectionLimitCounter: Counter
 
     public init() {
+        openConnectionGauge = registry.makeGauge(name: "switchyard_open_connections", help: "Client connections open now.")
+        connectionLimitCounter = registry.makeCounter(
+            name: "switchyard_connection_limit_reached_total",
+            help: "Times the open client connections reached --max-connections and accepting paused."
+        )
         clientAborts = registry.makeCounter(name: "switchyard_client_aborts_total", help: "Requests the client abandoned mid-answer.")
         limitStoreFailures = registry.makeCounter(
             name: "switchyard_limit_store_failures_total",
             help: "Admissions the shared tenant-limit store (Redis) could not decide."
         )
+    }
+
+    // MARK: Client connections
+
+    private let connectionCloseCounters = Mutex<[String: Counter]>([:])
+
+    /// Counts a client connection Switchyard closed on its own: `header_timeout`,
+    /// `body_timeout`, `idle_timeout`, `malformed_request` or `body_too_large`.
+    func connectionClosed(reason: String) {
+        connectionCloseCounters.withLock { counters in
+            if let counter = counters[reason] { return counter }
+            let counter = registry.makeCounter(
+                name: "switchyard_connections_closed_total",
+                labels: [("reason", reason)],
+                help: "Client connections Switchyard closed itself, by reason."
+            )
+            counters[reason] = counter
+            return counter
+        }.increment()
+    }
+
+
+    /// The client connections open now.
+    func openConnections(_ count: Int) {
+        openConnectionGauge.set(Int64(count))
+    }
+
+    /// Counts each time the connection limit was reached and accepting paused.
+    func connectionLimitReached() {
+        connectionLimitCounter.increment()
     }
 
     /// Counts an admission that Redis could not decide.

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Billing
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import Pools
@@ -15,6 +16,8 @@ public struct SwitchyardServer: Sendable {
         public var databasePath: String
         public var adminToken: String
         public var limits: ProxyLimits
+        /// Client connection timeouts and the cap on open connections.
+        public var connections: ClientConnectionOptions
         /// How long in-flight requests may run on after SIGTERM before they are cancelled.
         public var shutdownGracePeriod: Duration
         /// How long a usage event may wait before it is written.
@@ -35,6 +38,7 @@ public struct SwitchyardServer: Sendable {
             databasePath: String,
             adminToken: String,
             limits: ProxyLimits = ProxyLimits(),
+            connections: ClientConnectionOptions = ClientConnectionOptions(),
             shutdownGracePeriod: Duration = .seconds(30),
             usageFlushInterval: Duration = .milliseconds(250),
             redisURL: String? = nil,
@@ -47,6 +51,7 @@ public struct SwitchyardServer: Sendable {
             self.databasePath = databasePath
             self.adminToken = adminToken
             self.limits = limits
+            self.connections = connections
             self.shutdownGracePeriod = shutdownGracePeriod
             self.usageFlushInterval = usageFlushInterval
             self.redisURL = redisURL
@@ -127,11 +132,12 @@ public struct SwitchyardServer: Sendable {
     public func makeRouter() -> Router<SwitchyardRequestContext> {
         let router = Router(context: SwitchyardRequestContext.self)
         router.add(middleware: OpenAIErrorMiddleware(metrics: metrics))
-        router.get("health") { _, _ in
+        let routes = KnownRoutes(router: router)
+        routes.get("health") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
         let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, ledger: ledger, metrics: metrics, logger: logger)
-        router.get("metrics") { [topology, usageWriter, metrics] _, _ in
+        routes.get("metrics") { [topology, usageWriter, metrics] _, _ in
             Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4"],
@@ -147,7 +153,7 @@ public struct SwitchyardServer: Sendable {
             topology: topology,
             keys: keys,
             authentication: TenantKeyMiddleware(authenticator: tenantAuthenticator, usageWriter: usageWriter)
-        ).addRoutes(to: router)
+        ).addRoutes(to: routes)
         AdminController(
             ledger: ledger,
             topology: topology,
@@ -157,15 +163,35 @@ public struct SwitchyardServer: Sendable {
             cipher: keyCipher,
             authentication: AdminMiddleware(authenticator: AdminAuthenticator(token: options.adminToken)),
             logger: logger
-        ).addRoutes(to: router)
+        ).addRoutes(to: routes)
+        routes.addMethodNotAllowedAnswers()
         return router
     }
 
     /// The HTTP application. `onServerRunning` receives the bound port.
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-        Application(
+        let connections = options.connections
+        let handlerConfiguration = ClientConnectionHandler.Configuration(
+            timeouts: .init(
+                header: .init(connections.headerTimeout),
+                body: .init(connections.bodyTimeout),
+                keepAlive: .init(connections.keepAliveTimeout)
+            ),
+            maximumBodyBytes: options.limits.maximumRequestBodyBytes
+        )
+        let (metrics, logger) = (self.metrics, self.logger)
+        return Application(
             router: makeRouter(),
-            configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
+            server: HTTPServerBuilder { responder in
+                ClientChannel(responder: responder, configuration: handlerConfiguration, metrics: metrics, logger: logger)
+            },
+            configuration: .init(
+                address: .hostname(options.host, port: options.port),
+                serverName: nil,
+                availableConnectionsDelegate: ConnectionLimit(
+                    maximum: connections.maximumConnections, metrics: metrics, logger: logger
+                )
+            ),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
