@@ -170,6 +170,13 @@ extension EngineRequestContext {
         let buffer = try await request.body.collect(upTo: maxUploadSize)
         return try decodeJSON(type, from: buffer)
     }
+
+    /// Decodes the body, keeping it in `request` so the request can still watch for its
+    /// client closing the connection.
+    func decodeBody<Body: Decodable>(_ type: Body.Type, from request: inout Request) async throws -> Body {
+        let buffer = try await request.collectBody(upTo: maxUploadSize)
+        return try decodeJSON(type, from: buffer)
+    }
 }
 
 /// Decodes `buffer` as `Body`, mapping syntax and type errors to OpenAI-shaped 400s.

@@ -5,7 +5,8 @@ import Hummingbird
 extension EngineSimulator {
     /// `POST /v1/chat/completions`.
     func chatCompletions(_ request: Request, context: EngineRequestContext) async throws -> Response {
-        let body = try await context.decodeBody(ChatCompletionRequest.self, from: request)
+        var request = request
+        let body = try await context.decodeBody(ChatCompletionRequest.self, from: &request)
         guard let messages = body.messages else {
             throw EngineError.invalidRequest("Missing required parameter: 'messages'.", param: "messages", code: "missing_required_parameter")
         }
@@ -24,12 +25,13 @@ extension EngineSimulator {
             model: body.model ?? Self.servedModelName,
             includeUsage: body.streamOptions?.includeUsage ?? false
         )
-        return try await respond(with: generation, renderer: renderer, stream: body.stream ?? false)
+        return try await respond(with: generation, renderer: renderer, stream: body.stream ?? false, request: request)
     }
 
     /// `POST /v1/completions`. A batch of prompts is answered as one completion of them all.
     func completions(_ request: Request, context: EngineRequestContext) async throws -> Response {
-        let body = try await context.decodeBody(TextCompletionRequest.self, from: request)
+        var request = request
+        let body = try await context.decodeBody(TextCompletionRequest.self, from: &request)
         guard let prompt = body.prompt else {
             throw EngineError.invalidRequest("Missing required parameter: 'prompt'.", param: "prompt", code: "missing_required_parameter")
         }
@@ -45,7 +47,7 @@ extension EngineSimulator {
             model: body.model ?? Self.servedModelName,
             includeUsage: body.streamOptions?.includeUsage ?? false
         )
-        return try await respond(with: generation, renderer: renderer, stream: body.stream ?? false)
+        return try await respond(with: generation, renderer: renderer, stream: body.stream ?? false, request: request)
     }
 }
 
@@ -58,7 +60,10 @@ extension EngineSimulator {
     ]
 
     /// Runs a generation in a slot and answers with the whole completion or a stream of it.
-    func respond(with generation: Generation, renderer: CompletionRenderer, stream: Bool) async throws -> Response {
+    ///
+    /// Like vLLM, a whole completion is abandoned when its client closes the connection
+    /// while it is being generated, and its slot freed.
+    func respond(with generation: Generation, renderer: CompletionRenderer, stream: Bool, request: Request) async throws -> Response {
         if stream {
             // The slot is taken inside the body writer, so it is held exactly as long as the
             // stream is being written and released however the writing ends.
@@ -70,9 +75,18 @@ extension EngineSimulator {
                 }
             )
         }
+        let completion = pacer.completionOffset(tokenCount: generation.completionTokens)
+        guard completion > .zero else { return try await generateWhole(generation, renderer: renderer, taking: .zero) }
+        // Watching for the close ends the connection's reuse, so it is done only when
+        // there is a wait to give up.
+        return try await request.body.consumeWithCancellationOnInboundClose { _ in
+            try await generateWhole(generation, renderer: renderer, taking: completion)
+        }
+    }
+
+    private func generateWhole(_ generation: Generation, renderer: CompletionRenderer, taking completion: Duration) async throws -> Response {
         try await slotQueue.acquire()
         do {
-            let completion = pacer.completionOffset(tokenCount: generation.completionTokens)
             if completion > .zero {
                 try await Task.sleep(until: .now + completion, clock: .continuous)
             }

@@ -191,6 +191,37 @@ struct InferenceRouteTests {
             #expect(harness.server.topology.enginePools.values.allSatisfy { $0.inFlight.allSatisfy { $0 == 0 } })
         }
     }
+
+    @Test func clientLeavingAWholeAnswerCancelsUpstreamAndIsMetered() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            var request = HTTPClientRequest(url: harness.baseURL + "/v1/chat/completions")
+            request.method = .POST
+            request.headers.add(name: "authorization", value: "Bearer \(tenant.key)")
+            // 400 tokens at 20 a second: the answer would take 20 s.
+            request.body = .bytes(ByteBuffer(string: chatBody(model: "chat-slow", maxTokens: 400)))
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            let whole = request
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try? await client.execute(whole, timeout: .seconds(60)) }
+                try await harness.waitForSlowEngine(running: 1)
+                // The client goes away while the answer is being generated.
+                try await client.shutdown()
+                try await group.waitForAll()
+            }
+            // The slow engine gives the request up long before its 20 s would have passed.
+            try await harness.waitForSlowEngine(running: 0)
+            let event = try await harness.awaitOnlyUsageEvent(model: "chat-slow")
+            #expect(event.clientAborted)
+            #expect(!event.streamed)
+            #expect(event.status == 499)
+            #expect(event.errorType == "client_closed_request")
+            #expect(event.deployment == "slow-llama")
+            #expect(event.tokensEstimated)
+            #expect(event.promptTokens > 0, "the prompt was sent and is estimated")
+            #expect(harness.server.topology.enginePools.values.allSatisfy { $0.inFlight.allSatisfy { $0 == 0 } })
+        }
+    }
 }
 
 /// The concatenated `delta.content` of a chat stream's chunks.

@@ -1,8 +1,9 @@
 import AsyncHTTPClient
-import Billing
+@testable import Billing
 import Crypto
 import EngineSim
 import Foundation
+import GRDB
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -201,6 +202,42 @@ extension LiveHarness {
         #expect(key.status == 201, "\(key.text)")
         let object = try key.json()
         return (tenantID, try #require(object["id"] as? String), try #require(object["key"] as? String))
+    }
+
+    /// Waits (bounded, 10 s) until the slow engine reports `running` requests in its slots.
+    func waitForSlowEngine(running expected: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        var running = -1
+        while ContinuousClock.now < deadline {
+            var metricsRequest = HTTPClientRequest(url: slowEngineURL + "/metrics")
+            metricsRequest.method = .GET
+            let metrics = try await HTTPClient.shared.execute(metricsRequest, timeout: .seconds(5))
+            let text = String(buffer: try await metrics.body.collect(upTo: 1 << 20))
+            running = text.split(separator: "\n")
+                .first { $0.hasPrefix("vllm:num_requests_running") }
+                .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+                .map { Int($0) } ?? -1
+            if running == expected { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("the slow engine has \(running) requests running, not \(expected), after 10 s")
+    }
+
+    /// Waits (bounded) for the one usage event of a model, when the request id is unknown.
+    func awaitOnlyUsageEvent(model: String, within limit: Duration = .seconds(10)) async throws -> UsageEvent {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            let events = try await ledger.pool.read { db in
+                try Row.fetchAll(db, sql: "SELECT * FROM usage_events WHERE model = ?", arguments: [model]).map(Ledger.usageEvent(from:))
+            }
+            if let event = events.first {
+                #expect(events.count == 1)
+                return event
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("no usage event for \(model) within \(limit)")
+        throw CancellationError()
     }
 
     /// Waits (bounded) until the usage event of `requestID` is in the ledger.

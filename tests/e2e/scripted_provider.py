@@ -1,6 +1,8 @@
 """An OpenAI-compatible provider whose answer depends on the API key presented, scripted
-by the test: answer, rate limit (429 with retry-after), or reject (401). It records
-every request (key, arrival time, status) so tests can check which key served what."""
+by the test: answer, rate limit (429 with retry-after), reject (401), or fail with an
+error that quotes the key it was sent ("leak", with any status; "leak-stream", mid-stream).
+It records every request (key, arrival time, status) so tests can check which key served
+what."""
 
 from __future__ import annotations
 
@@ -15,8 +17,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class Script:
     """What the provider does with one key."""
 
-    mode: str = "ok"  # "ok", "429", "401" or "500"
+    mode: str = "ok"  # "ok", "429", "401", "500", "leak" or "leak-stream"
     retry_after: float = 1.0
+    # The status of a "leak" answer.
+    status: int = 400
     # How many more 429s to give before answering again; None: until told otherwise.
     remaining: int | None = None
 
@@ -36,9 +40,9 @@ class ScriptedProvider:
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
-    def script(self, key: str, mode: str, retry_after: float = 1.0, times: int | None = None) -> None:
+    def script(self, key: str, mode: str, retry_after: float = 1.0, times: int | None = None, status: int = 400) -> None:
         with self.lock:
-            self.scripts[key] = Script(mode, retry_after, times)
+            self.scripts[key] = Script(mode=mode, retry_after=retry_after, remaining=times, status=status)
 
     def hits_for(self, key: str) -> list[Hit]:
         with self.lock:
@@ -56,6 +60,8 @@ class ScriptedProvider:
                         self.scripts[key] = Script()
             elif script.mode in ("401", "500"):
                 status = int(script.mode)
+            elif script.mode == "leak":
+                status = script.status
             self.hits.append(Hit(key, time.time(), status))
             return status, script
 
@@ -89,6 +95,14 @@ class ScriptedProvider:
                                                    "type": "invalid_request_error", "param": None,
                                                    "code": "invalid_api_key"}})
                     return
+                if script.mode == "leak":
+                    # The ways providers quote credentials: whole, in part, as a header, in a URL.
+                    self.send_json(status, {"error": {
+                        "message": f"Invalid request made with API key {key}. Authorization: Bearer {key}; "
+                                   f"key ending {key[-12:]}, partial {key[4:16]}; see https://x.test/v1?key={key}",
+                        "type": "invalid_request_error", "param": f"api_key={key}", "code": None,
+                    }}, {"x-echoed-key": key})
+                    return
                 created = int(time.time())
                 usage = {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9}
                 if body.get("stream"):
@@ -104,6 +118,12 @@ class ScriptedProvider:
                         chunk.update({"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": created,
                                       "model": body.get("model")})
                         self.write_chunk(f"data: {json.dumps(chunk)}\n\n".encode())
+                        if script.mode == "leak-stream":
+                            error = {"error": {"message": f"Upstream failed for key {key} (Bearer {key})",
+                                               "type": "server_error", "param": None, "code": None}}
+                            self.write_chunk(f"data: {json.dumps(error)}\n\n".encode())
+                            self.write_chunk(b"")
+                            return
                     self.write_chunk(b"data: [DONE]\n\n")
                     self.write_chunk(b"")
                     return

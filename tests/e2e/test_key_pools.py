@@ -382,3 +382,54 @@ def test_a_tenants_own_limits_replace_its_tiers(cluster):
     assert wrong_type.status_code == 400
     unknown = httpx.put(cluster.urls[0] + "/admin/v1/tenants/ten_missing/limits", headers=headers, json={})
     assert unknown.status_code == 404
+
+
+# A key sharing no 8-character piece with anything else in an answer.
+KEY_QUOTED = "sk-Q7w9Zr2Lp4Xv8Nm3Kd6Tf1HjYb5Rc0Ws"
+
+
+def leaked_fragments(text: str, secret: str, shortest: int = 8) -> list[str]:
+    """Every piece of `secret` at least `shortest` long that appears in `text`."""
+    return sorted({secret[i:i + shortest] for i in range(len(secret) - shortest + 1) if secret[i:i + shortest] in text})
+
+
+@pytest.mark.parametrize("status", [400, 404, 422, 500, 503])
+def test_upstream_errors_never_carry_the_provider_key(cluster, status):
+    """Whatever the status, an upstream error relayed to the tenant is scrubbed of the key
+    it was sent with (whole, or any 8-character piece) and of credential-like values."""
+    cluster.add_key(KEY_QUOTED, "quoted")
+    cluster.provider.script(KEY_QUOTED, "leak", status=status)
+    _, tenant_key = cluster.tenant()
+    response = httpx.post(
+        cluster.urls[0] + "/v1/chat/completions",
+        json={"model": "chat-pooled", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {tenant_key}"}, timeout=30,
+    )
+    assert response.status_code >= 400, response.text
+    body = response.text
+    assert leaked_fragments(body, KEY_QUOTED) == [], body
+    assert leaked_fragments(str(response.headers), KEY_QUOTED) == []
+    error = response.json()["error"]
+    if status < 500:
+        # The provider's own words are relayed for a request error: scrubbed, not dropped.
+        assert "[redacted]" in error["message"], error
+    assert set(error) == {"message", "type", "param", "code"}
+
+
+def test_a_mid_stream_error_never_carries_the_provider_key(cluster):
+    cluster.add_key(KEY_QUOTED, "quoted")
+    cluster.provider.script(KEY_QUOTED, "leak-stream")
+    _, tenant_key = cluster.tenant()
+    with httpx.stream(
+        "POST", cluster.urls[0] + "/v1/chat/completions",
+        json={"model": "chat-pooled", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {tenant_key}"}, timeout=30,
+    ) as response:
+        body = "".join(response.iter_text())
+    assert response.status_code == 200
+    events = [line[6:] for line in body.split("\n") if line.startswith("data: ")]
+    assert "Hello" in events[0]
+    assert "error" in json.loads(events[-1]), events
+    assert "[DONE]" not in events
+    assert leaked_fragments(body, KEY_QUOTED) == [], body
+

@@ -29,6 +29,11 @@ struct Placement: Sendable {
         }
     }
 
+    /// Takes the credential this attempt was sent with out of upstream text the tenant sees.
+    var redaction: SecretRedaction {
+        SecretRedaction(secrets: endpoint.apiKey.map { [$0] } ?? [])
+    }
+
     /// Gives back the engine replica. Once an answer is being relayed the meter does this,
     /// and gives back the key with the tokens used; before, the pipeline does, reporting
     /// the key's failure.

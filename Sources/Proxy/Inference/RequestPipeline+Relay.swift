@@ -15,6 +15,7 @@ extension RequestPipeline {
         _ upstream: HTTPClientResponse,
         head: InferenceRequestHead,
         deployment: Topology.Deployment,
+        placement: Placement,
         meter: RequestMeter,
         requestID: String,
         rateLimitHeaders: RateLimitHeaders?
@@ -23,7 +24,9 @@ extension RequestPipeline {
             id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: deployment.upstreamModel
         )
         if !head.stream, deployment.adapter.translatesResponses(for: head.endpoint) {
-            var response = await translateWhole(upstream, head: head, deployment: deployment, meter: meter, labels: labels)
+            var response = await translateWhole(
+                upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels
+            )
             if let rateLimitHeaders { response.headers.append(rateLimitHeaders: rateLimitHeaders) }
             return response
         }
@@ -47,9 +50,12 @@ extension RequestPipeline {
             do {
                 for try await chunk in upstream.body {
                     if outcome.firstByte == nil { outcome.firstByte = .now }
-                    let output: ByteBuffer
+                    var output: ByteBuffer
                     if head.stream {
                         output = streamRelay.translate(chunk)
+                        // An error event ends the stream; it is the one part of a stream
+                        // that carries the provider's words, which may quote the key.
+                        if streamRelay.upstreamError != nil { output = placement.redaction.redact(output) }
                     } else {
                         received.append(chunk)
                         receivedBytes += chunk.readableBytes
@@ -125,6 +131,7 @@ extension RequestPipeline {
         _ upstream: HTTPClientResponse,
         head: InferenceRequestHead,
         deployment: Topology.Deployment,
+        placement: Placement,
         meter: RequestMeter,
         labels: ResponseLabels
     ) async -> Response {
@@ -136,7 +143,16 @@ extension RequestPipeline {
             outcome.firstByte = .now
             translated = try deployment.adapter.translateResponse(body, head: head, labels: labels)
         } catch {
-            let failure = error as? OpenAIError ?? OpenAIError.upstreamFailed("The upstream's answer could not be read.")
+            if Task.isCancelled {
+                // The client left while the answer was being generated.
+                outcome.status = 499
+                outcome.errorType = "client_closed_request"
+                outcome.clientAborted = true
+                return OpenAIError.clientClosedRequest.response()
+            }
+            let failure = placement.redaction.redact(
+                error as? OpenAIError ?? OpenAIError.upstreamFailed("The upstream's answer could not be read.")
+            )
             outcome.status = failure.status
             outcome.errorType = failure.type
             return failure.response()

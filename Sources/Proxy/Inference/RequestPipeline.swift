@@ -83,10 +83,16 @@ final class RequestPipeline: Sendable {
             reservation: reservation.map { ($0, admission) },
             keyPool: keys.pool
         )
-        return try await forward(
-            head: head, body: body, tokens: tokens, candidates: candidates, meter: meter, context: context,
-            rateLimitHeaders: reservation?.headers
-        )
+        let forwarding: @Sendable () async throws -> Response = { [self] in
+            try await forward(
+                head: head, body: body, tokens: tokens, candidates: candidates, meter: meter, context: context,
+                rateLimitHeaders: reservation?.headers
+            )
+        }
+        // Until the answer starts, a client that leaves cancels the upstream request: a
+        // whole answer can take minutes to generate, and nobody would read it.
+        guard let connection = context.connection else { return try await forwarding() }
+        return try await connection.cancellingIfClientLeaves(forwarding)
     }
 
     // MARK: Admission
@@ -316,12 +322,14 @@ final class RequestPipeline: Sendable {
             }
             meter.use(placement)
             return .answered(await relay(
-                response, head: head, deployment: deployment, meter: meter,
+                response, head: head, deployment: deployment, placement: placement, meter: meter,
                 requestID: context.requestID, rateLimitHeaders: rateLimitHeaders
             ))
         }
         let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
-        let upstreamFailure = deployment.adapter.mapError(status: status, headers: response.headers.fields, body: errorBody)
+        var upstreamFailure = deployment.adapter.mapError(status: status, headers: response.headers.fields, body: errorBody)
+        // Whatever the status and provider, the tenant sees no part of the key.
+        upstreamFailure.error = placement.redaction.redact(upstreamFailure.error)
         context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(status)"])
         guard let choice = placement.key else {
             placement.release()

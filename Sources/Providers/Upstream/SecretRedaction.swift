@@ -1,0 +1,233 @@
+import NIOCore
+
+/// Takes credentials out of upstream text before a tenant sees it. Providers quote what
+/// they were sent in their error messages ("Incorrect API key provided: sk-proj-…abcd"),
+/// echo headers back, or put keys in URLs; a tenant must never learn a provider key,
+/// whole or in part, from an error Switchyard relays.
+///
+/// Redacted, each replaced by `[redacted]`:
+/// - any run of 8 or more bytes that appears in one of the known secrets (the key the
+///   request was sent with), wherever it is;
+/// - the value after `Bearer` or `Basic`, and after a credential-like name (`api-key`,
+///   `x-api-key`, `x-goog-api-key`, `authorization`, `api_key`, `apikey`, `key=` in a
+///   URL) followed by `:` or `=`;
+/// - tokens shaped like provider keys: `sk-…` and Google's `AIza…`.
+public struct SecretRedaction: Sendable {
+    public static let replacement = "[redacted]"
+    /// Shorter runs are too common to be telling (and a key's last four are shown anyway).
+    public static let shortestFragment = 8
+
+    private let secrets: [[UInt8]]
+    /// Every 8-byte window of every secret, packed, for a cheap first test.
+    private let windows: Set<UInt64>
+
+    public init(secrets: [String]) {
+        let secrets = secrets.map { Array($0.utf8) }.filter { $0.count >= Self.shortestFragment }
+        self.secrets = secrets
+        var windows = Set<UInt64>()
+        for secret in secrets {
+            for start in 0...(secret.count - Self.shortestFragment) {
+                windows.insert(Self.pack(secret, at: start))
+            }
+        }
+        self.windows = windows
+    }
+
+    /// Redacts only credential-shaped values, knowing no secret.
+    public static let credentialShapes = SecretRedaction(secrets: [])
+
+    // MARK: Redacting
+
+    public func redact(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        var redacted = [Bool](repeating: false, count: bytes.count)
+        var any = markSecretFragments(bytes, into: &redacted)
+        any = markCredentialValues(bytes, into: &redacted) || any
+        guard any else { return text }
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = 0
+        while index < bytes.count {
+            if redacted[index] {
+                output.append(contentsOf: Self.replacement.utf8)
+                while index < bytes.count, redacted[index] { index += 1 }
+            } else {
+                output.append(bytes[index])
+                index += 1
+            }
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// The error with its message and parameter redacted.
+    public func redact(_ error: OpenAIError) -> OpenAIError {
+        var error = error
+        error.message = redact(error.message)
+        error.param = error.param.map(redact)
+        return error
+    }
+
+    /// Redacts bytes already encoded for the client (an SSE error event, say). The
+    /// replacement has no character JSON escapes, so JSON stays JSON.
+    public func redact(_ buffer: ByteBuffer) -> ByteBuffer {
+        let text = String(buffer: buffer)
+        let redacted = redact(text)
+        return redacted == text ? buffer : ByteBuffer(string: redacted)
+    }
+
+    // MARK: Known secrets
+
+    private func markSecretFragments(_ bytes: [UInt8], into redacted: inout [Bool]) -> Bool {
+        guard !secrets.isEmpty, bytes.count >= Self.shortestFragment else { return false }
+        var any = false
+        var start = 0
+        while start <= bytes.count - Self.shortestFragment {
+            guard windows.contains(Self.pack(bytes, at: start)) else {
+                start += 1
+                continue
+            }
+            // Extend the match as far as some secret still contains it.
+            var length = Self.shortestFragment
+            while start + length < bytes.count, containsInSomeSecret(bytes[start..<(start + length + 1)]) {
+                length += 1
+            }
+            for index in start..<(start + length) { redacted[index] = true }
+            any = true
+            start += length
+        }
+        return any
+    }
+
+    private func containsInSomeSecret(_ fragment: ArraySlice<UInt8>) -> Bool {
+        secrets.contains { secret in
+            guard secret.count >= fragment.count else { return false }
+            for offset in 0...(secret.count - fragment.count) where secret[offset..<(offset + fragment.count)].elementsEqual(fragment) {
+                return true
+            }
+            return false
+        }
+    }
+
+    private static func pack(_ bytes: [UInt8], at start: Int) -> UInt64 {
+        var value: UInt64 = 0
+        for index in start..<(start + shortestFragment) { value = value << 8 | UInt64(bytes[index]) }
+        return value
+    }
+
+    // MARK: Credential shapes
+
+    /// Names after which, past `:` or `=` and optional quotes or spaces, a credential follows.
+    private static let credentialNames: [[UInt8]] = [
+        "x-goog-api-key", "x-api-key", "api-key", "api_key", "apikey", "authorization", "access_token", "?key", "&key",
+    ].map { Array($0.utf8) }
+    /// Words a credential follows after whitespace.
+    private static let schemes: [[UInt8]] = ["bearer", "basic"].map { Array($0.utf8) }
+
+    private func markCredentialValues(_ bytes: [UInt8], into redacted: inout [Bool]) -> Bool {
+        var any = false
+        var index = 0
+        while index < bytes.count {
+            if let end = Self.matchName(Self.schemes, in: bytes, at: index), end < bytes.count, Self.isSpace(bytes[end]) {
+                var value = end
+                while value < bytes.count, Self.isSpace(bytes[value]) { value += 1 }
+                // "Bearer" and "Basic" are ordinary words too; a credential is a long token.
+                let tokenEnd = Self.tokenEnd(bytes, from: value)
+                if tokenEnd - value >= Self.shortestFragment {
+                    any = Self.mark(value..<tokenEnd, in: &redacted) || any
+                    index = tokenEnd
+                    continue
+                }
+            }
+            if let end = Self.matchName(Self.credentialNames, in: bytes, at: index) {
+                var value = end
+                while value < bytes.count, bytes[value] == UInt8(ascii: "\"") || bytes[value] == UInt8(ascii: "'") || Self.isSpace(bytes[value]) {
+                    value += 1
+                }
+                if value < bytes.count, bytes[value] == UInt8(ascii: ":") || bytes[value] == UInt8(ascii: "=") {
+                    value += 1
+                    while value < bytes.count, bytes[value] == UInt8(ascii: "\"") || bytes[value] == UInt8(ascii: "'") || Self.isSpace(bytes[value]) {
+                        value += 1
+                    }
+                    // "Authorization: Bearer x": the scheme is kept, its value found above.
+                    if Self.matchName(Self.schemes, in: bytes, at: value) == nil {
+                        let tokenEnd = Self.tokenEnd(bytes, from: value)
+                        if tokenEnd - value >= 4 {
+                            any = Self.mark(value..<tokenEnd, in: &redacted) || any
+                            index = tokenEnd
+                            continue
+                        }
+                    }
+                }
+            }
+            if let end = Self.keyShapedToken(bytes, at: index) {
+                any = Self.mark(index..<end, in: &redacted) || any
+                index = end
+                continue
+            }
+            index += 1
+        }
+        return any
+    }
+
+    /// The end of an `sk-…` (16 or more token bytes after the dash) or `AIza…` (30 or
+    /// more) token starting at `index`, not inside a longer word.
+    private static func keyShapedToken(_ bytes: [UInt8], at index: Int) -> Int? {
+        if index > 0, isTokenByte(bytes[index - 1]) { return nil }
+        for (prefix, least) in [(Array("sk-".utf8), 16), (Array("AIza".utf8), 30)] {
+            guard index + prefix.count <= bytes.count, bytes[index..<(index + prefix.count)].elementsEqual(prefix) else { continue }
+            let end = tokenEnd(bytes, from: index + prefix.count)
+            if end - index - prefix.count >= least { return end }
+        }
+        return nil
+    }
+
+    /// The end of `names`' first case-insensitive match at `index`, not inside a longer word.
+    private static func matchName(_ names: [[UInt8]], in bytes: [UInt8], at index: Int) -> Int? {
+        if index > 0, isWordByte(bytes[index - 1]), isWordByte(bytes[index]) { return nil }
+        for name in names where index + name.count <= bytes.count {
+            var matches = true
+            for offset in 0..<name.count where lowercased(bytes[index + offset]) != name[offset] {
+                matches = false
+                break
+            }
+            if matches {
+                let end = index + name.count
+                if end < bytes.count, isWordByte(bytes[end]), isWordByte(name[name.count - 1]) { continue }
+                return end
+            }
+        }
+        return nil
+    }
+
+    private static func tokenEnd(_ bytes: [UInt8], from start: Int) -> Int {
+        var end = start
+        while end < bytes.count, isTokenByte(bytes[end]) { end += 1 }
+        // A full stop after a token ends the sentence, not the token.
+        while end > start, bytes[end - 1] == UInt8(ascii: ".") { end -= 1 }
+        return end
+    }
+
+    private static func mark(_ range: Range<Int>, in redacted: inout [Bool]) -> Bool {
+        guard !range.isEmpty else { return false }
+        for index in range { redacted[index] = true }
+        return true
+    }
+
+    /// Bytes of keys and tokens: letters, digits and `-._~+/=`.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        isWordByte(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "~")
+            || byte == UInt8(ascii: "+") || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=")
+    }
+
+    private static func isWordByte(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == UInt8(ascii: "_")
+    }
+
+    private static func isSpace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x09
+    }
+
+    private static func lowercased(_ byte: UInt8) -> UInt8 {
+        byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte
+    }
+}
