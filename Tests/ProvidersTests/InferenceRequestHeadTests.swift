@@ -338,4 +338,19 @@ struct InferenceRequestHeadTests {
             #expect(parseError(#"{"model":"a","n":\#(value)}"#)?.param == "n", "n = \(value)")
         }
     }
+
+    @Test("invalid UTF-8 in a message is a 400 that says so")
+    func invalidUTF8() throws {
+        var bytes = Array(#"{"model":"chat-small","messages":[{"role":"user","content":"caf"#.utf8)
+        bytes += [0xE9, 0x22, 0x7D, 0x5D, 0x7D]
+        do throws(OpenAIError) {
+            _ = try InferenceRequestHead.parse(ByteBuffer(bytes: bytes), endpoint: .chatCompletions)
+            Issue.record("accepted invalid UTF-8")
+        } catch {
+            #expect(error.status == 400)
+            #expect(error.code == "invalid_utf8")
+            #expect(error.message.contains("not valid UTF-8"))
+        }
+    }
 }
+

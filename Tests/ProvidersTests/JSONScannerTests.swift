@@ -369,4 +369,40 @@ struct JSONScannerTests {
             #expect((try? scanner.countElements(ofArrayAt: range)) == count)
         }
     }
+
+    // MARK: UTF-8
+
+    private func bytesError(_ bytes: [UInt8]) -> JSONScanError? {
+        bytes.withUnsafeBytes { raw -> JSONScanError? in
+            do throws(JSONScanError) {
+                try JSONScanner(raw).validateDocument()
+                return nil
+            } catch {
+                return error
+            }
+        }
+    }
+
+    @Test(
+        "strings must be valid UTF-8: no stray continuation, truncated, overlong, surrogate or out-of-range sequences",
+        arguments: [
+            [0x80], [0xBF], [0xC0, 0xAF], [0xC1, 0xBF], [0xC3], [0xE2, 0x82], [0xE0, 0x80, 0xAF],
+            [0xED, 0xA0, 0x80], [0xF0, 0x80, 0x80, 0xAF], [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80], [0xFF], [0xFE],
+            [0xC3, 0x28], [0xE2, 0x28, 0xA1],
+        ] as [[UInt8]]
+    )
+    func invalidUTF8(sequence: [UInt8]) throws {
+        let document = Array(#"{"content":"ok "#.utf8) + sequence + Array(#" end"}"#.utf8)
+        let error = try #require(bytesError(document))
+        #expect(error.reason == .invalidUTF8)
+        #expect(error.offset == 15, "at the first byte of the bad sequence")
+    }
+
+    @Test("valid multi-byte UTF-8 of every length is accepted")
+    func validUTF8() {
+        for text in ["é", "€", "𝄞", "日本語", "\u{10FFFF}", "\u{D7FF}", "\u{E000}"] {
+            #expect(bytesError(Array(#"{"k":"\#(text)"}"#.utf8)) == nil, "\(text)")
+        }
+    }
 }
+

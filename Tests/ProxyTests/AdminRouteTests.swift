@@ -115,4 +115,43 @@ struct AdminRouteTests {
             #expect(lastUsed is String)
         }
     }
+
+    @Test func namesWithControlCharactersOrSeparatorsAreRefused() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            let names = [#"a\u0000b"#, #"\u0000"#, #"x\u001b[31mred"#, #"line\nbreak"#, "a/b", #"a\\b"#, #"bidi\u202Eevil"#, #"zero\u200Bwidth"#]
+            for name in names {
+                let tenantResponse = try await harness.admin(.POST, "/admin/v1/tenants", body: #"{"name":"\#(name)","tier":"enterprise"}"#)
+                #expect(tenantResponse.status == 400, "tenant \(name): \(tenantResponse.text)")
+                #expect(try tenantResponse.error()["param"] as? String == "name")
+                let key = try await harness.admin(.POST, "/admin/v1/tenants/\(tenant.tenantID)/keys", body: #"{"name":"\#(name)"}"#)
+                #expect(key.status == 400, "key \(name): \(key.text)")
+                let providerKey = try await harness.admin(
+                    .POST, "/admin/v1/provider-keys", body: #"{"provider":"sim","key":"sk-x","label":"\#(name)"}"#
+                )
+                #expect(providerKey.status == 400, "label \(name): \(providerKey.text)")
+                #expect(try providerKey.error()["param"] as? String == "label")
+            }
+            // Ordinary names, including non-Latin ones, are kept (in NFC).
+            let accented = try await harness.admin(.POST, "/admin/v1/tenants", body: #"{"name":"Caf\u0065\u0301 Zürich 東京","tier":"enterprise"}"#)
+            #expect(accented.status == 201, "\(accented.text)")
+            #expect(try accented.json()["name"] as? String == "Caf\u{e9} Zürich 東京")
+        }
+    }
+
+    @Test func invalidUTF8AndImpossibleDatesAreNamed() async throws {
+        try await LiveHarness.run { harness in
+            let bytes = Array(#"{"name":"caf"#.utf8) + [0xE9] + Array(#"","tier":"enterprise"}"#.utf8)
+            let utf8 = try await harness.send(.POST, "/admin/v1/tenants", bytes: bytes, bearer: LiveHarness.adminToken)
+            #expect(utf8.status == 400)
+            #expect(try utf8.error()["code"] as? String == "invalid_utf8")
+            for to in ["2026-11-01T25:00:00Z", "2026-02-30", "2026-13-01", "2026-11-01T10:60:00Z"] {
+                let usage = try await harness.admin(.GET, "/admin/v1/usage?to=\(to)")
+                #expect(usage.status == 400, "\(to): \(usage.text)")
+                #expect(try usage.error()["param"] as? String == "to")
+            }
+            #expect(try await harness.admin(.GET, "/admin/v1/usage?to=2028-02-29T23:59:59Z").status == 200)
+        }
+    }
 }
+

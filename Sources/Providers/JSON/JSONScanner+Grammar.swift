@@ -104,11 +104,38 @@ extension JSONScanner {
                 }
             case 0x00..<0x20:
                 throw JSONScanError(.controlCharacterInString, offset: index)
+            case 0x80...:
+                index = try scanUTF8Sequence(from: index)
             default:
                 index += 1
             }
         }
         throw JSONScanError(.unexpectedEnd, offset: index)
+    }
+
+    /// Validates the multi-byte UTF-8 sequence starting at `start` (RFC 3629: no overlong
+    /// forms, no surrogates, nothing above U+10FFFF) and returns the offset past it.
+    func scanUTF8Sequence(from start: Int) throws(JSONScanError) -> Int {
+        let lead = bytes[start]
+        let length: Int
+        var second: ClosedRange<UInt8> = 0x80...0xBF
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; second = 0xA0...0xBF
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; second = 0x80...0x9F
+        case 0xF0: length = 4; second = 0x90...0xBF
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; second = 0x80...0x8F
+        default: throw JSONScanError(.invalidUTF8, offset: start)
+        }
+        guard start + length <= bytes.count, second.contains(bytes[start + 1]) else {
+            throw JSONScanError(.invalidUTF8, offset: start)
+        }
+        for offset in 2..<length where !(0x80...0xBF).contains(bytes[start + offset]) {
+            throw JSONScanError(.invalidUTF8, offset: start)
+        }
+        return start + length
     }
 
     func scanNumber(from start: Int) throws(JSONScanError) -> Int {
@@ -228,6 +255,7 @@ public struct JSONScanError: Error, Sendable, Equatable, CustomStringConvertible
         case expectedColon = "expected ':'"
         case invalidEscape = "invalid escape sequence"
         case controlCharacterInString = "unescaped control character in string"
+        case invalidUTF8 = "invalid UTF-8"
         case invalidNumber = "invalid number"
         case trailingCharacters = "unexpected characters after the JSON value"
         case tooDeep = "nesting too deep"

@@ -45,6 +45,12 @@ public struct InferenceRequestHead: Sendable, Equatable {
                 if error.reason == .notAnObject {
                     return .failure(.invalidRequest("The request body must be a JSON object."))
                 }
+                if error.reason == .invalidUTF8 {
+                    return .failure(.invalidRequest(
+                        "The request body is not valid UTF-8 (at byte \(error.offset)); JSON text must be UTF-8.",
+                        code: "invalid_utf8"
+                    ))
+                }
                 return .failure(.invalidRequest(
                     "We could not parse the JSON body of your request (\(error)). The OpenAI API expects a JSON payload."
                 ))

@@ -28,6 +28,9 @@ extension AdminController {
     private func addProviderKey(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         try context.admin?.require(.operator_)
         let body: AdminResources.CreateProviderKey = try await decode(request)
+        let label = try body.label.map { label throws(OpenAIError) in
+            try DisplayName.validated(label, field: "label", allowEmpty: true)
+        }
         let secret = body.key.trimmingCharacters(in: .whitespacesAndNewlines)
         try validate(body, secret: secret)
         for tenantID in body.tenants ?? [] where try await ledger.tenant(id: tenantID) == nil {
@@ -35,7 +38,6 @@ extension AdminController {
         }
         let id = ProviderKeyRecord.newProviderKeyID()
         let lastFour = ProviderKeyCipher.lastFour(of: secret)
-        let label = body.label?.trimmingCharacters(in: .whitespacesAndNewlines)
         let record = try await ledger.createProviderKey(NewProviderKey(
             id: id,
             provider: body.provider,
@@ -193,9 +195,6 @@ extension AdminController {
         else {
             // The message never echoes what was sent: it may be a real key.
             throw OpenAIError.invalidRequest("'key' must be 1 to 4096 printable ASCII characters without spaces.", param: "key")
-        }
-        if let label = body.label, label.count > 200 {
-            throw OpenAIError.invalidRequest("'label' must be at most 200 characters.", param: "label")
         }
         if let weight = body.weight, !(1...1000).contains(weight) {
             throw OpenAIError.invalidRequest("'weight' must be between 1 and 1000.", param: "weight")

@@ -38,10 +38,7 @@ struct AdminController {
     private func createTenant(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
         try context.admin?.require(.admin)
         let body: AdminResources.CreateTenant = try await decode(request)
-        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.count <= 200 else {
-            throw OpenAIError.invalidRequest("'name' must be 1 to 200 characters.", param: "name")
-        }
+        let name = try DisplayName.validated(body.name, field: "name")
         guard topology.tiers[body.tier] != nil else {
             let known = topology.tiers.keys.sorted().joined(separator: ", ")
             throw OpenAIError.invalidRequest("Unknown tier '\(body.tier)'; configured tiers: \(known).", param: "tier")
@@ -99,10 +96,7 @@ struct AdminController {
         try context.admin?.require(.admin)
         let tenant = try await requireTenant(context)
         let body: AdminResources.CreateKey = try await decode(request)
-        let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !name.isEmpty, name.count <= 200 else {
-            throw OpenAIError.invalidRequest("'name' must be 1 to 200 characters.", param: "name")
-        }
+        let name = try DisplayName.validated(body.name, field: "name")
         if let expiresAt = body.expiresAt, expiresAt <= Date() {
             throw OpenAIError.invalidRequest("'expires_at' must be in the future.", param: "expires_at")
         }
@@ -160,10 +154,43 @@ struct AdminController {
 
     /// Accepts `2026-11-23` (midnight UTC) or an RFC 3339 time.
     static func parseTime(_ text: String, param: String) throws(OpenAIError) -> Date {
+        guard fieldsAreInRange(text) else {
+            throw OpenAIError.invalidRequest(
+                "'\(param)' is not a real date or time: '\(text)' (a month, day, hour, minute or second is out of range).",
+                param: param
+            )
+        }
         if let date = try? Date(text, strategy: .iso8601) { return date }
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle().year().month().day()) { return date }
         if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
         throw OpenAIError.invalidRequest("'\(param)' must be a date (2026-11-23) or an RFC 3339 time (2026-11-23T10:00:00Z).", param: param)
+    }
+
+    /// Whether the date and time fields of `2026-11-23[THH:MM:SS…]` are in range: the
+    /// parser rolls `T25:00` over into the next day instead of refusing it.
+    static func fieldsAreInRange(_ text: String) -> Bool {
+        let characters = Array(text.utf8)
+        func number(_ range: Range<Int>) -> Int? {
+            guard range.upperBound <= characters.count else { return nil }
+            var value = 0
+            for index in range {
+                guard characters[index] >= UInt8(ascii: "0"), characters[index] <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(characters[index] - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10), (1...12).contains(month) else {
+            // Not this shape at all: the parser decides.
+            return number(0..<4) == nil
+        }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]
+        guard (1...days).contains(day) else { return false }
+        guard characters.count > 10 else { return true }
+        guard let hour = number(11..<13), let minute = number(14..<16) else { return true }
+        guard hour < 24, minute < 60 else { return false }
+        if let second = number(17..<19), second >= 60 { return false }
+        return true
     }
 
     // MARK: Plumbing
@@ -183,6 +210,21 @@ struct AdminController {
             body = try await request.collectBody(upTo: maximumBodyBytes)
         } catch is NIOTooManyBytesError {
             throw OpenAIError.bodyTooLarge(limit: maximumBodyBytes)
+        }
+        // The scanner names what is wrong and where (invalid UTF-8, say), which
+        // JSONDecoder's "not valid JSON" does not.
+        try body.withUnsafeReadableBytes { raw throws(OpenAIError) in
+            do throws(JSONScanError) {
+                try JSONScanner(raw).validateDocument()
+            } catch {
+                if error.reason == .invalidUTF8 {
+                    throw OpenAIError.invalidRequest(
+                        "The request body is not valid UTF-8 (at byte \(error.offset)); JSON text must be UTF-8.",
+                        code: "invalid_utf8"
+                    )
+                }
+                throw OpenAIError.invalidRequest("We could not parse the JSON body of your request (\(error)).")
+            }
         }
         do {
             return try AdminResources.decoder.decode(T.self, from: Data(buffer: body))
