@@ -1,4 +1,5 @@
 import ArgumentParser
+import Billing
 import Foundation
 import Logging
 import Pools
@@ -101,6 +102,12 @@ struct ServeCommand: AsyncParsableCommand {
         if created {
             let path = AdminToken.filePath(forDatabase: databasePath)
             AdminToken.announce(token, savedTo: path)
+        }
+        for file in PrivateFiles.exposedDatabaseFiles(databasePath) {
+            logger.warning(
+                "the ledger file is readable by other users; it holds tenants, key hashes and usage (chmod 600 it)",
+                metadata: ["file": "\(file.path)", "mode": "\(String(file.mode, radix: 8))"]
+            )
         }
         let descriptors = FileDescriptorLimit.raiseToHardLimit()
         let connections = FileDescriptorLimit.connectionsWithin(descriptors, requested: maxConnections)

@@ -44,4 +44,28 @@ struct LedgerTests {
         #expect(instant.ledgerMilliseconds == 1_772_000_000_123)
         #expect(Date(ledgerMilliseconds: 1_772_000_000_123).ledgerMilliseconds == 1_772_000_000_123)
     }
+
+    @Test("a new database, its -wal and -shm are 0600, and folders made for it 0700, whatever the umask")
+    func privateFiles() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        let path = folder.url.appendingPathComponent("var/ledger.sqlite").path
+        let ledger = try Ledger(path: path)
+        try await ledger.record([usageEvent("req-1")])
+        func mode(_ path: String) throws -> Int {
+            try #require(FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+        }
+        #expect(try mode(path) == 0o600)
+        #expect(try mode(path + "-wal") == 0o600)
+        #expect(try mode(path + "-shm") == 0o600)
+        #expect(try mode(folder.url.appendingPathComponent("var").path) == 0o700)
+        #expect(PrivateFiles.exposedDatabaseFiles(path).isEmpty)
+
+        chmod(path, 0o644)
+        #expect(PrivateFiles.exposedDatabaseFiles(path).map(\.path) == [path])
+        #expect(PrivateFiles.exposedDatabaseFiles(path).first?.mode == 0o644)
+    }
 }
+

@@ -6,10 +6,12 @@ import GRDB
 public struct Ledger: Sendable {
     let pool: DatabasePool
 
-    /// Opens (creating if needed) the database at `path` in WAL mode and migrates it.
+    /// Opens (creating if needed) the database at `path` in WAL mode and migrates it. A
+    /// new database, and a directory created for it, are private to Switchyard's user
+    /// (0600 and 0700).
     public init(path: String) throws {
-        let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try PrivateFiles.createDirectory(URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        try PrivateFiles.createFile(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in

@@ -74,9 +74,7 @@ public enum AdminToken {
             if !token.isEmpty { return (token, false) }
         }
         let token = "sy-admin-" + Billing.Identifier.randomBase62(length: 40)
-        try FileManager.default.createDirectory(
-            at: URL(fileURLWithPath: path).deletingLastPathComponent(), withIntermediateDirectories: true
-        )
+        try PrivateFiles.createDirectory(URL(fileURLWithPath: path).deletingLastPathComponent().path)
         guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw ConfigurationError(path: path, message: "cannot write the admin token file")
         }

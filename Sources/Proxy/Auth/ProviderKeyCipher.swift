@@ -157,7 +157,7 @@ public struct ProviderKeyCipher: Sendable {
     /// the same moment cannot replace a key that may already have sealed secrets.
     private static func createKeyFile(at path: String) throws -> SymmetricKey? {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try PrivateFiles.createDirectory(directory.path)
         let key = SymmetricKey(size: .bits256)
         let text = key.withUnsafeBytes { Data($0).base64EncodedString() } + "\n"
         let temporary = path + ".tmp-" + Identifier.randomBase62(length: 12)
