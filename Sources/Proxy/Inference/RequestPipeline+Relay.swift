@@ -25,7 +25,8 @@ extension RequestPipeline {
         )
         if !head.stream, deployment.adapter.translatesResponses(for: head.endpoint) {
             var response = await translateWhole(
-                upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels
+                upstream, head: head, deployment: deployment, placement: placement, meter: meter, labels: labels,
+                requestID: requestID
             )
             if let rateLimitHeaders { response.headers.append(rateLimitHeaders: rateLimitHeaders) }
             return response
@@ -40,6 +41,7 @@ extension RequestPipeline {
         } else {
             contentLength = upstream.headers.first(name: "content-length").flatMap { Int($0) }
         }
+        let shutdown = self.shutdown
         let body = ResponseBody(contentLength: contentLength) { writer in
             var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
             defer { meter.finish(outcome) }
@@ -74,13 +76,16 @@ extension RequestPipeline {
                     if tail.readableBytes > 0 { try await writer.write(tail) }
                 }
             } catch {
-                // The upstream failed mid-answer: the client already has the head, so
-                // the error goes in-band and the stream ends.
-                outcome.status = 502
-                outcome.errorType = "server_error"
+                // The upstream failed mid-answer, or the shutdown's grace period ended it:
+                // the client already has the head, so the error goes in-band and the
+                // stream ends.
+                let failure = shutdown.isPastDeadline
+                    ? ServerShutdown.error(requestID: requestID)
+                    : OpenAIError.upstreamFailed("The upstream failed mid-stream (request id \(requestID)).")
+                outcome.status = failure.status
+                outcome.errorType = failure.code == "shutting_down" ? "shutting_down" : failure.type
                 if head.stream, clientError == nil {
-                    let event = OpenAIError.upstreamFailed("The upstream failed mid-stream (request id \(requestID)).").sseEvent()
-                    try? await writer.write(event)
+                    try? await writer.write(failure.sseEvent())
                 }
             }
             if let clientError {
@@ -133,7 +138,8 @@ extension RequestPipeline {
         deployment: Topology.Deployment,
         placement: Placement,
         meter: RequestMeter,
-        labels: ResponseLabels
+        labels: ResponseLabels,
+        requestID: String
     ) async -> Response {
         var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
         defer { meter.finish(outcome) }
@@ -143,6 +149,12 @@ extension RequestPipeline {
             outcome.firstByte = .now
             translated = try deployment.adapter.translateResponse(body, head: head, labels: labels)
         } catch {
+            if shutdown.isPastDeadline {
+                let failure = ServerShutdown.error(requestID: requestID)
+                outcome.status = failure.status
+                outcome.errorType = "shutting_down"
+                return failure.response()
+            }
             if Task.isCancelled {
                 // The client left while the answer was being generated.
                 outcome.status = 499

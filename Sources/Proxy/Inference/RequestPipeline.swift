@@ -19,6 +19,7 @@ final class RequestPipeline: Sendable {
     let admission: any TenantAdmission
     let keys: ProviderKeys
     let limits: ProxyLimits
+    let shutdown: ServerShutdown
 
     init(
         topology: Topology,
@@ -27,7 +28,8 @@ final class RequestPipeline: Sendable {
         metrics: ProxyMetrics,
         admission: any TenantAdmission,
         keys: ProviderKeys,
-        limits: ProxyLimits
+        limits: ProxyLimits,
+        shutdown: ServerShutdown = ServerShutdown()
     ) {
         self.topology = topology
         self.httpClient = httpClient
@@ -36,6 +38,7 @@ final class RequestPipeline: Sendable {
         self.admission = admission
         self.keys = keys
         self.limits = limits
+        self.shutdown = shutdown
     }
 
     func handle(_ request: Request, context: SwitchyardRequestContext, endpoint: InferenceEndpoint) async throws -> Response {
@@ -155,6 +158,8 @@ final class RequestPipeline: Sendable {
         case refused(OpenAIError, retryable: Bool)
         /// The client went away while the upstream was being asked.
         case cancelled
+        /// The grace period of a shutdown ran out while the upstream was being asked.
+        case shuttingDown
     }
 
     /// Tries the deployments in order, at most `maximumAttempts` upstream attempts in
@@ -206,6 +211,10 @@ final class RequestPipeline: Sendable {
                 case .cancelled:
                     meter.finish(.init(deployment: deployment, status: 499, errorType: "client_closed_request", clientAborted: true))
                     throw CancellationError()
+                case .shuttingDown:
+                    let error = ServerShutdown.error(requestID: context.requestID)
+                    meter.finish(.init(deployment: deployment, status: error.status, errorType: "shutting_down"))
+                    return error.response()
                 case .keyRefused(let error):
                     // The key, not the provider, is at fault: the provider's next key.
                     failure = error
@@ -301,10 +310,11 @@ final class RequestPipeline: Sendable {
         do {
             response = try await httpClient.execute(upstreamRequest, timeout: .nanoseconds(limits.upstreamTimeout.nanoseconds))
         } catch {
-            if Task.isCancelled {
+            if Task.isCancelled || shutdown.isPastDeadline {
+                // Neither the upstream's fault nor the key's.
                 placement.release()
                 if let choice = placement.key { keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
-                return .cancelled
+                return Task.isCancelled ? .cancelled : .shuttingDown
             }
             placement.markUnreachable()
             await release(placement, failure: "the provider could not be reached")

@@ -67,6 +67,8 @@ public struct SwitchyardServer: Sendable {
     public let usageWriter: UsageWriter
     public let httpClient: HTTPClient
     public let metrics = ProxyMetrics()
+    /// Tells requests still running when the grace period ends that it has.
+    let shutdown = ServerShutdown()
     /// Tenant limits: in Redis when configured (shared by every replica), else in process.
     public let admission: any TenantAdmission
     /// Runs Redis admission's settlement queue, when Redis is configured.
@@ -146,7 +148,7 @@ public struct SwitchyardServer: Sendable {
         }
         let pipeline = RequestPipeline(
             topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
-            keys: keys, limits: options.limits
+            keys: keys, limits: options.limits, shutdown: shutdown
         )
         InferenceController(
             pipeline: pipeline,
@@ -198,9 +200,20 @@ public struct SwitchyardServer: Sendable {
     }
 
     /// Runs until SIGTERM or SIGINT: then stops accepting, lets in-flight requests and
-    /// streams finish within the grace period, writes pending usage, and returns.
+    /// streams finish within the grace period, ends those still open with a final
+    /// `shutting_down` error event (metered as such), writes pending usage, and returns.
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let application = makeApplication(onServerRunning: onServerRunning)
+        let (shutdown, httpClient, logger) = (self.shutdown, self.httpClient, self.logger)
+        let application = GracePeriodService(
+            service: makeApplication(onServerRunning: onServerRunning),
+            gracePeriod: options.shutdownGracePeriod
+        ) {
+            logger.warning("the grace period is over: ending the requests still open")
+            shutdown.deadlinePassed()
+            // Every upstream request fails at once; each open stream then ends with its
+            // final error event and is metered, and the connections close.
+            try? await httpClient.shutdown()
+        }
         let catalogueService = ProviderKeyCatalogueService(
             catalogue: keyCatalogue, interval: options.keyCatalogueRefreshInterval, logger: logger
         )
@@ -213,7 +226,8 @@ public struct SwitchyardServer: Sendable {
             cancellationSignals: [],
             logger: logger
         )
-        configuration.maximumGracefulShutdownDuration = options.shutdownGracePeriod
+        // A backstop only: the application ends its own requests at the grace period.
+        configuration.maximumGracefulShutdownDuration = options.shutdownGracePeriod + .seconds(15)
         let group = ServiceGroup(configuration: configuration)
         do {
             try await group.run()
@@ -221,6 +235,7 @@ public struct SwitchyardServer: Sendable {
             try? await httpClient.shutdown()
             throw error
         }
-        try await httpClient.shutdown()
+        // Already shut down when the grace period ran out.
+        try? await httpClient.shutdown()
     }
 }
