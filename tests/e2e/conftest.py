@@ -85,7 +85,17 @@ class Deployment:
         return response.json()
 
 
-def start_deployment(directory: Path, *, tokens_per_second: str = "0", ttft_ms: str = "0") -> Deployment:
+def start_deployment(
+    directory: Path,
+    *,
+    tokens_per_second: str = "0",
+    ttft_ms: str = "0",
+    serve_args: tuple[str, ...] = (),
+    environment_overrides: dict[str, str | None] | None = None,
+    preexec_fn=None,
+) -> Deployment:
+    """Starts a simulator and `switchyard serve` in front of it. `serve_args` are added to
+    serve's command line; `environment_overrides` set (or, with None, unset) variables."""
     engine_port, proxy_port = free_port(), free_port()
     sim = subprocess.Popen(
         [binary(), "sim-engine", "--port", str(engine_port), "--ttft-ms", ttft_ms,
@@ -111,11 +121,17 @@ def start_deployment(directory: Path, *, tokens_per_second: str = "0", ttft_ms: 
         "SWITCHYARD_PORT": str(proxy_port),
         "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN,
     })
+    for name, value in (environment_overrides or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
     serve = subprocess.Popen(
-        [binary(), "serve", "--grace-period", "20"],
+        [binary(), "serve", "--grace-period", "20", *serve_args],
         env=environment,
         stdout=open(directory / "serve.out", "w"),
         stderr=open(directory / "serve.log", "w"),
+        preexec_fn=preexec_fn,
     )
     proxy = f"http://127.0.0.1:{proxy_port}"
     wait_for(proxy + "/health", serve)
