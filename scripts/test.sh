@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every Switchyard test: unit, component and live Swift tests (real SQLite files,
-# real HTTP servers on port 0), then the end-to-end tests that drive a running
-# `switchyard serve` with the official openai Python SDK.
+# real HTTP servers on port 0), a short seeded run of every fuzz target, then the
+# end-to-end tests that drive a running `switchyard serve` with the official openai
+# Python SDK (the hostile-input suite among them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -13,6 +14,9 @@ swift build --build-tests
 
 echo "==> Swift tests"
 swift test --skip-build
+
+echo "==> fuzz targets: a short seeded run of each (scripts/fuzz.sh --time 60 for a long one)"
+scripts/fuzz.sh
 
 echo "==> Python environment for the end-to-end tests"
 if [[ ! -x .venv/bin/python ]]; then

@@ -46,8 +46,11 @@ public enum UpstreamError {
             )
     }
 
-    private static func parseOpenAIShape(_ body: ByteBuffer, status: Int) -> OpenAIError? {
-        body.withUnsafeReadableBytes { raw -> OpenAIError? in
+    private static func parseOpenAIShape(_ body: ByteBuffer, status upstreamStatus: Int) -> OpenAIError? {
+        // The client gets an error status even when the upstream sent an error body with
+        // another (a 3xx, a 1xx, past 599): that one is the upstream's failure.
+        let status = (400...599).contains(upstreamStatus) ? upstreamStatus : 502
+        return body.withUnsafeReadableBytes { raw -> OpenAIError? in
             let scanner = JSONScanner(raw)
             guard let members = try? scanner.topLevelMembers() else { return nil }
             for member in members where scanner.key(member, equals: "error") {
