@@ -42,6 +42,22 @@ public final class TenantAuthenticator: Sendable {
     /// - Throws: `OpenAIError` 401 `invalid_api_key` for a missing, malformed, unknown,
     ///   revoked or expired key.
     public func authenticate(authorization: String?, now: Date = Date()) async throws -> AuthenticatedTenant {
+        // The cached answer needs no suspension; only a miss pays for an async frame
+        // large enough for the ledger lookup (every open connection keeps the largest
+        // frame its task has used).
+        switch try cachedLookup(authorization: authorization, now: now) {
+        case .found(let tenant): return tenant
+        case .missing(let hash): return try await lookUp(hash: hash, now: now)
+        }
+    }
+
+    private enum CachedLookup {
+        case found(AuthenticatedTenant)
+        case missing(hash: [UInt8])
+    }
+
+    @inline(never)
+    private func cachedLookup(authorization: String?, now: Date) throws(OpenAIError) -> CachedLookup {
         guard let authorization, !authorization.isEmpty else { throw OpenAIError.missingAPIKey }
         guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
             throw OpenAIError.invalidAPIKey
@@ -50,32 +66,36 @@ public final class TenantAuthenticator: Sendable {
         guard TenantKeySecret.isWellFormed(secret) else { throw OpenAIError.invalidAPIKey }
         let hash = TenantKeySecret.hash(secret)
         let clock = ContinuousClock.now
-
         let cached = cache.withLock { cache -> CacheEntry? in
             guard let entry = cache[hash] else { return nil }
             let ttl = entry.record == nil ? negativeTTL : cacheTTL
             return clock - entry.fetchedAt < ttl ? entry : nil
         }
-        let entry: CacheEntry
-        if let cached {
-            entry = cached
-        } else {
-            let found = try await ledger.lookUpKey(secretHash: hash)
-            entry = CacheEntry(
-                record: found?.key,
-                tenant: found.map {
-                    AuthenticatedTenant(
-                        tenantID: $0.tenant.id, tenantName: $0.tenant.name, tier: $0.tenant.tier, keyID: $0.key.id,
-                        limitOverrides: $0.tenant.limitOverrides
-                    )
-                },
-                fetchedAt: clock
-            )
-            cache.withLock { cache in
-                if cache.count >= maximumEntries { cache.removeAll(keepingCapacity: true) }
-                cache[hash] = entry
-            }
+        guard let cached else { return .missing(hash: hash) }
+        return .found(try Self.check(cached, hash: hash, now: now))
+    }
+
+    @inline(never)
+    private func lookUp(hash: [UInt8], now: Date) async throws -> AuthenticatedTenant {
+        let found = try await ledger.lookUpKey(secretHash: hash)
+        let entry = CacheEntry(
+            record: found?.key,
+            tenant: found.map {
+                AuthenticatedTenant(
+                    tenantID: $0.tenant.id, tenantName: $0.tenant.name, tier: $0.tenant.tier, keyID: $0.key.id,
+                    limitOverrides: $0.tenant.limitOverrides
+                )
+            },
+            fetchedAt: .now
+        )
+        cache.withLock { cache in
+            if cache.count >= maximumEntries { cache.removeAll(keepingCapacity: true) }
+            cache[hash] = entry
         }
+        return try Self.check(entry, hash: hash, now: now)
+    }
+
+    private static func check(_ entry: CacheEntry, hash: [UInt8], now: Date) throws(OpenAIError) -> AuthenticatedTenant {
         guard let record = entry.record, let tenant = entry.tenant,
               constantTimeEqual(record.secretHash, hash),
               record.isUsable(at: now)

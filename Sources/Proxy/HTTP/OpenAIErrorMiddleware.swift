@@ -24,29 +24,39 @@ public struct OpenAIErrorMiddleware: RouterMiddleware {
         var response: Response
         do {
             response = try await next(request, context)
-        } catch let error as OpenAIError {
-            response = error.response()
-        } catch let error as any HTTPResponseError {
-            response = Self.translate(error, request: request).response()
-        } catch let error as RequestBodyTimeout {
-            response = error.error.response()
-        } catch let error as HTTPParserError {
-            // Normally answered by ClientConnectionHandler before it gets here.
-            response = ClientConnectionHandler.rejection(for: error).map { $0.response() } ?? OpenAIError.malformedRequest.response()
-        } catch is CancellationError where context.connection?.hasLeft == true {
-            // Nobody reads this answer; the status is what the metrics and logs record.
-            response = OpenAIError.clientClosedRequest.response()
         } catch {
+            // Mapped apart, synchronously: this frame is kept by every open connection.
+            response = Self.response(for: error, request: request, context: context)
+        }
+        response.headers[.requestID] = context.requestID
+        metrics.response(status: response.status.code)
+        return response
+    }
+
+    /// The OpenAI-shaped answer for an error a route threw.
+    @inline(never)
+    static func response(for error: any Error, request: Request, context: Context) -> Response {
+        switch error {
+        case let error as OpenAIError:
+            return error.response()
+        case let error as any HTTPResponseError:
+            return translate(error, request: request).response()
+        case let error as RequestBodyTimeout:
+            return error.error.response()
+        case let error as HTTPParserError:
+            // Normally answered by ClientConnectionHandler before it gets here.
+            return (ClientConnectionHandler.rejection(for: error) ?? OpenAIError.malformedRequest).response()
+        case is CancellationError where context.connection?.hasLeft == true:
+            // Nobody reads this answer; the status is what the metrics and logs record.
+            return OpenAIError.clientClosedRequest.response()
+        default:
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
-            response = OpenAIError(
+            return OpenAIError(
                 status: 500,
                 message: "The server had an error while processing your request (request id \(context.requestID)).",
                 type: "server_error"
             ).response()
         }
-        response.headers[.requestID] = context.requestID
-        metrics.response(status: response.status.code)
-        return response
     }
 
     private static let knownMethods: Set<HTTPRequest.Method> = [.get, .head, .post, .put, .patch, .delete, .options, .trace]

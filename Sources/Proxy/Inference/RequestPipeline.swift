@@ -42,6 +42,18 @@ final class RequestPipeline: Sendable {
     }
 
     func handle(_ request: Request, context: SwitchyardRequestContext, endpoint: InferenceEndpoint) async throws -> Response {
+        // Until the answer starts, a client that leaves cancels the request, and the
+        // upstream request with it: a whole answer can take minutes to generate, and
+        // nobody would read it. Running it in a child task also frees its frames when
+        // the head is ready, rather than holding them for as long as a stream lasts.
+        guard let connection = context.connection else { return try await serve(request, context: context, endpoint: endpoint) }
+        return try await connection.cancellingIfClientLeaves { [self] in
+            try await serve(request, context: context, endpoint: endpoint)
+        }
+    }
+
+    /// Everything up to the answer's head: body, routing, admission, upstream.
+    private func serve(_ request: Request, context: SwitchyardRequestContext, endpoint: InferenceEndpoint) async throws -> Response {
         guard let tenant = context.tenant else { throw OpenAIError.missingAPIKey }
         let startedAt = Date()
         let startInstant = ContinuousClock.now
@@ -86,16 +98,10 @@ final class RequestPipeline: Sendable {
             reservation: reservation.map { ($0, admission) },
             keyPool: keys.pool
         )
-        let forwarding: @Sendable () async throws -> Response = { [self] in
-            try await forward(
-                head: head, body: body, tokens: tokens, candidates: candidates, meter: meter, context: context,
-                rateLimitHeaders: reservation?.headers
-            )
-        }
-        // Until the answer starts, a client that leaves cancels the upstream request: a
-        // whole answer can take minutes to generate, and nobody would read it.
-        guard let connection = context.connection else { return try await forwarding() }
-        return try await connection.cancellingIfClientLeaves(forwarding)
+        return try await forward(
+            head: head, body: body, tokens: tokens, candidates: candidates, meter: meter, context: context,
+            rateLimitHeaders: reservation?.headers
+        )
     }
 
     // MARK: Admission
