@@ -11,7 +11,13 @@ bench_workspace() { # name
 }
 
 # Installs what the benchmarks need and builds `product` in release; sets $BIN.
+# SWITCHYARD_BIN names an existing switchyard binary to use instead (to compare builds).
 build_release() { # product
+    if [[ $1 == switchyard && -n "${SWITCHYARD_BIN:-}" ]]; then
+        BIN="$SWITCHYARD_BIN"
+        echo "==> using $BIN" >&2
+        return
+    fi
     scripts/install-deps.sh >&2
     echo "==> building $1 (release)" >&2
     if ! swift build -c release --scratch-path .build-release --product "$1" >"$WORK/build.log" 2>&1; then

@@ -48,11 +48,7 @@ if ((REPLICAS < 1)); then REPLICAS=1; fi
 ulimit -n "$(ulimit -Hn)"
 
 bench_workspace memory
-if [[ -n "${SWITCHYARD_BIN:-}" ]]; then
-    BIN="$SWITCHYARD_BIN"
-else
-    build_release switchyard
-fi
+build_release switchyard
 BIN="$(readlink -f "$BIN")"
 
 # Slowly paced simulators with room for every stream; the pool's replicas point at them.

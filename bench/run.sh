@@ -4,6 +4,7 @@
 # Switchyard (release build, tenant-key auth and metering on), measured with wrk.
 #
 #   bench/run.sh                 # 32 connections, 10 s per run
+#   SWITCHYARD_BIN=path bench/run.sh   # an existing binary (to compare two builds)
 #   CONNECTIONS=64 DURATION=20 bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,16 +6,22 @@ import Darwin
 
 /// The process's open-file limit, which bounds how many connections it can hold.
 enum FileDescriptorLimit {
+    #if canImport(Glibc)
+    private static let resource = Int32(RLIMIT_NOFILE.rawValue)
+    #else
+    private static let resource = RLIMIT_NOFILE
+    #endif
+
     /// Raises the soft `RLIMIT_NOFILE` to the hard limit, which needs no privilege: a
     /// server at the default soft limit (often 1024) runs out of descriptors long before
     /// its memory runs out. Returns the soft limit in force afterwards.
     static func raiseToHardLimit() -> Int {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        guard getrlimit(resource, &limit) == 0 else { return 1024 }
         if limit.rlim_cur < limit.rlim_max {
             var raised = limit
             raised.rlim_cur = limit.rlim_max
-            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+            if setrlimit(resource, &raised) == 0 { limit = raised }
         }
         return limit.rlim_cur >= rlim_t(Int.max) ? Int.max : Int(limit.rlim_cur)
     }

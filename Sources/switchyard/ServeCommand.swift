@@ -43,6 +43,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Seconds a client connection may idle between requests.")
     var keepAliveTimeout: Int = 60
 
+    @Option(help: "Seconds a client may read nothing of an answer before its connection is closed.")
+    var sendTimeout: Int = 60
+
     @Option(help: "Client connections open at once; beyond it new ones wait to be accepted.")
     var maxConnections: Int = 10_000
 
@@ -59,7 +62,7 @@ struct ServeCommand: AsyncParsableCommand {
         guard maxBodyBytes >= 1, maxBodyBytes <= 1 << 30 else {
             throw ValidationError("--max-body-bytes must be from 1 to 1073741824, not \(maxBodyBytes).")
         }
-        for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--keep-alive-timeout", keepAliveTimeout)] {
+        for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--keep-alive-timeout", keepAliveTimeout), ("--send-timeout", sendTimeout)] {
             guard (1...3600).contains(value) else { throw ValidationError("\(name) must be from 1 to 3600 seconds, not \(value).") }
         }
         guard (1...1_000_000).contains(maxConnections) else {
@@ -144,6 +147,7 @@ struct ServeCommand: AsyncParsableCommand {
                     headerTimeout: .seconds(headerTimeout),
                     bodyTimeout: .seconds(bodyTimeout),
                     keepAliveTimeout: .seconds(keepAliveTimeout),
+                    sendTimeout: .seconds(sendTimeout),
                     maximumConnections: connections
                 ),
                 shutdownGracePeriod: .seconds(gracePeriod),

@@ -63,6 +63,9 @@ struct SecretRedactionTests {
             "'messages' must contain at least one message; see the API key section of the docs.",
             "Bearer token missing",
             "Invalid value for 'api_key' parameter.",
+            "This endpoint requires basic authentication.",
+            "Authorization: missing header",
+            "Bearer authentication failed",
             "max_tokens is too large: 9999999. This model supports at most 16384 completion tokens.",
         ]
     )
@@ -83,4 +86,12 @@ struct SecretRedactionTests {
         #expect(!text.contains(key))
         #expect(text.hasPrefix("data: {\"error\":{\"message\":\"bad key [redacted]\""))
     }
+
+    @Test("a secret too short to match in pieces is redacted where it appears whole")
+    func shortSecret() {
+        let redaction = SecretRedaction(secrets: ["abc1234"])
+        #expect(redaction.redact("Invalid API key: abc1234.") == "Invalid API key: [redacted].")
+        #expect(redaction.redact("abc123 is not it") == "abc123 is not it")
+    }
 }
+

@@ -23,6 +23,7 @@ from conftest import start_deployment, stop
 HEADER_TIMEOUT = 2
 BODY_TIMEOUT = 2
 KEEP_ALIVE_TIMEOUT = 3
+SEND_TIMEOUT = 2
 # Every wait for the server to act is bounded by this, far above the timeouts.
 PATIENCE = 30
 
@@ -37,7 +38,8 @@ def server():
     directory = Path(tempfile.mkdtemp(prefix="switchyard-conn-"))
     running = start_deployment(directory, tokens_per_second="20", serve_args=(
         "--header-timeout", str(HEADER_TIMEOUT), "--body-timeout", str(BODY_TIMEOUT),
-        "--keep-alive-timeout", str(KEEP_ALIVE_TIMEOUT), "--max-body-bytes", "65536",
+        "--keep-alive-timeout", str(KEEP_ALIVE_TIMEOUT), "--send-timeout", str(SEND_TIMEOUT),
+        "--max-body-bytes", "65536",
     ))
     running.key = make_key(running)
     try:
@@ -193,6 +195,49 @@ def test_a_stream_read_slowly_is_not_idle(server):
         data += chunk
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
     assert b"data: [DONE]" in data, data[-300:]
+
+
+def test_a_client_that_reads_nothing_is_closed_after_the_send_timeout(server):
+    """Pipelined requests whose answers the client never reads fill the socket: the
+    connection is closed instead of being held forever."""
+    sock = connect(server)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    sock.setblocking(False)
+    sent, deadline = 0, time.monotonic() + PATIENCE
+    closed = False
+    while time.monotonic() < deadline:
+        try:
+            sent += sock.send(request * 64)
+        except BlockingIOError:
+            time.sleep(0.2)
+        except OSError:
+            closed = True
+            break
+        if sent > 20_000_000:
+            break
+    if not closed:
+        # Our side is still writable only if the server went on reading: then it closed.
+        sock.setblocking(True)
+        sock.settimeout(PATIENCE)
+        try:
+            while sock.recv(1 << 20):
+                pass
+        except OSError:
+            pass
+        closed = True
+    assert closed
+    metrics = httpx.get(server.proxy + "/metrics", timeout=PATIENCE).text
+    assert any(line.startswith('switchyard_connections_closed_total{reason="send_timeout"}') for line in metrics.splitlines())
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_its_answer(server):
+    sock = connect(server)
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    sock.shutdown(socket.SHUT_WR)
+    data = read_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert b'{"status":"ok"}' in data
 
 
 @pytest.mark.parametrize("chunked_body", [

@@ -35,6 +35,9 @@ public final class FailoverKeyPool: KeyPool {
     public func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>) async throws -> KeySelection {
         do {
             return try await primary.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding)
+        } catch is CancellationError where Task.isCancelled {
+            // The request was given up (its client left): no store failure.
+            throw CancellationError()
         } catch {
             try failover.failed(error)
             let selection = try await fallback.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding)

@@ -27,6 +27,9 @@ public final class FailoverAdmission: TenantAdmission {
     public func admit(tenantID: String, limits: TenantLimits, request: AdmissionRequest) async throws -> AdmissionDecision {
         do {
             return try await primary.admit(tenantID: tenantID, limits: limits, request: request)
+        } catch is CancellationError where Task.isCancelled {
+            // The request was given up (its client left): no store failure.
+            throw CancellationError()
         } catch {
             try failover.failed(error)
             let decision = fallback.admit(tenantID: tenantID, limits: limits, request: request, now: .now)

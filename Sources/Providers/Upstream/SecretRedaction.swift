@@ -7,10 +7,12 @@ import NIOCore
 ///
 /// Redacted, each replaced by `[redacted]`:
 /// - any run of 8 or more bytes that appears in one of the known secrets (the key the
-///   request was sent with), wherever it is;
+///   request was sent with), wherever it is, and a shorter secret wherever it appears
+///   whole;
 /// - the value after `Bearer` or `Basic`, and after a credential-like name (`api-key`,
 ///   `x-api-key`, `x-goog-api-key`, `authorization`, `api_key`, `apikey`, `key=` in a
-///   URL) followed by `:` or `=`;
+///   URL) followed by `:` or `=`, when it looks like a credential (16 or more token
+///   bytes, or 8 or more with a digit or symbol: not "basic authentication");
 /// - tokens shaped like provider keys: `sk-…` and Google's `AIza…`.
 public struct SecretRedaction: Sendable {
     public static let replacement = "[redacted]"
@@ -18,12 +20,16 @@ public struct SecretRedaction: Sendable {
     public static let shortestFragment = 8
 
     private let secrets: [[UInt8]]
+    /// Secrets too short to match in pieces (a weak engine key): matched whole.
+    private let shortSecrets: [[UInt8]]
     /// Every 8-byte window of every secret, packed, for a cheap first test.
     private let windows: Set<UInt64>
 
     public init(secrets: [String]) {
-        let secrets = secrets.map { Array($0.utf8) }.filter { $0.count >= Self.shortestFragment }
+        let all = secrets.map { Array($0.utf8) }
+        let secrets = all.filter { $0.count >= Self.shortestFragment }
         self.secrets = secrets
+        self.shortSecrets = all.filter { (4..<Self.shortestFragment).contains($0.count) }
         var windows = Set<UInt64>()
         for secret in secrets {
             for start in 0...(secret.count - Self.shortestFragment) {
@@ -78,8 +84,13 @@ public struct SecretRedaction: Sendable {
     // MARK: Known secrets
 
     private func markSecretFragments(_ bytes: [UInt8], into redacted: inout [Bool]) -> Bool {
-        guard !secrets.isEmpty, bytes.count >= Self.shortestFragment else { return false }
         var any = false
+        for secret in shortSecrets where bytes.count >= secret.count {
+            for start in 0...(bytes.count - secret.count) where bytes[start..<(start + secret.count)].elementsEqual(secret) {
+                any = Self.mark(start..<(start + secret.count), in: &redacted) || any
+            }
+        }
+        guard !secrets.isEmpty, bytes.count >= Self.shortestFragment else { return any }
         var start = 0
         while start <= bytes.count - Self.shortestFragment {
             guard windows.contains(Self.pack(bytes, at: start)) else {
@@ -116,6 +127,8 @@ public struct SecretRedaction: Sendable {
 
     // MARK: Credential shapes
 
+    private static let keyPrefixes: [(prefix: [UInt8], least: Int)] = [(Array("sk-".utf8), 16), (Array("AIza".utf8), 30)]
+
     /// Names after which, past `:` or `=` and optional quotes or spaces, a credential follows.
     private static let credentialNames: [[UInt8]] = [
         "x-goog-api-key", "x-api-key", "api-key", "api_key", "apikey", "authorization", "access_token", "?key", "&key",
@@ -130,9 +143,9 @@ public struct SecretRedaction: Sendable {
             if let end = Self.matchName(Self.schemes, in: bytes, at: index), end < bytes.count, Self.isSpace(bytes[end]) {
                 var value = end
                 while value < bytes.count, Self.isSpace(bytes[value]) { value += 1 }
-                // "Bearer" and "Basic" are ordinary words too; a credential is a long token.
+                // "Bearer" and "Basic" are ordinary words too.
                 let tokenEnd = Self.tokenEnd(bytes, from: value)
-                if tokenEnd - value >= Self.shortestFragment {
+                if Self.looksLikeCredential(bytes[value..<tokenEnd]) {
                     any = Self.mark(value..<tokenEnd, in: &redacted) || any
                     index = tokenEnd
                     continue
@@ -151,7 +164,7 @@ public struct SecretRedaction: Sendable {
                     // "Authorization: Bearer x": the scheme is kept, its value found above.
                     if Self.matchName(Self.schemes, in: bytes, at: value) == nil {
                         let tokenEnd = Self.tokenEnd(bytes, from: value)
-                        if tokenEnd - value >= 4 {
+                        if Self.looksLikeCredential(bytes[value..<tokenEnd]) {
                             any = Self.mark(value..<tokenEnd, in: &redacted) || any
                             index = tokenEnd
                             continue
@@ -169,11 +182,19 @@ public struct SecretRedaction: Sendable {
         return any
     }
 
+    /// Whether a token is shaped like a key or password rather than a word: 16 or more
+    /// bytes, or 8 or more with a digit or a symbol.
+    private static func looksLikeCredential(_ token: ArraySlice<UInt8>) -> Bool {
+        if token.count >= 16 { return true }
+        guard token.count >= shortestFragment else { return false }
+        return token.contains { !(($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A)) }
+    }
+
     /// The end of an `sk-…` (16 or more token bytes after the dash) or `AIza…` (30 or
     /// more) token starting at `index`, not inside a longer word.
     private static func keyShapedToken(_ bytes: [UInt8], at index: Int) -> Int? {
         if index > 0, isTokenByte(bytes[index - 1]) { return nil }
-        for (prefix, least) in [(Array("sk-".utf8), 16), (Array("AIza".utf8), 30)] {
+        for (prefix, least) in keyPrefixes {
             guard index + prefix.count <= bytes.count, bytes[index..<(index + prefix.count)].elementsEqual(prefix) else { continue }
             let end = tokenEnd(bytes, from: index + prefix.count)
             if end - index - prefix.count >= least { return end }

@@ -39,7 +39,9 @@ final class KnownRoutes: RouterMethods {
 
     /// Adds the 405 answers; call once every route is registered.
     func addMethodNotAllowedAnswers() {
-        for (path, served) in methods {
+        for (path, registered) in methods {
+            // The router answers HEAD itself wherever GET is served.
+            let served = registered.contains(.get) && !registered.contains(.head) ? registered + [.head] : registered
             let allow = served.map(\.rawValue).joined(separator: ", ")
             for method in Self.answered where !served.contains(method) {
                 router.on(path, method: method) { request, _ -> Response in

@@ -41,8 +41,6 @@ public struct OpenAIErrorMiddleware: RouterMiddleware {
             return error.response()
         case let error as any HTTPResponseError:
             return translate(error, request: request).response()
-        case let error as RequestBodyTimeout:
-            return error.error.response()
         case let error as HTTPParserError:
             // Normally answered by ClientConnectionHandler before it gets here.
             return (ClientConnectionHandler.rejection(for: error) ?? OpenAIError.malformedRequest).response()

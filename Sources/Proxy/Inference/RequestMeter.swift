@@ -92,7 +92,8 @@ final class RequestMeter: Sendable {
         if let placement = placement.withLock({ $0 }) {
             placement.release()
             if let choice = placement.key {
-                let outcome: KeyOutcome = event.status >= 500
+                // A shutdown cutting the answer off is not the key's failure.
+                let outcome: KeyOutcome = event.status >= 500 && event.errorType != "shutting_down"
                     ? .failed(reason: "the answer broke off (status \(event.status))")
                     : .succeeded(placement.capacity)
                 keyPool.finish(choice.lease, actualTokens: tokens, outcome: outcome)

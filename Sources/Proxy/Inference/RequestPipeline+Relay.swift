@@ -49,6 +49,7 @@ extension RequestPipeline {
             var received: [ByteBuffer] = []
             var receivedBytes = 0
             var clientError: (any Error)?
+            var cutOff = false
             do {
                 for try await chunk in upstream.body {
                     if outcome.firstByte == nil { outcome.firstByte = .now }
@@ -72,7 +73,9 @@ extension RequestPipeline {
                     }
                 }
                 if clientError == nil, head.stream {
-                    let tail = streamRelay.finish()
+                    var tail = streamRelay.finish()
+                    // The last event may be an error the upstream left unterminated.
+                    if streamRelay.upstreamError != nil { tail = placement.redaction.redact(tail) }
                     if tail.readableBytes > 0 { try await writer.write(tail) }
                 }
             } catch {
@@ -86,23 +89,30 @@ extension RequestPipeline {
                 outcome.errorType = failure.code == "shutting_down" ? "shutting_down" : failure.type
                 if head.stream, clientError == nil {
                     try? await writer.write(failure.sseEvent())
+                } else if clientError == nil {
+                    // A whole answer cut short cannot be finished as if complete (its
+                    // content-length was promised): the connection closes instead.
+                    clientError = UpstreamBodyCutOff()
+                    cutOff = true
                 }
             }
             if let clientError {
-                outcome.clientAborted = true
-                outcome.status = 499
-                outcome.errorType = "client_closed_request"
-                Self.settle(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
+                if !cutOff {
+                    outcome.clientAborted = true
+                    outcome.status = 499
+                    outcome.errorType = "client_closed_request"
+                }
+                Self.fillInUsage(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
                 throw clientError
             }
-            Self.settle(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
+            Self.fillInUsage(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
     }
 
     /// Fills in usage: reported by the upstream, else estimated from what went by.
-    private static func settle(
+    private static func fillInUsage(
         _ outcome: inout RequestMeter.Outcome,
         head: InferenceRequestHead,
         stream: any StreamTranslator,
@@ -177,3 +187,7 @@ extension RequestPipeline {
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: translated.body))
     }
 }
+
+/// Ends the writing of a whole answer the upstream cut short, so the connection closes
+/// rather than carrying fewer bytes than its content-length promised.
+struct UpstreamBodyCutOff: Error {}

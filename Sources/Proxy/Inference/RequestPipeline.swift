@@ -71,7 +71,7 @@ final class RequestPipeline: Sendable {
             throw OpenAIError.modelNotFound(head.model)
         }
         let candidates = try Self.deployments(routes, serving: head)
-        // Bounded by the head's limits (choices × output tokens stays below 2^31), so no
+        // Bounded by the head's limits (choices × output tokens is at most 2^31), so no
         // client-sent number can overflow the reservation.
         let demand = AdmissionRequest(
             promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
@@ -134,6 +134,8 @@ final class RequestPipeline: Sendable {
         let decision: AdmissionDecision
         do {
             decision = try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: demand)
+        } catch is CancellationError where Task.isCancelled {
+            throw CancellationError()
         } catch {
             throw OpenAIError(
                 status: 503,
@@ -195,6 +197,13 @@ final class RequestPipeline: Sendable {
                     placement = placed
                 case .exhausted:
                     continue deployments
+                case .unavailable where Task.isCancelled:
+                    // The client left while a key was being chosen.
+                    meter.finish(.init(
+                        deployment: deployment, status: 499, errorType: "client_closed_request",
+                        usage: TokenUsage(promptTokens: 0, completionTokens: 0), clientAborted: true
+                    ))
+                    throw CancellationError()
                 case .unavailable(let error, let after):
                     // An upstream's own error says more than "no key left", except
                     // when no upstream was tried.

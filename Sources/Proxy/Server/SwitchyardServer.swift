@@ -132,7 +132,8 @@ public struct SwitchyardServer: Sendable {
 
     /// The router with every route and middleware.
     public func makeRouter() -> Router<SwitchyardRequestContext> {
-        let router = Router(context: SwitchyardRequestContext.self)
+        // HEAD is answered wherever GET is, without a body.
+        let router = Router(context: SwitchyardRequestContext.self, options: .autoGenerateHeadEndpoints)
         router.add(middleware: OpenAIErrorMiddleware(metrics: metrics))
         let routes = KnownRoutes(router: router)
         routes.get("health") { _, _ in
@@ -177,7 +178,8 @@ public struct SwitchyardServer: Sendable {
             timeouts: .init(
                 header: .init(connections.headerTimeout),
                 body: .init(connections.bodyTimeout),
-                keepAlive: .init(connections.keepAliveTimeout)
+                keepAlive: .init(connections.keepAliveTimeout),
+                send: .init(connections.sendTimeout)
             ),
             maximumBodyBytes: options.limits.maximumRequestBodyBytes
         )

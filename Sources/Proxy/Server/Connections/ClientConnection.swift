@@ -73,7 +73,9 @@ final class ClientConnection: Sendable {
                 case .open(_, operationDone: true):
                     state = .open(waiter: nil, operationDone: false)
                     return false
-                case .open(_, operationDone: false):
+                case .open(let waiter, operationDone: false):
+                    // HTTP/1.1 serves one request at a time on a connection.
+                    precondition(waiter == nil, "two operations wait on one client connection")
                     state = .open(waiter: continuation, operationDone: false)
                     return nil
                 }

@@ -14,8 +14,9 @@ extension ClientConnectionHandler {
         private(set) var readingRequest = false
         /// Requests passed on whose response has not ended.
         private(set) var unansweredRequests = 0
-        /// The connection closes once the response in progress ends.
-        private var closeAfterResponse = false
+        /// The connection closes once this many more responses have ended (1: the one in
+        /// progress); nil while it stays open.
+        private var responsesUntilClose: Int?
         /// Switchyard's own answer, written once the responses owed are written.
         private var pendingRejection: OpenAIError?
         /// A `100 Continue` owed to a request whose turn has not come.
@@ -134,17 +135,37 @@ extension ClientConnectionHandler {
                     isClosing = true
                     return .close
                 }
-                closeAfterResponse = true
+                // The request being read is the last one owed an answer: the connection
+                // closes after that answer, not after an earlier pipelined one.
+                closeAfter(responses: unansweredRequests)
                 return .propagate(rejection)
             }
             return reject(rejection).errorAction
         }
 
-        /// The client closed its side: it will read no answer.
-        mutating func inputClosed() -> Bool {
-            guard !isClosing else { return false }
-            isClosing = true
-            return true
+        enum InputClosedAction: Equatable {
+            case none
+            case close
+            /// The answers owed are still written (a client may half-close after its
+            /// request); then the connection closes.
+            case closeAfterAnswers
+        }
+
+        /// The client closed its side.
+        mutating func inputClosed() -> InputClosedAction {
+            guard !isClosing else { return .none }
+            guard unansweredRequests > 0, !readingRequest else {
+                isClosing = true
+                return .close
+            }
+            closeAfter(responses: unansweredRequests)
+            // Nothing more will be read.
+            pendingRejection = nil
+            return .closeAfterAnswers
+        }
+
+        private mutating func closeAfter(responses count: Int) {
+            responsesUntilClose = min(responsesUntilClose ?? count, count)
         }
 
         // MARK: Outbound
@@ -153,8 +174,9 @@ extension ClientConnectionHandler {
         /// this response, so the head can say so.
         mutating func responseHead(isInformational: Bool, closesConnection: Bool) -> Bool {
             guard !isInformational else { return false }
-            if closesConnection { closeAfterResponse = true }
-            return closeAfterResponse || isClosing || (readingRequest && unansweredRequests <= 1)
+            // Answering a request whose body is still being read: its rest is not read.
+            if closesConnection || (readingRequest && unansweredRequests <= 1) { closeAfter(responses: 1) }
+            return responsesUntilClose == 1 || isClosing
         }
 
         enum EndAction: Equatable {
@@ -169,9 +191,16 @@ extension ClientConnectionHandler {
         mutating func responseEnd() -> EndAction {
             unansweredRequests = max(0, unansweredRequests - 1)
             guard !isClosing else { return .none }
+            if let remaining = responsesUntilClose {
+                responsesUntilClose = remaining - 1
+                if remaining <= 1 {
+                    isClosing = true
+                    return .close
+                }
+            }
             // Answered before its body was read (a refusal): the rest of it is not worth
             // reading, and the connection cannot be reused without reading it.
-            if closeAfterResponse || (readingRequest && unansweredRequests == 0) {
+            if readingRequest && unansweredRequests == 0 {
                 isClosing = true
                 return .close
             }

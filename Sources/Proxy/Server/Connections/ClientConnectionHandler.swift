@@ -38,6 +38,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     private var state: StateMachine
     private var timeouts: ConnectionTimeouts
     private var timer: Scheduled<Void>?
+    /// Closes a closing connection once the client had time to read the answer.
+    private var lingerTimer: Scheduled<Void>?
     private var started = false
 
     init(configuration: Configuration, metrics: ProxyMetrics, logger: Logger) {
@@ -62,6 +64,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        lingerTimer?.cancel()
+        lingerTimer = nil
         connection.clientLeft()
         context.fireChannelInactive()
     }
@@ -69,6 +73,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
+        lingerTimer?.cancel()
+        lingerTimer = nil
     }
 
     private func start(context: ChannelHandlerContext) {
@@ -116,8 +122,16 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             apply(timeouts.bytesReceived(now: .now()), context: context)
             handle(state.bytesRead(received.count), context: context)
         case let channelEvent as ChannelEvent where channelEvent == .inputClosed:
-            // The client will read no answer: whatever is in progress for it stops.
-            if state.inputClosed() { context.close(promise: nil) }
+            switch state.inputClosed() {
+            case .close:
+                context.close(promise: nil)
+            case .closeAfterAnswers:
+                // A client closing its side is taken as gone (like nginx's 499): work for
+                // it is given up, and what is answered anyway is still written.
+                connection.clientLeft()
+            case .none:
+                break
+            }
             context.fireUserInboundEventTriggered(event)
         default:
             context.fireUserInboundEventTriggered(event)
@@ -125,11 +139,21 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // After a parse error the decoder refuses every later read; that error was
+        // answered already, and passing these on would close without lingering.
+        if case ByteToMessageDecoderError.dataReceivedInErrorState = error { return }
         guard let rejection = Self.rejection(for: error) else {
             context.fireErrorCaught(error)
             return
         }
         handle(state.malformedRequest(rejection), context: context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if !state.isClosing {
+            apply(timeouts.writabilityChanged(isWritable: context.channel.isWritable, now: .now()), context: context)
+        }
+        context.fireChannelWritabilityChanged()
     }
 
     private func handle(_ action: StateMachine.ErrorAction, context: ChannelHandlerContext) {
@@ -165,7 +189,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         case .body:
             context.write(data, promise: promise)
         case .end:
-            apply(timeouts.responseEnd(now: .now()), context: context)
+            if !state.isClosing { apply(timeouts.responseEnd(now: .now()), context: context) }
             switch state.responseEnd() {
             case .none:
                 context.write(data, promise: promise)
@@ -205,7 +229,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         let written = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: written)
         metrics.response(status: error.status)
-        metrics.connectionClosed(reason: error.status == 413 ? "body_too_large" : "malformed_request")
+        metrics.connectionClosed(reason: error.code ?? "malformed_request")
         logger.debug(
             "refused a request before it reached a route",
             metadata: ["request_id": "\(requestID)", "status": "\(error.status)", "reason": "\(error.message)"]
@@ -218,6 +242,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// the answer before the socket closes under it.
     private func close(context: ChannelHandlerContext, after written: EventLoopFuture<Void>? = nil) {
         timer?.cancel()
+        timer = nil
+        guard lingerTimer == nil else { return }
         let closeOutput = {
             context.close(mode: .output, promise: nil)
             context.read()
@@ -227,7 +253,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
         } else {
             closeOutput()
         }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.lingerTime) {
+        lingerTimer = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.lingerTime) {
             context.close(promise: nil)
         }
     }
@@ -246,7 +272,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler, RemovableChannelHandl
             metrics.connectionClosed(reason: expiry.rawValue)
             logger.debug("closing a client connection", metadata: ["reason": "\(expiry.rawValue)"])
             switch expiry {
-            case .header, .keepAlive:
+            case .header, .keepAlive, .send:
                 timer?.cancel()
                 timer = nil
                 context.close(promise: nil)
@@ -326,53 +352,5 @@ struct RequestBodyTimeout: Error {
     var error: OpenAIError
 }
 
-/// Fired by `ClientBytesHandler` for every read from the client, before the bytes are decoded.
-struct ClientBytesReceived {
-    var count: Int
-}
-
-/// The first handler of a client connection: tells the connection handler, behind the
-/// HTTP decoder, that bytes arrived, which the decoder does not say until a whole head
-/// is in.
-final class ClientBytesHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireUserInboundEventTriggered(ClientBytesReceived(count: unwrapInboundIn(data).readableBytes))
-        context.fireChannelRead(data)
-    }
-}
-
 @available(*, unavailable)
 extension ClientConnectionHandler: Sendable {}
-
-@available(*, unavailable)
-extension ClientBytesHandler: Sendable {}
-
-/// Sits between the HTTP/1.1 decoder and the conversion to HTTP types, where the
-/// request's version is still known: an HTTP/1.0 request with `Transfer-Encoding` has
-/// faulty framing (RFC 9112 §6.1), the shape of request smuggling, and is refused.
-final class HTTP10FramingHandler: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias InboundOut = HTTPServerRequestPart
-
-    /// Set once a request was refused: nothing after it on the connection is passed on.
-    private var refused = false
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !refused else { return }
-        if case .head(let head) = unwrapInboundIn(data), head.version.major == 1, head.version.minor == 0,
-           head.headers.contains(name: "transfer-encoding") {
-            refused = true
-            context.fireErrorCaught(FaultyFraming())
-            return
-        }
-        context.fireChannelRead(data)
-    }
-
-    struct FaultyFraming: Error {}
-}
-
-@available(*, unavailable)
-extension HTTP10FramingHandler: Sendable {}

@@ -7,6 +7,9 @@ public struct ClientConnectionOptions: Sendable {
     public var bodyTimeout: Duration
     /// How long a connection may idle between requests.
     public var keepAliveTimeout: Duration
+    /// How long a client may read nothing of what is written to it (its socket stays
+    /// unwritable) before the connection is closed.
+    public var sendTimeout: Duration
     /// Client connections open at once; beyond it, new ones wait to be accepted.
     public var maximumConnections: Int
 
@@ -14,11 +17,13 @@ public struct ClientConnectionOptions: Sendable {
         headerTimeout: Duration = .seconds(15),
         bodyTimeout: Duration = .seconds(30),
         keepAliveTimeout: Duration = .seconds(60),
+        sendTimeout: Duration = .seconds(60),
         maximumConnections: Int = 10_000
     ) {
         self.headerTimeout = headerTimeout
         self.bodyTimeout = bodyTimeout
         self.keepAliveTimeout = keepAliveTimeout
+        self.sendTimeout = sendTimeout
         self.maximumConnections = maximumConnections
     }
 }

@@ -12,6 +12,9 @@ struct ConnectionLimit: AvailableConnectionsDelegate {
     let logger: Logger
     private var open = 0
     private var atLimit = false
+    /// When reaching the limit was last logged: at most once a minute, under a flood.
+    private var lastWarning: ContinuousClock.Instant?
+    private static let warningInterval: Duration = .seconds(60)
 
     init(maximum: Int, metrics: ProxyMetrics, logger: Logger) {
         self.maximum = maximum
@@ -25,10 +28,14 @@ struct ConnectionLimit: AvailableConnectionsDelegate {
         if open >= maximum, !atLimit {
             atLimit = true
             metrics.connectionLimitReached()
-            logger.warning(
-                "connection limit reached: new connections wait until one closes (raise --max-connections if this is load, not an attack)",
-                metadata: ["open_connections": "\(open)", "max_connections": "\(maximum)"]
-            )
+            let now = ContinuousClock.now
+            if lastWarning.map({ now - $0 >= Self.warningInterval }) ?? true {
+                lastWarning = now
+                logger.warning(
+                    "connection limit reached: new connections wait until one closes (raise --max-connections if this is load, not an attack)",
+                    metadata: ["open_connections": "\(open)", "max_connections": "\(maximum)"]
+                )
+            }
         }
     }
 
@@ -37,7 +44,7 @@ struct ConnectionLimit: AvailableConnectionsDelegate {
         metrics.openConnections(open)
         if atLimit, open < maximum {
             atLimit = false
-            logger.notice("accepting connections again", metadata: ["open_connections": "\(open)"])
+            logger.debug("accepting connections again", metadata: ["open_connections": "\(open)"])
         }
     }
 

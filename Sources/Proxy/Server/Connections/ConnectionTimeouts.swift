@@ -8,13 +8,15 @@ import NIOCore
 ///   trickles.
 /// - A request body may pause at most `body` between two reads.
 /// - Between requests, a connection may idle for `keepAlive`.
-/// - While a response is being written, nothing expires: a stream read slowly by its
-///   client is not idle.
+/// - While a response is being written, nothing expires as long as the client reads: a
+///   stream read slowly is not idle. A client that stops reading altogether (the socket
+///   stays unwritable for `send`) is closed.
 struct ConnectionTimeouts {
     struct Configuration: Sendable, Equatable {
         var header: TimeAmount
         var body: TimeAmount
         var keepAlive: TimeAmount
+        var send: TimeAmount
     }
 
     /// Which allowance ran out.
@@ -22,6 +24,7 @@ struct ConnectionTimeouts {
         case header = "header_timeout"
         case body = "body_timeout"
         case keepAlive = "idle_timeout"
+        case send = "send_timeout"
     }
 
     enum Action: Equatable {
@@ -44,6 +47,8 @@ struct ConnectionTimeouts {
     private var idleSince: NIODeadline
     /// Whether a response has been written: idling after one is keep-alive.
     private var answeredAny = false
+    /// Since when the client has read nothing Switchyard wrote (the socket unwritable).
+    private var writeBlockedSince: NIODeadline?
     /// The check the handler has scheduled, if any.
     private var scheduled: NIODeadline?
     /// An allowance ran out: the connection is closing and nothing more expires.
@@ -101,6 +106,16 @@ struct ConnectionTimeouts {
         return reschedule()
     }
 
+    /// The socket became writable (the client read) or not (its buffers are full).
+    mutating func writabilityChanged(isWritable: Bool, now: NIODeadline) -> Action {
+        if isWritable {
+            writeBlockedSince = nil
+        } else if writeBlockedSince == nil {
+            writeBlockedSince = now
+        }
+        return reschedule()
+    }
+
     /// The scheduled check is due.
     mutating func timerFired(now: NIODeadline) -> Action {
         scheduled = nil
@@ -117,6 +132,7 @@ struct ConnectionTimeouts {
 
     /// The deadline in force and what expires at it; nil while answering.
     var currentDeadline: (NIODeadline, Expiry)? {
+        if let writeBlockedSince { return (writeBlockedSince + configuration.send, .send) }
         // A body is read only for the request being answered; a pipelined one waits,
         // unread, behind the response in progress and is not the client's delay.
         if readingBody, unansweredRequests <= 1 {
