@@ -30,7 +30,7 @@ struct ConfigurationTests {
         let topology = Topology(configuration: configuration, environment: [:])
         #expect(topology.keylessProviders.map(\.missingVariable).sorted() == ["ANTHROPIC_API_KEY", "AZURE_OPENAI_API_KEY", "GEMINI_API_KEY", "OPENAI_API_KEY"])
         #expect(topology.environmentKeys.isEmpty)
-        #expect(topology.models(forTier: "enterprise", isServable: { !$0.usesKeyPool }) == ["chat-small", "embed-small"])
+        #expect(topology.models(for: topology.contract(tier: "enterprise"), isServable: { !$0.usesKeyPool }) == ["chat-small", "embed-small"])
         let withKey = Topology(configuration: configuration, environment: ["OPENAI_API_KEY": "sk-test-1234"])
         #expect(withKey.environmentKeys.map(\.id) == ["env:openai"])
         #expect(withKey.environmentKeys.first?.lastFour == "1234")
@@ -74,10 +74,11 @@ struct ConfigurationTests {
 
     @Test func tiersLimitModels() throws {
         let topology = Topology(configuration: try parse(Self.valid), environment: [:])
-        #expect(topology.models(forTier: "standard") == ["chat-small"])
-        #expect(topology.deployments(for: "chat-slow", tier: "standard") == nil)
-        #expect(topology.deployments(for: "chat-fallback", tier: "enterprise")?.map(\.id) == ["dead-llama", "sim-llama"])
-        #expect(topology.deployments(for: "chat-small", tier: "no-such-tier") == nil)
+        #expect(topology.models(for: topology.contract(tier: "standard")) == ["chat-small"])
+        #expect(topology.deployments(for: "chat-slow", contract: topology.contract(tier: "standard")) == nil)
+        #expect(topology.deployments(for: "chat-fallback", contract: topology.contract(tier: "enterprise"))?.map(\.id) == ["dead-llama", "sim-llama"])
+        #expect(topology.deployments(for: "chat-small", contract: topology.contract(tier: "no-such-tier")) == nil)
+        #expect(topology.contract(tier: "enterprise").band == 100)
     }
 }
 

@@ -204,8 +204,8 @@ extension AdminController {
                 throw OpenAIError.invalidRequest("'\(name)' must be between 1 and 1000000000.", param: name)
             }
         }
-        for tier in body.tiers ?? [] where topology.tiers[tier] == nil {
-            let known = topology.tiers.keys.sorted().joined(separator: ", ")
+        for tier in body.tiers ?? [] where topology.contracts[tier] == nil {
+            let known = topology.contracts.keys.sorted().joined(separator: ", ")
             throw OpenAIError.invalidRequest("Unknown tier '\(tier)'; configured tiers: \(known).", param: "tiers")
         }
     }

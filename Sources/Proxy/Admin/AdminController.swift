@@ -39,8 +39,8 @@ struct AdminController {
         try context.admin?.require(.admin)
         let body: AdminResources.CreateTenant = try await decode(request)
         let name = try DisplayName.validated(body.name, field: "name")
-        guard topology.tiers[body.tier] != nil else {
-            let known = topology.tiers.keys.sorted().joined(separator: ", ")
+        guard topology.contracts[body.tier] != nil else {
+            let known = topology.contracts.keys.sorted().joined(separator: ", ")
             throw OpenAIError.invalidRequest("Unknown tier '\(body.tier)'; configured tiers: \(known).", param: "tier")
         }
         do {
@@ -87,7 +87,7 @@ struct AdminController {
     }
 
     private func tenantBody(_ tenant: Tenant) -> AdminResources.TenantBody {
-        AdminResources.TenantBody(tenant, tierLimits: topology.tiers[tenant.tier]?.limits ?? .unlimited)
+        AdminResources.TenantBody(tenant, contract: topology.contract(tier: tenant.tier, overrides: .init(tenant)))
     }
 
     // MARK: Keys

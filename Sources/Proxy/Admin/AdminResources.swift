@@ -14,12 +14,12 @@ enum AdminResources {
         /// The tenant's own limits; null fields take the tier's.
         var limitOverrides: TenantLimitsBody
 
-        init(_ tenant: Tenant, tierLimits: TenantLimits) {
+        init(_ tenant: Tenant, contract: Contract) {
             self.id = tenant.id
             self.name = tenant.name
             self.tier = tenant.tier
             self.createdAt = tenant.createdAt
-            self.limits = TenantLimitsBody(tierLimits.overridden(by: tenant.limitOverrides))
+            self.limits = TenantLimitsBody(contract.limits)
             self.limitOverrides = TenantLimitsBody(tenant.limitOverrides)
         }
     }

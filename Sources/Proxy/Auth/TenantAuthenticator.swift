@@ -1,16 +1,19 @@
 import Billing
 import Foundation
+import Pools
 import Providers
 import Synchronization
 
-/// Who sent a request: the tenant and the key it used.
+/// Who sent a request: the tenant, the key it used, and the contract it is served under.
 public struct AuthenticatedTenant: Sendable, Equatable {
     public var tenantID: String
     public var tenantName: String
-    public var tier: String
     public var keyID: String
-    /// The tenant's own limits in place of its tier's, part of its contract.
-    public var limitOverrides = TenantLimitOverrides()
+    /// The tenant's tier with its own overrides, resolved when the key was looked up.
+    public var contract: Contract
+
+    /// The tier's name.
+    public var tier: String { contract.tier }
 }
 
 /// Turns a bearer tenant key into its tenant: hash, look up (cached), check.
@@ -25,13 +28,22 @@ public final class TenantAuthenticator: Sendable {
     }
 
     private let ledger: Ledger
+    /// Resolves a tenant's contract from its record.
+    private let contract: @Sendable (Tenant) -> Contract
     private let cacheTTL: Duration
     private let negativeTTL: Duration
     private let maximumEntries: Int
     private let cache = Mutex<[[UInt8]: CacheEntry]>([:])
 
-    public init(ledger: Ledger, cacheTTL: Duration = .seconds(30), negativeTTL: Duration = .seconds(5), maximumEntries: Int = 100_000) {
+    public init(
+        ledger: Ledger,
+        contract: @escaping @Sendable (Tenant) -> Contract,
+        cacheTTL: Duration = .seconds(30),
+        negativeTTL: Duration = .seconds(5),
+        maximumEntries: Int = 100_000
+    ) {
         self.ledger = ledger
+        self.contract = contract
         self.cacheTTL = cacheTTL
         self.negativeTTL = negativeTTL
         self.maximumEntries = maximumEntries
@@ -82,8 +94,7 @@ public final class TenantAuthenticator: Sendable {
             record: found?.key,
             tenant: found.map {
                 AuthenticatedTenant(
-                    tenantID: $0.tenant.id, tenantName: $0.tenant.name, tier: $0.tenant.tier, keyID: $0.key.id,
-                    limitOverrides: $0.tenant.limitOverrides
+                    tenantID: $0.tenant.id, tenantName: $0.tenant.name, keyID: $0.key.id, contract: contract($0.tenant)
                 )
             },
             fetchedAt: .now

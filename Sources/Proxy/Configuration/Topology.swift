@@ -39,19 +39,12 @@ public struct Topology: Sendable {
         }
     }
 
-    public struct Tier: Sendable {
-        public var name: String
-        public var priority: Int
-        /// nil: every model.
-        public var models: Set<String>?
-        public var limits: TenantLimits
-    }
-
     public let deployments: [String: Deployment]
     public let routes: RouteTable
     /// Each model's deployments in order, resolved once so a request does no lookups.
     private let resolvedRoutes: [String: [Deployment]]
-    public let tiers: [String: Tier]
+    /// Each tier's contract, before any tenant's overrides.
+    public let contracts: [String: Contract]
     public let enginePools: [String: EnginePool]
     /// Every configured provider's kind, by provider id.
     public let providerKinds: [String: ProviderKind]
@@ -122,14 +115,14 @@ public struct Topology: Sendable {
             let enabled = model.routes.filter { deployments[$0] != nil }
             if !enabled.isEmpty { routes[model.name] = enabled }
         }
-        var tiers: [String: Tier] = [:]
+        var contracts: [String: Contract] = [:]
         for tier in configuration.tiers {
-            tiers[tier.name] = Tier(name: tier.name, priority: tier.priority, models: tier.models.map(Set.init), limits: tier.limits)
+            contracts[tier.name] = Contract(tier: tier.name, band: tier.priority, limits: tier.limits, models: tier.models.map(Set.init))
         }
         self.deployments = deployments
         self.routes = RouteTable(routes)
         self.resolvedRoutes = routes.mapValues { ids in ids.compactMap { deployments[$0] } }
-        self.tiers = tiers
+        self.contracts = contracts
         self.enginePools = pools
         self.providerKinds = Dictionary(configuration.providers.map { ($0.id, $0.kind) }, uniquingKeysWith: { first, _ in first })
         self.keylessProviders = keyless
@@ -145,10 +138,16 @@ public struct Topology: Sendable {
         }
     }
 
-    /// The deployments that may serve `model` for a tenant of `tier`, most preferred
-    /// first; nil when the model is unknown or not in the tier's contract.
-    public func deployments(for model: String, tier: String) -> [Deployment]? {
-        guard allows(model: model, tier: tier) else { return nil }
+    /// A tenant's contract: its tier's, with the tenant's overrides; a tier no longer
+    /// configured includes no model.
+    public func contract(tier: String, overrides: Contract.Overrides = .init()) -> Contract {
+        (contracts[tier] ?? .lapsed(tier: tier)).applying(overrides)
+    }
+
+    /// The deployments that may serve `model` under `contract`, most preferred first; nil
+    /// when the model is unknown or not in the contract.
+    public func deployments(for model: String, contract: Contract) -> [Deployment]? {
+        guard contract.allows(model: model) else { return nil }
         return resolvedRoutes[model]
     }
 
@@ -157,17 +156,12 @@ public struct Topology: Sendable {
         deployments.values.filter { $0.usesKeyPool && $0.providerID == provider }.map(\.id).sorted()
     }
 
-    /// The public models a tenant of `tier` may use, of those with a deployment that
+    /// The public models `contract` includes, of those with a deployment that
     /// `isServable` accepts (for example, one whose provider has a key).
-    public func models(forTier tier: String, isServable: (Deployment) -> Bool = { _ in true }) -> [String] {
+    public func models(for contract: Contract, isServable: (Deployment) -> Bool = { _ in true }) -> [String] {
         routes.models.filter { model in
-            allows(model: model, tier: tier) && (resolvedRoutes[model]?.contains(where: isServable) ?? false)
+            contract.allows(model: model) && (resolvedRoutes[model]?.contains(where: isServable) ?? false)
         }
-    }
-
-    private func allows(model: String, tier: String) -> Bool {
-        guard let tier = tiers[tier] else { return false }
-        return tier.models?.contains(model) ?? true
     }
 
     /// Logs which providers are off and why, once at start.

@@ -26,7 +26,7 @@ struct InferenceController {
             }
             group.get("models/:model") { _, context in
                 let name = context.parameters.get("model") ?? ""
-                guard let tenant = context.tenant, topology.models(forTier: tenant.tier, isServable: keys.isServable).contains(name) else {
+                guard let tenant = context.tenant, topology.models(for: tenant.contract, isServable: keys.isServable).contains(name) else {
                     throw OpenAIError.modelNotFound(name)
                 }
                 return jsonResponse(modelJSON(name))
@@ -35,7 +35,7 @@ struct InferenceController {
     }
 
     private func listModels(context: SwitchyardRequestContext) -> Response {
-        let models = context.tenant.map { topology.models(forTier: $0.tier, isServable: keys.isServable) } ?? []
+        let models = context.tenant.map { topology.models(for: $0.contract, isServable: keys.isServable) } ?? []
         var buffer = ByteBuffer()
         buffer.writeStaticString(#"{"object":"list","data":["#)
         for (index, name) in models.enumerated() {

@@ -29,7 +29,7 @@ extension RequestPipeline {
 
     /// The tenant's buckets, all at once, before any upstream is chosen.
     func admit(tenant: AuthenticatedTenant, demand: AdmissionRequest) async throws -> AdmissionOutcome {
-        let tenantLimits = (topology.tiers[tenant.tier]?.limits ?? .unlimited).overridden(by: tenant.limitOverrides)
+        let tenantLimits = tenant.contract.limits
         guard !tenantLimits.isUnlimited else { return .admitted(nil) }
         let decision: AdmissionDecision
         do {

@@ -65,7 +65,7 @@ final class RequestPipeline: Sendable {
             throw OpenAIError.bodyTooLarge(limit: limits.maximumRequestBodyBytes)
         }
         let head = try InferenceRequestHead.parse(body, endpoint: endpoint)
-        guard let routes = topology.deployments(for: head.model, tier: tenant.tier),
+        guard let routes = topology.deployments(for: head.model, contract: tenant.contract),
               routes.contains(where: keys.isServable)
         else {
             throw OpenAIError.modelNotFound(head.model)

@@ -87,7 +87,10 @@ public struct SwitchyardServer: Sendable {
         self.topology = Topology(configuration: configuration, environment: environment)
         self.ledger = try Ledger(path: options.databasePath)
         self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
-        self.tenantAuthenticator = TenantAuthenticator(ledger: ledger)
+        let topology = self.topology
+        self.tenantAuthenticator = TenantAuthenticator(ledger: ledger) { tenant in
+            topology.contract(tier: tenant.tier, overrides: .init(tenant))
+        }
         self.keyCipher = options.keyCipher
         self.keyCatalogue = ProviderKeyCatalogue(
             ledger: ledger, cipher: options.keyCipher, environmentKeys: topology.environmentKeys, logger: logger
