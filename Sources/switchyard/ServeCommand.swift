@@ -55,7 +55,13 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "While Redis is unreachable: 'open' keeps serving on this process's own limits, 'closed' answers 503 (env SWITCHYARD_REDIS_FAILURE).")
     var redisFailure: String?
 
+    @Option(help: "How engine pools choose who runs: 'contract' (bands, fair share, reserved shares) or 'fifo' (first come, first served in the engine's own queue; for comparison).")
+    var scheduling: String = "contract"
+
     func validate() throws {
+        guard EnginePool.Scheduling(rawValue: scheduling) != nil else {
+            throw ValidationError("--scheduling must be 'contract' or 'fifo', not '\(scheduling)'.")
+        }
         guard gracePeriod >= 0, gracePeriod <= 86_400 else {
             throw ValidationError("--grace-period must be from 0 to 86400 seconds, not \(gracePeriod).")
         }
@@ -153,7 +159,8 @@ struct ServeCommand: AsyncParsableCommand {
                 shutdownGracePeriod: .seconds(gracePeriod),
                 redisURL: redisURL,
                 redisFailurePolicy: failurePolicy,
-                keyCipher: keyCipher
+                keyCipher: keyCipher,
+                scheduling: EnginePool.Scheduling(rawValue: scheduling) ?? .contract
             ),
             logger: logger
         )

@@ -114,6 +114,16 @@ struct EnginePoolTests {
 
     // MARK: The pool
 
+    private static let demand = EnginePool.Demand(tenant: "t", contract: Contract(tier: "standard", band: 10))
+
+    private func lease(_ pool: EnginePool, now: ContinuousClock.Instant = .now) -> EnginePool.Lease {
+        guard let lease = pool.tryAcquire(Self.demand, now: now) else {
+            Issue.record("no slot was free")
+            return EnginePool.Lease(replica: -1, baseURL: "", tier: "", grantedAt: now, waited: .zero)
+        }
+        return lease
+    }
+
     @Test("a pool leases replicas by base URL and counts requests in flight")
     func pool() {
         let pool = EnginePool(name: "llama", replicas: [
@@ -121,13 +131,15 @@ struct EnginePoolTests {
             .init(baseURL: "http://b:8000/v1", slots: 4),
         ])
         #expect(pool.name == "llama")
-        let first = pool.acquire(now: start)
-        #expect(first == EnginePool.Lease(replica: 1, baseURL: "http://b:8000/v1"))
-        let second = pool.acquire(now: start)
+        #expect(pool.capacity == 6)
+        let first = lease(pool, now: start)
+        #expect(first.replica == 1 && first.baseURL == "http://b:8000/v1" && first.waited == .zero)
+        let second = lease(pool, now: start)
         #expect(pool.inFlight.reduce(0, +) == 2)
         pool.release(first)
         pool.release(second)
         #expect(pool.inFlight == [0, 0])
+        #expect(pool.snapshot.inFlight == 0)
     }
 
     @Test("a pool steps around a replica marked unreachable for its backoff")
@@ -136,14 +148,20 @@ struct EnginePoolTests {
             .init(baseURL: "http://a", slots: 4),
             .init(baseURL: "http://b", slots: 4),
         ])
-        let lease = pool.acquire(now: start)
-        #expect(lease.baseURL == "http://a")
-        pool.release(lease)
-        pool.markUnreachable(lease, backoff: .seconds(30), now: start)
+        let first = lease(pool, now: start)
+        #expect(first.baseURL == "http://a")
+        pool.markUnreachable(first, backoff: .seconds(30), now: start)
+        // The slot moves to the other replica and stays held.
+        let moved = pool.relocate(first, now: start)
+        #expect(moved.baseURL == "http://b")
+        #expect(pool.snapshot.inFlight == 1)
+        pool.release(moved)
         for _ in 0..<3 {
-            #expect(pool.acquire(now: start + .seconds(29)).baseURL == "http://b")
+            let next = lease(pool, now: start + .seconds(29))
+            #expect(next.baseURL == "http://b")
+            pool.release(next)
         }
-        #expect(pool.acquire(now: start + .seconds(30)).baseURL == "http://a")
+        #expect(lease(pool, now: start + .seconds(30)).baseURL == "http://a")
     }
 
     @Test("a replica has at least one slot")
@@ -153,23 +171,82 @@ struct EnginePoolTests {
         #expect(EnginePool.Replica(baseURL: "x", slots: 16).slots == 16)
     }
 
-    @Test("concurrent acquisitions and releases balance out")
+    @Test("concurrent acquisitions and releases balance out, waiting when the pool is full")
     func concurrentUse() async {
         let pool = EnginePool(name: "p", replicas: (0..<4).map { .init(baseURL: "http://r\($0)", slots: 8) })
         await withTaskGroup(of: Void.self) { group in
             for _ in 0..<64 {
                 group.addTask {
                     for _ in 0..<50 {
-                        let lease = pool.acquire()
+                        guard case .leased(let lease) = await pool.acquire(Self.demand) else {
+                            Issue.record("a request without a deadline was refused")
+                            return
+                        }
+                        await Task.yield()
                         pool.release(lease)
                     }
                 }
             }
         }
         #expect(pool.inFlight == [0, 0, 0, 0])
-        let leases = (0..<32).map { _ in pool.acquire() }
+        #expect(pool.snapshot.waiting == 0)
+        let leases = (0..<32).map { _ in lease(pool) }
         #expect(pool.inFlight == [8, 8, 8, 8])
-        leases.forEach(pool.release)
+        #expect(pool.tryAcquire(Self.demand) == nil)
+        leases.forEach { pool.release($0) }
         #expect(pool.inFlight == [0, 0, 0, 0])
+    }
+
+    @Test("a waiter is granted the slot a release frees, and its wait is measured")
+    func waiterGranted() async {
+        let pool = EnginePool(name: "p", replicas: [.init(baseURL: "http://a", slots: 1)])
+        let held = lease(pool)
+        async let waiting = pool.acquire(Self.demand)
+        while pool.snapshot.waiting == 0 { await Task.yield() }
+        pool.release(held)
+        guard case .leased(let granted) = await waiting else {
+            Issue.record("the waiter was not granted")
+            return
+        }
+        #expect(granted.waited > .zero)
+        #expect(pool.snapshot.inFlight == 1 && pool.snapshot.waiting == 0)
+        #expect(pool.snapshot.serviceTime != nil)
+        pool.release(granted)
+    }
+
+    @Test("a cancelled waiter leaves the queue and takes no slot")
+    func cancelledWaiter() async {
+        let pool = EnginePool(name: "p", replicas: [.init(baseURL: "http://a", slots: 1)])
+        let held = lease(pool)
+        let task = Task { await pool.acquire(Self.demand) }
+        while pool.snapshot.waiting == 0 { await Task.yield() }
+        task.cancel()
+        #expect(await task.value == .cancelled)
+        #expect(pool.snapshot.waiting == 0)
+        pool.release(held)
+        #expect(pool.snapshot.inFlight == 0)
+    }
+
+    @Test("a waiter still queued at its contract's longest wait is refused")
+    func deadline() async {
+        var contract = Contract(tier: "standard", band: 10)
+        contract.maximumQueueWait = .milliseconds(20)
+        let pool = EnginePool(name: "p", replicas: [.init(baseURL: "http://a", slots: 1)])
+        let held = lease(pool)
+        guard case .refused(.capacityExhausted) = await pool.acquire(.init(tenant: "t", contract: contract)) else {
+            Issue.record("the waiter was not refused at its deadline")
+            return
+        }
+        #expect(pool.snapshot.waiting == 0)
+        pool.release(held)
+        #expect(pool.snapshot.inFlight == 0)
+    }
+
+    @Test("a full queue refuses at once")
+    func fullQueue() async {
+        let pool = EnginePool(name: "p", replicas: [.init(baseURL: "http://a", slots: 1)], maximumQueue: 0)
+        let held = lease(pool)
+        #expect(await pool.acquire(Self.demand) == .refused(.capacityExhausted(predictedStart: nil)))
+        pool.release(held)
     }
 }

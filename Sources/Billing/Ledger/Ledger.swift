@@ -108,6 +108,15 @@ public struct Ledger: Sendable {
                 ALTER TABLE usage_events ADD COLUMN provider_key_id TEXT;
                 """)
         }
+        migrator.registerMigration("v3: queue wait and spill-over of usage events, tenant pinning") { db in
+            // queue_ms is NULL for requests that asked no engine pool (and older events).
+            // tenants.pinning is a JSON object of public model -> deployment id, NULL for none.
+            try db.execute(sql: """
+                ALTER TABLE usage_events ADD COLUMN queue_ms INTEGER;
+                ALTER TABLE usage_events ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE tenants ADD COLUMN pinning TEXT;
+                """)
+        }
         return migrator
     }
 }

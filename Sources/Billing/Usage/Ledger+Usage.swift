@@ -22,8 +22,8 @@ extension Ledger {
                 request_id, tenant_id, tenant_key_id, model, deployment, provider, provider_key_id,
                 prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, tokens_estimated,
                 cost_micros, currency, status, error_type, started_at, ttft_ms, duration_ms,
-                streamed, client_aborted
-            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                streamed, client_aborted, queue_ms, spilled
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         for event in events {
             try statement.execute(arguments: [
@@ -31,7 +31,7 @@ extension Ledger {
                 event.providerKeyID, event.promptTokens, event.cachedTokens, event.completionTokens, event.reasoningTokens,
                 event.tokensEstimated, event.costMicros, event.currency, event.status, event.errorType,
                 event.startedAt.ledgerMilliseconds, event.timeToFirstTokenMilliseconds, event.durationMilliseconds,
-                event.streamed, event.clientAborted,
+                event.streamed, event.clientAborted, event.queueMilliseconds, event.spilled,
             ])
         }
         try touchKeys(keyUses, in: db)
@@ -112,7 +112,9 @@ extension Ledger {
             timeToFirstTokenMilliseconds: row["ttft_ms"],
             durationMilliseconds: row["duration_ms"],
             streamed: row["streamed"],
-            clientAborted: row["client_aborted"]
+            clientAborted: row["client_aborted"],
+            queueMilliseconds: row["queue_ms"],
+            spilled: row["spilled"]
         )
     }
 }

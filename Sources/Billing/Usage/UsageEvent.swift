@@ -29,6 +29,10 @@ public struct UsageEvent: Sendable, Equatable {
     public var durationMilliseconds: Int
     public var streamed: Bool
     public var clientAborted: Bool
+    /// Milliseconds the request waited for an engine slot; nil when it asked no engine pool.
+    public var queueMilliseconds: Int?
+    /// True when a saturated engine pool sent the request to an external provider.
+    public var spilled: Bool
 
     public init(
         requestID: String,
@@ -51,7 +55,9 @@ public struct UsageEvent: Sendable, Equatable {
         timeToFirstTokenMilliseconds: Int? = nil,
         durationMilliseconds: Int,
         streamed: Bool,
-        clientAborted: Bool = false
+        clientAborted: Bool = false,
+        queueMilliseconds: Int? = nil,
+        spilled: Bool = false
     ) {
         self.requestID = requestID
         self.tenantID = tenantID
@@ -74,5 +80,7 @@ public struct UsageEvent: Sendable, Equatable {
         self.durationMilliseconds = durationMilliseconds
         self.streamed = streamed
         self.clientAborted = clientAborted
+        self.queueMilliseconds = queueMilliseconds
+        self.spilled = spilled
     }
 }

@@ -1,12 +1,20 @@
 import Synchronization
 
-/// Interchangeable replicas of a self-hosted engine. Places each request on the replica
-/// with the most free slots, and steps around replicas that recently refused connections.
+/// Interchangeable replicas of a self-hosted engine, with one admission queue in front of
+/// them. The pool's capacity is the sum of its replicas' slots; when none is free a
+/// request waits its turn by contract (band, fair share, reserved share) instead of
+/// piling into an engine's own first-come queue. A granted request goes to the replica
+/// with the most free slots, stepping around replicas that recently refused connections.
 public final class EnginePool: Sendable {
-    /// One placement of a request on a replica, to be released when the request ends.
+    /// One slot of the pool, on one replica, held until the request ends.
     public struct Lease: Sendable, Equatable {
         public var replica: Int
         public var baseURL: String
+        /// The tier the slot is counted against.
+        public var tier: String
+        public var grantedAt: ContinuousClock.Instant
+        /// How long the request waited for the slot.
+        public var waited: Duration
     }
 
     public struct Replica: Sendable, Equatable {
@@ -19,40 +27,266 @@ public final class EnginePool: Sendable {
         }
     }
 
+    /// Who asks for a slot, and on what terms.
+    public struct Demand: Sendable, Equatable {
+        public var tenant: String
+        public var tier: String
+        public var band: Int
+        public var weight: Int
+        public var reservedShare: Double
+        /// The longest the request accepts to wait; nil waits as long as it takes.
+        public var maximumWait: Duration?
+
+        public init(tenant: String, contract: Contract) {
+            self.tenant = tenant
+            self.tier = contract.tier
+            self.band = contract.band
+            self.weight = contract.weight
+            self.reservedShare = contract.reservedShare
+            self.maximumWait = contract.maximumQueueWait
+        }
+
+        var queueDemand: PoolQueueState<Waiter>.Demand {
+            .init(tenant: tenant, tier: tier, band: band, weight: weight, reservedShare: reservedShare)
+        }
+    }
+
+    /// Why a request gets no slot.
+    public enum Refusal: Sendable, Equatable {
+        /// The queue is full, the predicted start is past the request's longest wait, or
+        /// the wait ran out. `predictedStart` is nil before the pool has measured a slot.
+        case capacityExhausted(predictedStart: Duration?)
+    }
+
+    public enum Acquisition: Sendable, Equatable {
+        case leased(Lease)
+        case refused(Refusal)
+        /// The waiting task was cancelled (its client left); it holds nothing.
+        case cancelled
+    }
+
+    /// How the pool decides who runs.
+    public enum Scheduling: String, Sendable, Equatable, CaseIterable {
+        /// Requests wait for a slot by contract: band, fair share, reserved share.
+        case contract
+        /// Every request goes to an engine at once, over its slots if need be, and waits in
+        /// the engine's own first-come queue: for comparison with `contract` only.
+        case fifo
+    }
+
+    /// What a waiting request is resumed with.
+    typealias Waiter = CheckedContinuation<Acquisition, Never>
+
+    private struct State: ~Copyable {
+        var queue: PoolQueueState<Waiter>
+        var replicas: EnginePoolState
+    }
+
     public let name: String
     public let replicas: [Replica]
-    private let state: Mutex<EnginePoolState>
+    /// The pool's slots: the sum of its replicas'.
+    public let capacity: Int
+    /// The most requests that may wait at once.
+    public let maximumQueue: Int
+    public let scheduling: Scheduling
+    private let state: Mutex<State>
 
-    public init(name: String, replicas: [Replica]) {
+    public static let defaultMaximumQueue = 1_000
+
+    public init(
+        name: String, replicas: [Replica], maximumQueue: Int = EnginePool.defaultMaximumQueue, scheduling: Scheduling = .contract
+    ) {
         precondition(!replicas.isEmpty, "an engine pool needs at least one replica")
         self.name = name
+        self.scheduling = scheduling
         self.replicas = replicas
-        self.state = Mutex(EnginePoolState(slots: replicas.map(\.slots)))
+        self.capacity = replicas.reduce(0) { $0 + $1.slots }
+        self.maximumQueue = maximumQueue
+        self.state = Mutex(State(
+            queue: PoolQueueState(capacity: capacity, maximumQueue: maximumQueue),
+            replicas: EnginePoolState(slots: replicas.map(\.slots))
+        ))
     }
 
-    /// Places a request. Always succeeds: when every replica is full the request goes to
-    /// the least loaded one and waits in that engine's own queue.
-    public func acquire(now: ContinuousClock.Instant = .now) -> Lease {
-        let index = state.withLock { $0.acquire(now: now) }
-        return Lease(replica: index, baseURL: replicas[index].baseURL)
+    // MARK: Acquiring
+
+    /// A slot of the pool: at once when one is free (no suspension), else after waiting
+    /// in the queue by contract.
+    public func acquire(_ demand: Demand) async -> Acquisition {
+        let now = ContinuousClock.now
+        if let lease = tryAcquire(demand, now: now) { return .leased(lease) }
+        return await wait(demand)
     }
 
-    public func release(_ lease: Lease) {
-        state.withLock { $0.release(lease.replica) }
+    /// A slot if one is free now, without waiting.
+    public func tryAcquire(_ demand: Demand, now: ContinuousClock.Instant = .now) -> Lease? {
+        state.withLock { state -> Lease? in
+            guard scheduling == .fifo || state.queue.takeFreeSlot(demand.queueDemand) else { return nil }
+            return lease(&state, tier: demand.tier, waited: .zero, now: now)
+        }
+    }
+
+    /// When a request of `demand` would get a slot if it asked now: zero when one is
+    /// free, nil before the pool has measured how long a slot is held.
+    public func predictedStart(for demand: Demand) -> Duration? {
+        state.withLock { $0.queue.predictedStart(for: demand.queueDemand) }
+    }
+
+    private func wait(_ demand: Demand) async -> Acquisition {
+        let ticket = Ticket()
+        return await withTaskGroup(of: Acquisition?.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { (continuation: Waiter) in
+                        self.enqueue(demand, continuation: continuation, ticket: ticket)
+                    }
+                } onCancel: {
+                    self.abandon(ticket, with: .cancelled, demand: demand)
+                }
+            }
+            if let maximumWait = demand.maximumWait {
+                group.addTask {
+                    // The deadline: a waiter still queued then is turned away.
+                    try? await Task.sleep(for: maximumWait)
+                    if !Task.isCancelled { self.abandon(ticket, with: .timedOut, demand: demand) }
+                    return nil
+                }
+            }
+            var outcome: Acquisition = .cancelled
+            for await result in group {
+                guard let result else { continue }
+                outcome = result
+                break
+            }
+            group.cancelAll()
+            return outcome
+        }
+    }
+
+    private func enqueue(_ demand: Demand, continuation: Waiter, ticket: Ticket) {
+        let now = ContinuousClock.now
+        let immediate: Acquisition? = state.withLock { state -> Acquisition? in
+            guard ticket.state.withLock({ $0 == .new }) else { return .cancelled }
+            switch state.queue.acquire(demand.queueDemand, waiter: continuation, maximumWait: demand.maximumWait, now: now) {
+            case .granted:
+                return .leased(lease(&state, tier: demand.tier, waited: .zero, now: now))
+            case .enqueued(let id):
+                ticket.state.withLock { $0 = .queued(id) }
+                return nil
+            case .refused(.queueFull(let predicted)):
+                return .refused(.capacityExhausted(predictedStart: predicted))
+            case .refused(.tooLate(let predicted)):
+                return .refused(.capacityExhausted(predictedStart: predicted))
+            }
+        }
+        if let immediate { continuation.resume(returning: immediate) }
+    }
+
+    private enum Abandonment { case cancelled, timedOut }
+
+    /// Takes a waiter out of the queue; it is resumed unless it was granted first.
+    private func abandon(_ ticket: Ticket, with reason: Abandonment, demand: Demand) {
+        let removed = state.withLock { state -> (Waiter, Acquisition)? in
+            let id: PoolQueueState<Waiter>.ID? = ticket.state.withLock { ticket in
+                defer { ticket = .done }
+                if case .queued(let id) = ticket { return id }
+                return nil
+            }
+            guard let id, let waiter = state.queue.remove(id) else { return nil }
+            switch reason {
+            case .cancelled:
+                return (waiter, .cancelled)
+            case .timedOut:
+                let predicted = state.queue.predictedStart(for: demand.queueDemand)
+                return (waiter, .refused(.capacityExhausted(predictedStart: predicted)))
+            }
+        }
+        if let (waiter, outcome) = removed { waiter.resume(returning: outcome) }
+    }
+
+    // MARK: Releasing
+
+    /// Gives back a slot; the next waiter by contract takes it.
+    public func release(_ lease: Lease, now: ContinuousClock.Instant = .now) {
+        let granted = state.withLock { state -> (Waiter, Lease)? in
+            state.replicas.release(lease.replica)
+            guard scheduling == .contract else { return nil }
+            guard let grant = state.queue.release(tier: lease.tier, heldFor: now - lease.grantedAt, now: now) else {
+                return nil
+            }
+            return (grant.waiter, self.lease(&state, tier: grant.tier, waited: grant.waited, now: now))
+        }
+        if let (waiter, lease) = granted { waiter.resume(returning: .leased(lease)) }
+    }
+
+    /// Moves a held slot to another replica, after its replica could not be reached.
+    public func relocate(_ lease: Lease, now: ContinuousClock.Instant = .now) -> Lease {
+        state.withLock { state in
+            state.replicas.release(lease.replica)
+            var moved = lease
+            moved.replica = state.replicas.acquire(now: now)
+            moved.baseURL = replicas[moved.replica].baseURL
+            return moved
+        }
     }
 
     /// Records that a replica could not be reached; it is avoided for `backoff`.
     public func markUnreachable(_ lease: Lease, backoff: Duration = .seconds(5), now: ContinuousClock.Instant = .now) {
-        state.withLock { $0.markUnreachable(lease.replica, until: now + backoff) }
+        state.withLock { $0.replicas.markUnreachable(lease.replica, until: now + backoff) }
     }
+
+    // MARK: Reading
 
     /// Requests in flight per replica.
     public var inFlight: [Int] {
-        state.withLock { $0.inFlight }
+        state.withLock { $0.replicas.inFlight }
+    }
+
+    /// What the pool is doing now.
+    public struct Snapshot: Sendable, Equatable {
+        public var inFlight: Int
+        public var waiting: Int
+        /// Per tier: slots held and requests waiting.
+        public var tiers: [String: TierCount]
+        /// The measured time a slot is held; nil before the first release.
+        public var serviceTime: Duration?
+    }
+
+    public struct TierCount: Sendable, Equatable {
+        public var inFlight: Int
+        public var waiting: Int
+    }
+
+    public var snapshot: Snapshot {
+        state.withLock { state in
+            Snapshot(
+                inFlight: scheduling == .contract ? state.queue.inFlight : state.replicas.inFlight.reduce(0, +),
+                waiting: state.queue.waiting,
+                tiers: state.queue.tierCounts.mapValues { TierCount(inFlight: $0.inFlight, waiting: $0.waiting) },
+                serviceTime: state.queue.serviceTime
+            )
+        }
+    }
+
+    private func lease(_ state: inout State, tier: String, waited: Duration, now: ContinuousClock.Instant) -> Lease {
+        let replica = state.replicas.acquire(now: now)
+        return Lease(replica: replica, baseURL: replicas[replica].baseURL, tier: tier, grantedAt: now, waited: waited)
+    }
+
+    /// A waiting request's place in the queue, shared by its waiting, its cancellation
+    /// and its deadline, whichever comes first.
+    private final class Ticket: Sendable {
+        enum State: Equatable {
+            case new
+            case queued(PoolQueueState<Waiter>.ID)
+            case done
+        }
+
+        let state = Mutex(State.new)
     }
 }
 
-/// The placement state machine of an engine pool.
+/// The replica placement of an engine pool: which replica a granted slot runs on.
 struct EnginePoolState: Sendable {
     let slots: [Int]
     var inFlight: [Int]

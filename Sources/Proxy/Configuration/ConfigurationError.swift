@@ -75,6 +75,38 @@ struct ConfigObject {
         return value
     }
 
+    /// A number in `0...1`, such as a share.
+    mutating func fraction(_ key: String, default defaultValue: Double) throws(ConfigurationError) -> Double {
+        read.insert(key)
+        guard let raw = dictionary[key], !(raw is NSNullLike) else { return defaultValue }
+        guard let number = raw as? NSNumberLike, String(cString: number.objCType) != "c" else {
+            throw ConfigurationError(path: childPath(key), message: "expected a number from 0 to 1")
+        }
+        let value = number.doubleValue
+        guard value.isFinite, value >= 0, value <= 1 else {
+            throw ConfigurationError(path: childPath(key), message: "must be from 0 to 1")
+        }
+        return value
+    }
+
+    mutating func boolean(_ key: String, default defaultValue: Bool) throws(ConfigurationError) -> Bool {
+        read.insert(key)
+        guard let raw = dictionary[key], !(raw is NSNullLike) else { return defaultValue }
+        guard let number = raw as? NSNumberLike, String(cString: number.objCType) == "c" else {
+            throw ConfigurationError(path: childPath(key), message: "expected true or false")
+        }
+        return number.boolValue
+    }
+
+    /// One of `allowed`, or `defaultValue` when absent.
+    mutating func choice(_ key: String, of allowed: [String], default defaultValue: String) throws(ConfigurationError) -> String {
+        guard let value = try optionalString(key) else { return defaultValue }
+        guard allowed.contains(value) else {
+            throw ConfigurationError(path: childPath(key), message: "'\(value)' is not one of \(allowed.joined(separator: ", "))")
+        }
+        return value
+    }
+
     mutating func array(_ key: String, required: Bool = true) throws(ConfigurationError) -> [Any] {
         read.insert(key)
         guard let raw = dictionary[key], !(raw is NSNullLike) else {

@@ -29,11 +29,25 @@ extension SwitchyardConfiguration {
         for deployment in prices.keys.sorted() where !deploymentIDs.contains(deployment) {
             throw ConfigurationError(path: "$.prices.\(deployment)", message: "no deployment has id '\(deployment)'")
         }
+        try validateReservedShares()
         let modelNames = Set(models.map(\.name))
         for (index, tier) in tiers.enumerated() {
             for (modelIndex, model) in (tier.models ?? []).enumerated() where !modelNames.contains(model) {
                 throw ConfigurationError(path: "$.tiers[\(index)].models[\(modelIndex)]", message: "no model is named '\(model)'")
             }
+        }
+    }
+
+    /// Reserved shares are shares of one pool: together they can be at most all of it.
+    func validateReservedShares() throws(ConfigurationError) {
+        let total = tiers.reduce(0) { $0 + $1.reservedShare }
+        guard total <= 1 + 1e-9 else {
+            let index = tiers.lastIndex { $0.reservedShare > 0 } ?? 0
+            let shares = tiers.filter { $0.reservedShare > 0 }.map { "\($0.name) \($0.reservedShare)" }.joined(separator: ", ")
+            throw ConfigurationError(
+                path: "$.tiers[\(index)].reserved_share",
+                message: "the tiers' reserved shares add up to more than 1 (\(shares))"
+            )
         }
     }
 

@@ -28,6 +28,8 @@ public struct SwitchyardConfiguration: Sendable {
 
         public var id: String
         public var replicas: [Replica]
+        /// The most requests that may wait for a slot at once.
+        public var maximumQueue: Int = Pools.EnginePool.defaultMaximumQueue
     }
 
     public struct Deployment: Sendable, Equatable {
@@ -43,9 +45,17 @@ public struct SwitchyardConfiguration: Sendable {
     }
 
     public struct Model: Sendable, Equatable {
+        public enum Routing: String, Sendable, Equatable, CaseIterable {
+            /// The routes in their configured order.
+            case ordered
+            /// The routes by the expected price of each request, cheapest first.
+            case cost
+        }
+
         public var name: String
         /// Deployment ids, most preferred first.
         public var routes: [String]
+        public var routing: Routing = .ordered
     }
 
     public struct Tier: Sendable, Equatable {
@@ -56,6 +66,29 @@ public struct SwitchyardConfiguration: Sendable {
         /// Requests per minute, tokens per minute and concurrent requests per tenant;
         /// each nil means unlimited.
         public var limits: TenantLimits
+        public var weight = 1
+        public var reservedShare: Double = 0
+        /// Milliseconds; nil waits as long as it takes.
+        public var maximumQueueWaitMilliseconds: Int?
+        public var spillOver: Contract.SpillOver = .never
+        public var spillAfterMilliseconds = 0
+        public var maximumSpillPricePerMillion: Int?
+
+        /// The tier's contract, before any tenant's overrides.
+        public var contract: Contract {
+            Contract(
+                tier: name,
+                band: priority,
+                weight: weight,
+                limits: limits,
+                reservedShare: reservedShare,
+                maximumQueueWait: maximumQueueWaitMilliseconds.map { .milliseconds($0) },
+                spillOver: spillOver,
+                spillAfter: .milliseconds(spillAfterMilliseconds),
+                maximumSpillPricePerMillion: maximumSpillPricePerMillion,
+                models: models.map(Set.init)
+            )
+        }
     }
 
     public var currency: String
@@ -178,7 +211,11 @@ extension SwitchyardConfiguration {
         guard !replicas.isEmpty else {
             throw ConfigurationError(path: object.childPath("replicas"), message: "needs at least one replica")
         }
-        return EnginePool(id: id, replicas: replicas)
+        return EnginePool(
+            id: id,
+            replicas: replicas,
+            maximumQueue: try object.integer("max_queue", default: Pools.EnginePool.defaultMaximumQueue, minimum: 0, maximum: Bounds.queue)
+        )
     }
 
     private static func readDeployment(_ object: inout ConfigObject) throws(ConfigurationError) -> Deployment {
@@ -196,7 +233,10 @@ extension SwitchyardConfiguration {
     }
 
     private static func readModel(_ object: inout ConfigObject) throws(ConfigurationError) -> Model {
-        let model = Model(name: try object.string("name"), routes: try object.stringArray("routes"))
+        let routing = try object.choice("routing", of: Model.Routing.allCases.map(\.rawValue), default: "ordered")
+        let model = Model(
+            name: try object.string("name"), routes: try object.stringArray("routes"), routing: Model.Routing(rawValue: routing)!
+        )
         guard !model.routes.isEmpty else {
             throw ConfigurationError(path: object.childPath("routes"), message: "needs at least one deployment")
         }
@@ -215,7 +255,21 @@ extension SwitchyardConfiguration {
             tokensPerMinute: try limit("tokens_per_minute"),
             concurrentRequests: try limit("concurrent_requests")
         )
-        return Tier(name: name, priority: priority, models: models, limits: limits)
+        let spillOver = try object.choice("spill_over", of: Contract.SpillOver.allCases.map(\.rawValue), default: "never")
+        return Tier(
+            name: name,
+            priority: priority,
+            models: models,
+            limits: limits,
+            weight: try object.integer("weight", default: 1, minimum: 1, maximum: Bounds.weight),
+            reservedShare: try object.fraction("reserved_share", default: 0),
+            maximumQueueWaitMilliseconds: object.has("max_queue_wait_ms")
+                ? try object.integer("max_queue_wait_ms", minimum: 0, maximum: Bounds.milliseconds) : nil,
+            spillOver: Contract.SpillOver(rawValue: spillOver)!,
+            spillAfterMilliseconds: try object.integer("spill_after_ms", default: 0, minimum: 0, maximum: Bounds.milliseconds),
+            maximumSpillPricePerMillion: object.has("max_spill_price_per_million")
+                ? try object.integer("max_spill_price_per_million", minimum: 0, maximum: Bounds.pricePerMillion) : nil
+        )
     }
 
     private static func readPrice(_ object: inout ConfigObject, currency: String) throws(ConfigurationError) -> Price {
@@ -236,6 +290,10 @@ extension SwitchyardConfiguration {
     enum Bounds {
         static let slots = 100_000
         static let priority = 1_000_000
+        static let weight = 1_000_000
+        static let queue = 1_000_000
+        /// A day.
+        static let milliseconds = 86_400_000
         /// 10,000 currency units per million tokens, in micro-units.
         static let pricePerMillion = 10_000_000_000
     }

@@ -25,6 +25,30 @@ public struct Topology: Sendable {
         /// The most output tokens the deployment serves, when configured.
         public var maxOutputTokens: Int?
 
+        /// The provider's endpoint, before a key or replica is chosen.
+        public var endpoint: ProviderEndpoint {
+            switch target {
+            case .provider(let endpoint), .engine(_, let endpoint): endpoint
+            }
+        }
+
+        /// The engine pool that serves the deployment, if it is self-hosted.
+        public var enginePool: EnginePool? {
+            if case .engine(let pool, _) = target { pool } else { nil }
+        }
+
+        /// The price of a request as it is expected to be: micro-units, unrounded, for
+        /// ranking deployments by cost.
+        public func expectedCost(promptTokens: Int, outputTokens: Int) -> Double {
+            (Double(promptTokens) * Double(price.inputPerMillion) + Double(outputTokens) * Double(price.outputPerMillion)) / 1e6
+        }
+
+        /// The blended price per million tokens (three input tokens to one output token),
+        /// compared with a contract's `max_spill_price_per_million`.
+        public var blendedPricePerMillion: Int64 {
+            (3 * price.inputPerMillion + price.outputPerMillion) / 4
+        }
+
         /// Whether each attempt draws a provider key from the provider's key pool.
         public var usesKeyPool: Bool {
             if case .provider = target { true } else { false }
@@ -41,6 +65,8 @@ public struct Topology: Sendable {
 
     public let deployments: [String: Deployment]
     public let routes: RouteTable
+    /// The models whose routes are ranked by expected price.
+    public let costRoutedModels: Set<String>
     /// Each model's deployments in order, resolved once so a request does no lookups.
     private let resolvedRoutes: [String: [Deployment]]
     /// Each tier's contract, before any tenant's overrides.
@@ -55,12 +81,14 @@ public struct Topology: Sendable {
     public let environmentKeys: [ProviderKeyCatalogue.Key]
 
     /// Resolves `configuration` against `environment`.
-    public init(configuration: SwitchyardConfiguration, environment: [String: String]) {
+    public init(configuration: SwitchyardConfiguration, environment: [String: String], scheduling: EnginePool.Scheduling = .contract) {
         var pools: [String: EnginePool] = [:]
         for pool in configuration.enginePools {
             pools[pool.id] = EnginePool(
                 name: pool.id,
-                replicas: pool.replicas.map { .init(baseURL: $0.url, slots: $0.slots) }
+                replicas: pool.replicas.map { .init(baseURL: $0.url, slots: $0.slots) },
+                maximumQueue: pool.maximumQueue,
+                scheduling: scheduling
             )
         }
         var endpoints: [String: ProviderEndpoint] = [:]
@@ -117,10 +145,11 @@ public struct Topology: Sendable {
         }
         var contracts: [String: Contract] = [:]
         for tier in configuration.tiers {
-            contracts[tier.name] = Contract(tier: tier.name, band: tier.priority, limits: tier.limits, models: tier.models.map(Set.init))
+            contracts[tier.name] = tier.contract
         }
         self.deployments = deployments
         self.routes = RouteTable(routes)
+        self.costRoutedModels = Set(configuration.models.filter { $0.routing == .cost }.map(\.name))
         self.resolvedRoutes = routes.mapValues { ids in ids.compactMap { deployments[$0] } }
         self.contracts = contracts
         self.enginePools = pools

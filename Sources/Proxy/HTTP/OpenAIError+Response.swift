@@ -16,6 +16,11 @@ extension OpenAIError {
 
 extension HTTPField.Name {
     static let requestID = HTTPField.Name("x-request-id")!
+    static let retryAfter = HTTPField.Name("retry-after")!
+    /// Milliseconds an answered request waited for an engine slot.
+    static let queueMilliseconds = HTTPField.Name("x-switchyard-queue-ms")!
+    /// When a request refused for capacity would have started, in milliseconds.
+    static let predictedStartMilliseconds = HTTPField.Name("x-switchyard-predicted-start-ms")!
 }
 
 extension OpenAIError {

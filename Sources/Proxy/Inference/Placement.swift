@@ -1,8 +1,8 @@
 import Pools
 import Providers
 
-/// Where one attempt goes: the provider endpoint with a key from its pool, or an engine
-/// replica leased from its pool.
+/// Where one attempt goes: the provider endpoint with a key from its pool, or a slot of
+/// an engine pool on one of its replicas.
 struct Placement: Sendable {
     let endpoint: ProviderEndpoint
     /// The provider key, for deployments of external providers.
@@ -12,29 +12,35 @@ struct Placement: Sendable {
     private let pool: EnginePool?
     private let lease: EnginePool.Lease?
 
-    init(_ deployment: Topology.Deployment, key: ProviderKeys.Choice? = nil) {
+    /// An attempt on an external provider, with one of its keys.
+    init(_ deployment: Topology.Deployment, key: ProviderKeys.Choice) {
         self.key = key
-        switch deployment.target {
-        case .provider(var endpoint):
-            if let key { endpoint.apiKey = key.key.secret }
-            self.endpoint = endpoint
-            self.pool = nil
-            self.lease = nil
-        case .engine(let pool, var endpoint):
-            let lease = pool.acquire()
-            endpoint.baseURL = lease.baseURL.hasSuffix("/") ? String(lease.baseURL.dropLast()) : lease.baseURL
-            self.endpoint = endpoint
-            self.pool = pool
-            self.lease = lease
-        }
+        var endpoint = deployment.endpoint
+        endpoint.apiKey = key.key.secret
+        self.endpoint = endpoint
+        self.pool = nil
+        self.lease = nil
     }
+
+    /// An attempt on an engine pool, in the slot `lease` holds.
+    init(_ deployment: Topology.Deployment, pool: EnginePool, lease: EnginePool.Lease) {
+        self.key = nil
+        var endpoint = deployment.endpoint
+        endpoint.baseURL = lease.baseURL.hasSuffix("/") ? String(lease.baseURL.dropLast()) : lease.baseURL
+        self.endpoint = endpoint
+        self.pool = pool
+        self.lease = lease
+    }
+
+    /// How long the request waited for its engine slot; zero for providers.
+    var queueWait: Duration { lease?.waited ?? .zero }
 
     /// Takes the credential this attempt was sent with out of upstream text the tenant sees.
     var redaction: SecretRedaction {
         SecretRedaction(secrets: endpoint.apiKey.map { [$0] } ?? [])
     }
 
-    /// Gives back the engine replica. Once an answer is being relayed the meter does this,
+    /// Gives back the engine slot. Once an answer is being relayed the meter does this,
     /// and gives back the key with the tokens used; before, the pipeline does, reporting
     /// the key's failure.
     func release() {

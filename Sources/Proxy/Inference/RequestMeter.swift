@@ -51,6 +51,8 @@ final class RequestMeter: Sendable {
     /// when the event is recorded, so even an answer whose body is never written frees it.
     private let placement = Mutex<Placement?>(nil)
     private let recorded = Atomic<Bool>(false)
+    /// What scheduling did: the wait for an engine slot, and whether the request spilled.
+    private let schedule = Mutex<(queueWait: Duration?, spilled: Bool)>((nil, false))
 
     init(
         facts: Facts, writer: UsageWriter, metrics: ProxyMetrics, reservation: (Reservation, any TenantAdmission)?,
@@ -71,6 +73,17 @@ final class RequestMeter: Sendable {
     /// Takes over the placement whose answer is being relayed; it is released with the event.
     func use(_ placement: Placement) {
         self.placement.withLock { $0 = placement }
+    }
+
+    /// Notes how long the request waited for an engine slot (the longest, when it asked
+    /// more than one pool).
+    func queued(for wait: Duration) {
+        schedule.withLock { $0.queueWait = max($0.queueWait ?? .zero, wait) }
+    }
+
+    /// Notes that the request left a saturated engine pool for an external provider.
+    func spilled(_ spilled: Bool) {
+        schedule.withLock { $0.spilled = spilled }
     }
 
     func finish(_ outcome: Outcome, now: ContinuousClock.Instant = .now) {
@@ -110,6 +123,7 @@ final class RequestMeter: Sendable {
             estimated: true
         )
         let price = outcome.deployment?.price
+        let schedule = schedule.withLock { $0 }
         return UsageEvent(
             requestID: facts.requestID,
             tenantID: facts.tenant.tenantID,
@@ -135,11 +149,13 @@ final class RequestMeter: Sendable {
             timeToFirstTokenMilliseconds: outcome.firstByte.map { Self.milliseconds($0 - facts.startInstant) },
             durationMilliseconds: Self.milliseconds(now - facts.startInstant),
             streamed: facts.streamed,
-            clientAborted: outcome.clientAborted
+            clientAborted: outcome.clientAborted,
+            queueMilliseconds: schedule.queueWait.map(Self.milliseconds),
+            spilled: schedule.spilled
         )
     }
 
-    private static func milliseconds(_ duration: Duration) -> Int {
+    static func milliseconds(_ duration: Duration) -> Int {
         let (seconds, attoseconds) = duration.components
         return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }

@@ -60,7 +60,7 @@ extension RequestPipeline {
             code: "rate_limit_exceeded"
         ).response()
         if let seconds = refusal.retryAfterSeconds {
-            response.headers[HTTPField.Name("retry-after")!] = String(seconds)
+            response.headers[.retryAfter] = String(seconds)
         }
         response.headers.append(rateLimitHeaders: refusal.headers)
         return response

@@ -70,7 +70,7 @@ final class RequestPipeline: Sendable {
         else {
             throw OpenAIError.modelNotFound(head.model)
         }
-        let candidates = try Self.deployments(routes, serving: head)
+        let able = try Self.deployments(routes, serving: head)
         // Bounded by the head's limits (choices × output tokens is at most 2^31), so no
         // client-sent number can overflow the reservation.
         let demand = AdmissionRequest(
@@ -78,6 +78,8 @@ final class RequestPipeline: Sendable {
             maximumOutputTokens: head.choices * (head.maxOutputTokens ?? limits.defaultOutputReservation)
         )
         let tokens = demand.reservedTokens
+        let candidates = candidates(able, head: head, contract: tenant.contract, demand: demand)
+        guard !candidates.isEmpty else { throw OpenAIError.modelNotFound(head.model) }
         let reservation: Reservation?
         switch try await admit(tenant: tenant, demand: demand) {
         case .refused(let response): return response
@@ -126,7 +128,9 @@ final class RequestPipeline: Sendable {
 
     /// Tries the deployments in order, at most `maximumAttempts` upstream attempts in
     /// all, and only before any byte has reached the client: an engine pool's replicas,
-    /// or a provider's keys, before the next deployment.
+    /// or a provider's keys, before the next deployment. A saturated engine pool waits,
+    /// refuses, or lets the request spill over to the providers after it, as the
+    /// contract says.
     private func forward(
         head: InferenceRequestHead,
         body: ByteBuffer,
@@ -141,18 +145,40 @@ final class RequestPipeline: Sendable {
         var retryAfter: Duration?
         var lastDeployment: Topology.Deployment?
         var attempts = 0
-        deployments: for (index, deployment) in candidates.enumerated() {
-            let isLastDeployment = index == candidates.count - 1
+        var order = candidates
+        var index = 0
+        /// The deployments a saturated engine pool handed the request to.
+        var spilledTo: Set<String> = []
+        /// Engine deployments the request must wait for now: their spill was tried.
+        var mustWait: Set<String> = []
+        deployments: while index < order.count {
+            let deployment = order[index]
+            index += 1
+            let isLastDeployment = index == order.count
             var tried = TriedUpstreams()
+            if deployment.enginePool != nil, !mustWait.contains(deployment.id) {
+                let targets = spillTargets(from: deployment, after: order[index...], contract: tenant.contract)
+                if !targets.isEmpty, shouldSpill(from: deployment, tenant: tenant) {
+                    // The providers first, then back to this pool's queue if none has room.
+                    let moved = Set(targets.map(\.id))
+                    let rest = order[index...].filter { !moved.contains($0.id) }
+                    order = Array(order[..<(index - 1)]) + targets + [deployment] + rest
+                    index -= 1
+                    spilledTo.formUnion(moved)
+                    mustWait.insert(deployment.id)
+                    continue deployments
+                }
+            }
+            meter.spilled(spilledTo.contains(deployment.id))
             while attempts < Self.maximumAttempts {
                 let placement: Placement
-                switch await place(deployment, tenant: tenant, tokens: tokens, tried: &tried) {
+                switch await place(deployment, tenant: tenant, tokens: tokens, tried: &tried, meter: meter) {
                 case .placed(let placed):
                     placement = placed
                 case .exhausted:
                     continue deployments
-                case .unavailable where Task.isCancelled:
-                    // The client left while a key was being chosen.
+                case .cancelled, .unavailable where Task.isCancelled:
+                    // The client left while waiting for a slot or a key.
                     meter.finish(.init(
                         deployment: deployment, status: 499, errorType: "client_closed_request",
                         usage: TokenUsage(promptTokens: 0, completionTokens: 0), clientAborted: true
@@ -164,6 +190,15 @@ final class RequestPipeline: Sendable {
                     if attempts == 0 { failure = error }
                     if let after { retryAfter = min(retryAfter ?? after, after) }
                     continue deployments
+                case .saturated(let predictedStart):
+                    guard let pool = deployment.enginePool else { continue deployments }
+                    metrics.capacityRefusal(pool: pool.name, tier: tenant.tier)
+                    // Another engine pool of the model may have room; a provider only
+                    // through spill-over, which was weighed above.
+                    if order[index...].contains(where: { $0.enginePool != nil }) { continue deployments }
+                    let error = OpenAIError.capacityExhausted(model: head.model)
+                    meter.finish(.unanswered(deployment: deployment, error: error))
+                    return Self.capacityExhausted(error, predictedStart: predictedStart)
                 }
                 attempts += 1
                 lastDeployment = deployment
@@ -172,7 +207,11 @@ final class RequestPipeline: Sendable {
                     deployment, placement: placement, head: head, body: body, meter: meter, context: context,
                     rateLimitHeaders: rateLimitHeaders
                 ) {
-                case .answered(let response):
+                case .answered(var response):
+                    if spilledTo.contains(deployment.id) { metrics.spillover(model: head.model, deployment: deployment.id) }
+                    if deployment.enginePool != nil {
+                        response.headers[.queueMilliseconds] = String(RequestMeter.milliseconds(placement.queueWait))
+                    }
                     return response
                 case .notSent(let error):
                     failure = error
@@ -211,8 +250,7 @@ final class RequestPipeline: Sendable {
         meter.finish(.unanswered(deployment: lastDeployment, error: failure))
         var response = failure.response()
         if let retryAfter, failure.status == 429 || failure.status == 503 {
-            let (seconds, attoseconds) = retryAfter.components
-            response.headers[HTTPField.Name("retry-after")!] = String(max(1, seconds + (attoseconds > 0 ? 1 : 0)))
+            response.headers[.retryAfter] = Self.retryAfterSeconds(retryAfter)
         }
         return response
     }
@@ -231,17 +269,40 @@ final class RequestPipeline: Sendable {
         case exhausted
         /// No key of the provider can take the request (now, or at all).
         case unavailable(OpenAIError, retryAfter: Duration?)
+        /// The engine pool has no slot within the contract's longest wait.
+        case saturated(predictedStart: Duration?)
+        /// The client left while the request waited for a slot.
+        case cancelled
     }
 
     /// The next upstream to try on `deployment`: a provider key not yet tried, chosen by
-    /// the key pool, or the engine pool's least-loaded replica.
+    /// the key pool, or a slot of the engine pool (waiting for one by contract) on its
+    /// least-loaded replica.
     private func place(
-        _ deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, tried: inout TriedUpstreams
+        _ deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, tried: inout TriedUpstreams,
+        meter: RequestMeter
     ) async -> PlacementOutcome {
-        guard deployment.usesKeyPool else {
+        if let pool = deployment.enginePool {
             guard tried.replicas < deployment.replicaCount else { return .exhausted }
             tried.replicas += 1
-            return .placed(Placement(deployment))
+            let waitStarted = ContinuousClock.now
+            switch await pool.acquire(EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract)) {
+            case .leased(let lease):
+                meter.queued(for: lease.waited)
+                metrics.queueWait(pool: pool.name, tier: tenant.tier, lease.waited)
+                if Task.isCancelled {
+                    // Granted just as the client left.
+                    pool.release(lease)
+                    return .cancelled
+                }
+                return .placed(Placement(deployment, pool: pool, lease: lease))
+            case .refused(.capacityExhausted(let predictedStart)):
+                meter.queued(for: .now - waitStarted)
+                return .saturated(predictedStart: predictedStart)
+            case .cancelled:
+                meter.queued(for: .now - waitStarted)
+                return .cancelled
+            }
         }
         switch await keys.select(for: deployment, tenant: tenant, tokens: tokens, excluding: tried.keys) {
         case .chosen(let choice):

@@ -12,6 +12,12 @@ public final class ProxyMetrics: Sendable {
         .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
     ]
 
+    let queueWaitBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+        .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+    ]
+    let queueMetricsCache = Mutex<[PoolTier: QueueMetrics]>([:])
+
     private let limitStoreFailures: Counter
     private let openConnectionGauge: Gauge
     private let connectionLimitCounter: Counter
@@ -236,6 +242,7 @@ public final class ProxyMetrics: Sendable {
                 ).set(Int64(inFlight))
             }
         }
+        renderQueues(topology.enginePools, tiers: Array(topology.contracts.keys))
         var buffer: [UInt8] = []
         buffer.reserveCapacity(8 << 10)
         registry.emit(into: &buffer)

@@ -31,6 +31,8 @@ public struct SwitchyardServer: Sendable {
         public var keyCipher: ProviderKeyCipher
         /// How often the ledger is checked for provider-key changes made through another replica.
         public var keyCatalogueRefreshInterval: Duration
+        /// How engine pools choose who runs.
+        public var scheduling: EnginePool.Scheduling
 
         public init(
             host: String = "127.0.0.1",
@@ -44,7 +46,8 @@ public struct SwitchyardServer: Sendable {
             redisURL: String? = nil,
             redisFailurePolicy: LimitStoreFailurePolicy = .failOpen,
             keyCipher: ProviderKeyCipher,
-            keyCatalogueRefreshInterval: Duration = .seconds(1)
+            keyCatalogueRefreshInterval: Duration = .seconds(1),
+            scheduling: EnginePool.Scheduling = .contract
         ) {
             self.host = host
             self.port = port
@@ -58,6 +61,7 @@ public struct SwitchyardServer: Sendable {
             self.redisFailurePolicy = redisFailurePolicy
             self.keyCipher = keyCipher
             self.keyCatalogueRefreshInterval = keyCatalogueRefreshInterval
+            self.scheduling = scheduling
         }
     }
 
@@ -84,7 +88,7 @@ public struct SwitchyardServer: Sendable {
     public init(configuration: SwitchyardConfiguration, environment: [String: String], options: Options, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        self.topology = Topology(configuration: configuration, environment: environment)
+        self.topology = Topology(configuration: configuration, environment: environment, scheduling: options.scheduling)
         self.ledger = try Ledger(path: options.databasePath)
         self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
         let topology = self.topology

@@ -1,0 +1,264 @@
+/// The admission queue of one engine pool, as a value-type state machine: who holds the
+/// pool's slots, who waits for one, and who gets the next one freed.
+///
+/// A freed slot goes to, in order:
+/// 1. a waiting tier holding fewer slots than its reserved share of the pool (the highest
+///    band of those first);
+/// 2. the highest band with a waiter;
+/// 3. within a band, the tenant first in weighted fair share (start-time fair queuing:
+///    each request is tagged `max(band clock, tenant's last finish)`, its finish is that
+///    plus 1/weight, and the lowest tag goes first);
+/// 4. within a tenant, first come first served.
+///
+/// Slots a reserving tier does not use are lent to anyone; when it has demand again, it
+/// takes the next slot freed, so it waits at most about one service time.
+///
+/// `Waiter` is what the owner resumes when a waiter is granted or turned away (a
+/// continuation); the state machine only stores and returns it.
+struct PoolQueueState<Waiter> {
+    typealias ID = UInt64
+
+    /// Who asks for a slot.
+    struct Demand: Sendable, Equatable {
+        var tenant: String
+        var tier: String
+        var band: Int
+        var weight: Int
+        /// The tier's reserved share of the pool (0…1).
+        var reservedShare: Double
+
+        init(tenant: String, tier: String, band: Int, weight: Int = 1, reservedShare: Double = 0) {
+            self.tenant = tenant
+            self.tier = tier
+            self.band = band
+            self.weight = max(1, weight)
+            self.reservedShare = reservedShare
+        }
+    }
+
+    enum AcquireAction {
+        /// A slot was free: the caller holds it now.
+        case granted
+        /// No slot is free: the waiter is queued under `id` until granted, cancelled or
+        /// timed out.
+        case enqueued(ID)
+        case refused(Refusal)
+    }
+
+    enum Refusal: Equatable {
+        /// The queue holds `maximumQueue` waiters already.
+        case queueFull(predictedStart: Duration?)
+        /// The predicted start is later than the longest wait the request accepts.
+        case tooLate(predictedStart: Duration)
+    }
+
+    /// A waiter that now holds a slot.
+    struct Grant {
+        var id: ID
+        var waiter: Waiter
+        var tier: String
+        var waited: Duration
+    }
+
+    private struct Entry {
+        var id: ID
+        var waiter: Waiter
+        var tier: String
+        var startTag: Double
+        var enqueuedAt: ContinuousClock.Instant
+    }
+
+    /// One tenant's waiters in one band.
+    private struct Flow {
+        var entries: [Entry] = []
+        var lastFinish: Double = 0
+    }
+
+    private struct Band {
+        var clock: Double = 0
+        var flows: [String: Flow] = [:]
+        var waiting = 0
+    }
+
+    private struct TierState {
+        var inFlight = 0
+        var waiting = 0
+        var reservedShare: Double = 0
+    }
+
+    /// Slots in the pool: the sum of its replicas' slots.
+    let capacity: Int
+    /// The most waiters held at once.
+    let maximumQueue: Int
+    private(set) var inFlight = 0
+    private(set) var waiting = 0
+    private var bands: [Int: Band] = [:]
+    /// Bands with waiters, highest first.
+    private var activeBands: [Int] = []
+    private var tiers: [String: TierState] = [:]
+    private var locations: [ID: (band: Int, tenant: String)] = [:]
+    private var nextID: ID = 1
+    /// The measured time a slot is held (EWMA), nil until the first release.
+    private(set) var serviceTime: Duration?
+
+    /// The weight of the newest hold time in the service-time average.
+    static var smoothing: Double { 0.2 }
+
+    init(capacity: Int, maximumQueue: Int) {
+        self.capacity = max(1, capacity)
+        self.maximumQueue = max(0, maximumQueue)
+    }
+
+    // MARK: Acquiring
+
+    /// Takes a free slot, or queues the waiter, or refuses it.
+    ///
+    /// - Parameters:
+    ///   - maximumWait: The longest the request accepts to wait; nil waits as long as it takes.
+    mutating func acquire(
+        _ demand: Demand, waiter: Waiter, maximumWait: Duration?, now: ContinuousClock.Instant
+    ) -> AcquireAction {
+        if takeFreeSlot(demand) { return .granted }
+        let predicted = predictedStart(for: demand)
+        if waiting >= maximumQueue { return .refused(.queueFull(predictedStart: predicted)) }
+        if let maximumWait, let predicted, predicted > maximumWait { return .refused(.tooLate(predictedStart: predicted)) }
+        let id = nextID
+        nextID += 1
+        var band = bands[demand.band] ?? Band()
+        var flow = band.flows[demand.tenant] ?? Flow()
+        let startTag = max(band.clock, flow.lastFinish)
+        flow.lastFinish = startTag + 1 / Double(demand.weight)
+        flow.entries.append(Entry(id: id, waiter: waiter, tier: demand.tier, startTag: startTag, enqueuedAt: now))
+        band.flows[demand.tenant] = flow
+        band.waiting += 1
+        if band.waiting == 1 { activate(demand.band) }
+        bands[demand.band] = band
+        tiers[demand.tier]!.waiting += 1
+        waiting += 1
+        locations[id] = (demand.band, demand.tenant)
+        return .enqueued(id)
+    }
+
+    /// Takes a slot if one is free; a free slot means nobody waits, since every release
+    /// hands its slot on at once.
+    mutating func takeFreeSlot(_ demand: Demand) -> Bool {
+        tiers[demand.tier, default: TierState()].reservedShare = demand.reservedShare
+        guard inFlight < capacity else { return false }
+        take(tier: demand.tier)
+        return true
+    }
+
+    /// When a request of `demand` would get a slot if it asked now: zero when one is free;
+    /// nil when the pool has not yet measured how long a slot is held.
+    func predictedStart(for demand: Demand) -> Duration? {
+        guard inFlight >= capacity else { return .zero }
+        guard let serviceTime else { return nil }
+        let ahead: Int
+        if isOwed(demand.tier, share: demand.reservedShare) {
+            // The next slots freed go to the reserving tier: only its own waiters are ahead.
+            ahead = tiers[demand.tier]?.waiting ?? 0
+        } else {
+            ahead = bands.reduce(0) { $0 + ($1.key >= demand.band ? $1.value.waiting : 0) }
+        }
+        // Slots free at about `capacity` per service time.
+        return serviceTime * (Double(ahead + 1) / Double(capacity))
+    }
+
+    // MARK: Releasing
+
+    /// Gives back a slot held for `heldFor`, and hands it to the next waiter, if any.
+    mutating func release(tier: String, heldFor: Duration?, now: ContinuousClock.Instant) -> Grant? {
+        if let heldFor, heldFor >= .zero {
+            serviceTime = serviceTime.map { $0 * (1 - Self.smoothing) + heldFor * Self.smoothing } ?? heldFor
+        }
+        inFlight = max(0, inFlight - 1)
+        if let state = tiers[tier], state.inFlight > 0 { tiers[tier]!.inFlight -= 1 }
+        return dispatch(now: now)
+    }
+
+    /// Removes a waiter that will not wait any more (its client left, or its wait ran
+    /// out). Returns it, or nil when it was already granted or removed.
+    mutating func remove(_ id: ID) -> Waiter? {
+        guard let (bandKey, tenant) = locations.removeValue(forKey: id),
+              var band = bands[bandKey],
+              var flow = band.flows[tenant],
+              let index = flow.entries.firstIndex(where: { $0.id == id })
+        else { return nil }
+        let entry = flow.entries.remove(at: index)
+        store(flow, of: tenant, in: &band)
+        leave(entry, band: &band, key: bandKey)
+        return entry.waiter
+    }
+
+    /// How many of each tier's requests hold a slot, and how many wait.
+    var tierCounts: [String: (inFlight: Int, waiting: Int)] {
+        tiers.mapValues { ($0.inFlight, $0.waiting) }
+    }
+
+    // MARK: Dispatch
+
+    private mutating func dispatch(now: ContinuousClock.Instant) -> Grant? {
+        guard inFlight < capacity, waiting > 0 else { return nil }
+        // A reserving tier below its share first, then bands in order.
+        let owed = activeBands.first { band in
+            bands[band]?.flows.values.contains { flow in
+                flow.entries.first.map { isOwed($0.tier, share: tiers[$0.tier]?.reservedShare ?? 0) } ?? false
+            } ?? false
+        }
+        guard let bandKey = owed ?? activeBands.first, var band = bands[bandKey] else { return nil }
+        // The flow whose head request has the lowest start tag; among owed tiers only
+        // when the slot is owed.
+        var chosen: (tenant: String, tag: Double, id: ID)?
+        for (tenant, flow) in band.flows {
+            guard let head = flow.entries.first else { continue }
+            if owed != nil, !isOwed(head.tier, share: tiers[head.tier]?.reservedShare ?? 0) { continue }
+            if let best = chosen, (head.startTag, head.id) >= (best.tag, best.id) { continue }
+            chosen = (tenant, head.startTag, head.id)
+        }
+        guard let chosen, var flow = band.flows[chosen.tenant] else { return nil }
+        let entry = flow.entries.removeFirst()
+        locations[entry.id] = nil
+        band.clock = max(band.clock, entry.startTag)
+        store(flow, of: chosen.tenant, in: &band)
+        leave(entry, band: &band, key: bandKey)
+        take(tier: entry.tier)
+        return Grant(id: entry.id, waiter: entry.waiter, tier: entry.tier, waited: now - entry.enqueuedAt)
+    }
+
+    private func isOwed(_ tier: String, share: Double) -> Bool {
+        guard share > 0 else { return false }
+        return Double(tiers[tier]?.inFlight ?? 0) < share * Double(capacity)
+    }
+
+    private mutating func take(tier: String) {
+        inFlight += 1
+        tiers[tier, default: TierState()].inFlight += 1
+    }
+
+    private func store(_ flow: Flow, of tenant: String, in band: inout Band) {
+        // An idle tenant's flow is dropped, but only once its last finish is in the band's
+        // past: coming back sooner must not reset its share.
+        if flow.entries.isEmpty, flow.lastFinish <= band.clock {
+            band.flows[tenant] = nil
+        } else {
+            band.flows[tenant] = flow
+        }
+    }
+
+    private mutating func leave(_ entry: Entry, band: inout Band, key: Int) {
+        band.waiting -= 1
+        waiting -= 1
+        if let state = tiers[entry.tier], state.waiting > 0 { tiers[entry.tier]!.waiting -= 1 }
+        if band.waiting == 0 {
+            activeBands.removeAll { $0 == key }
+            // Keep the band's clock: it orders tenants that come back.
+            band.flows = band.flows.filter { $0.value.lastFinish > band.clock }
+        }
+        bands[key] = band
+    }
+
+    private mutating func activate(_ band: Int) {
+        let index = activeBands.firstIndex { $0 < band } ?? activeBands.endIndex
+        activeBands.insert(band, at: index)
+    }
+}

@@ -1,0 +1,74 @@
+import Pools
+import Prometheus
+import Synchronization
+
+extension ProxyMetrics {
+    // MARK: Engine pool queues
+
+    /// The metrics of one tier on one engine pool, made once.
+    struct QueueMetrics: Sendable {
+        var wait: DurationHistogram
+        var refusals: Counter
+    }
+
+    struct PoolTier: Hashable, Sendable {
+        var pool: String
+        var tier: String
+    }
+
+    private func queueMetrics(pool: String, tier: String) -> QueueMetrics {
+        let key = PoolTier(pool: pool, tier: tier)
+        return queueMetricsCache.withLock { cache in
+            if let metrics = cache[key] { return metrics }
+            let labels = [("pool", pool), ("tier", tier)]
+            let metrics = QueueMetrics(
+                wait: registry.makeDurationHistogram(
+                    name: "switchyard_queue_wait_seconds",
+                    labels: labels,
+                    buckets: queueWaitBuckets,
+                    help: "Time a request waited for an engine slot, by pool and tier."
+                ),
+                refusals: registry.makeCounter(
+                    name: "switchyard_capacity_refusals_total",
+                    labels: labels,
+                    help: "Requests refused with 503 capacity_exhausted, by pool and tier."
+                )
+            )
+            cache[key] = metrics
+            return metrics
+        }
+    }
+
+    /// Records how long a request waited for its engine slot (zero when one was free).
+    func queueWait(pool: String, tier: String, _ wait: Duration) {
+        queueMetrics(pool: pool, tier: tier).wait.record(wait)
+    }
+
+    /// Counts a request an engine pool refused for capacity.
+    func capacityRefusal(pool: String, tier: String) {
+        queueMetrics(pool: pool, tier: tier).refusals.increment()
+    }
+
+    /// Counts a request a saturated engine pool sent to an external deployment.
+    func spillover(model: String, deployment: String) {
+        registry.makeCounter(
+            name: "switchyard_spillovers_total",
+            labels: [("model", model), ("deployment", deployment)],
+            help: "Requests served by an external deployment because an engine pool was saturated."
+        ).increment()
+    }
+
+    /// The queue depth gauges, read from the pools at scrape time.
+    func renderQueues(_ pools: [String: EnginePool], tiers: [String]) {
+        for (name, pool) in pools {
+            let snapshot = pool.snapshot
+            for tier in Set(tiers).union(snapshot.tiers.keys) {
+                registry.makeGauge(
+                    name: "switchyard_queue_depth",
+                    labels: [("pool", name), ("tier", tier)],
+                    help: "Requests waiting for an engine slot, by pool and tier."
+                ).set(Int64(snapshot.tiers[tier]?.waiting ?? 0))
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+import Testing
+
+@testable import Pools
+
+@Suite("PoolQueueState")
+struct PoolQueueStateTests {
+    typealias Queue = PoolQueueState<String>
+    private let start = ContinuousClock.now
+
+    private static let enterprise = Queue.Demand(tenant: "acme", tier: "enterprise", band: 100)
+    private static let standard = Queue.Demand(tenant: "smallco", tier: "standard", band: 10)
+
+    private func fill(_ queue: inout Queue, with demand: Queue.Demand) {
+        while queue.inFlight < queue.capacity {
+            guard case .granted = queue.acquire(demand, waiter: "filler", maximumWait: nil, now: start) else {
+                Issue.record("a free slot was not granted")
+                return
+            }
+        }
+    }
+
+    @discardableResult
+    private func enqueue(_ queue: inout Queue, _ demand: Queue.Demand, _ name: String, maximumWait: Duration? = nil) -> Queue.ID? {
+        guard case .enqueued(let id) = queue.acquire(demand, waiter: name, maximumWait: maximumWait, now: start) else {
+            Issue.record("\(name) was not queued")
+            return nil
+        }
+        return id
+    }
+
+    /// Releases one slot held by `tier` and returns who got it.
+    private func release(_ queue: inout Queue, tier: String, heldFor: Duration? = nil) -> String? {
+        queue.release(tier: tier, heldFor: heldFor, now: start + .seconds(1))?.waiter
+    }
+
+    // MARK: Order
+
+    @Test("a free slot is granted at once; a full pool queues")
+    func freeSlot() {
+        var queue = Queue(capacity: 2, maximumQueue: 10)
+        fill(&queue, with: Self.standard)
+        #expect(queue.inFlight == 2)
+        enqueue(&queue, Self.standard, "third")
+        #expect(queue.waiting == 1)
+        #expect(release(&queue, tier: "standard") == "third")
+        #expect(queue.inFlight == 2 && queue.waiting == 0)
+        #expect(release(&queue, tier: "standard") == nil)
+        #expect(queue.inFlight == 1)
+    }
+
+    @Test("the highest band with a waiter is served first, whoever came first")
+    func bandOrder() {
+        var queue = Queue(capacity: 1, maximumQueue: 10)
+        fill(&queue, with: Self.standard)
+        enqueue(&queue, Self.standard, "s1")
+        enqueue(&queue, Self.standard, "s2")
+        enqueue(&queue, .init(tenant: "mid", tier: "professional", band: 50), "p1")
+        enqueue(&queue, Self.enterprise, "e1")
+        #expect(release(&queue, tier: "standard") == "e1")
+        #expect(release(&queue, tier: "enterprise") == "p1")
+        #expect(release(&queue, tier: "professional") == "s1")
+        #expect(release(&queue, tier: "standard") == "s2")
+    }
+
+    @Test("one tenant's requests are served first come, first served")
+    func fifoWithinTenant() {
+        var queue = Queue(capacity: 1, maximumQueue: 100)
+        fill(&queue, with: Self.standard)
+        for index in 0..<20 { enqueue(&queue, Self.standard, "r\(index)") }
+        let order = (0..<20).compactMap { _ in release(&queue, tier: "standard") }
+        #expect(order == (0..<20).map { "r\($0)" })
+    }
+
+    @Test("tenants of one band share it by weight, within 5% over 1,000 dispatches", arguments: [
+        [1, 1], [3, 1], [1, 2, 5], [10, 1, 1, 4],
+    ])
+    func fairShare(weights: [Int]) {
+        var queue = Queue(capacity: 4, maximumQueue: 10_000)
+        let demands = weights.enumerated().map { index, weight in
+            Queue.Demand(tenant: "tenant-\(index)", tier: "standard", band: 10, weight: weight)
+        }
+        fill(&queue, with: demands[0])
+        // Every tenant keeps more waiting than can be served: all are backlogged throughout.
+        for round in 0..<1_100 {
+            for (index, demand) in demands.enumerated() { enqueue(&queue, demand, "\(index)-\(round)") }
+        }
+        var served = Array(repeating: 0, count: weights.count)
+        for _ in 0..<1_000 {
+            guard let waiter = release(&queue, tier: "standard"), let index = Int(waiter.split(separator: "-")[0]) else {
+                Issue.record("a release granted nobody")
+                return
+            }
+            served[index] += 1
+        }
+        let total = Double(weights.reduce(0, +))
+        for (index, weight) in weights.enumerated() {
+            let expected = 1_000 * Double(weight) / total
+            #expect(abs(Double(served[index]) - expected) <= 0.05 * expected, "tenant \(index): \(served[index]), expected \(expected)")
+        }
+    }
+
+    @Test("a tenant that comes back after a pause gets its share, not a burst of catch-up")
+    func noCatchUp() {
+        var queue = Queue(capacity: 1, maximumQueue: 10_000)
+        let busy = Queue.Demand(tenant: "busy", tier: "standard", band: 10)
+        let late = Queue.Demand(tenant: "late", tier: "standard", band: 10)
+        fill(&queue, with: busy)
+        for index in 0..<200 { enqueue(&queue, busy, "busy-\(index)") }
+        for _ in 0..<100 { _ = release(&queue, tier: "standard") }
+        for index in 0..<100 { enqueue(&queue, late, "late-\(index)") }
+        let next = (0..<20).compactMap { _ in release(&queue, tier: "standard") }
+        // Alternating from here: the late tenant has no credit for the time it was away.
+        #expect(next.filter { $0.hasPrefix("late") }.count == 10)
+    }
+
+    // MARK: Reserved share
+
+    @Test("a tier below its reserved share takes the next slot ahead of higher bands")
+    func reservedShare() {
+        var queue = Queue(capacity: 4, maximumQueue: 100)
+        let standard = Queue.Demand(tenant: "smallco", tier: "standard", band: 10, reservedShare: 0.25)
+        fill(&queue, with: Self.enterprise)
+        for index in 0..<10 { enqueue(&queue, Self.enterprise, "e\(index)") }
+        enqueue(&queue, standard, "s0")
+        enqueue(&queue, standard, "s1")
+        // The standard tier holds nothing of its one reserved slot: the next release is its.
+        #expect(release(&queue, tier: "enterprise") == "s0")
+        // Holding its reserve, it waits behind the higher band again.
+        #expect(release(&queue, tier: "enterprise") == "e0")
+        #expect(release(&queue, tier: "enterprise") == "e1")
+        // Its own slot freed goes back to it.
+        #expect(release(&queue, tier: "standard") == "s1")
+        #expect(queue.tierCounts["standard"]?.inFlight == 1)
+    }
+
+    @Test("idle reserved slots are lent, and the reserving tier gets the very next slot freed")
+    func borrowing() {
+        var queue = Queue(capacity: 4, maximumQueue: 100)
+        let reserving = Queue.Demand(tenant: "acme", tier: "enterprise", band: 100, reservedShare: 0.5)
+        // Nobody of the reserving tier asks: the standard tier may take every slot.
+        fill(&queue, with: Self.standard)
+        #expect(queue.tierCounts["standard"]?.inFlight == 4)
+        for index in 0..<8 { enqueue(&queue, Self.standard, "s\(index)") }
+        enqueue(&queue, reserving, "e0")
+        enqueue(&queue, reserving, "e1")
+        enqueue(&queue, reserving, "e2")
+        // Its reserve is two slots: it takes the next two freed, then competes by band.
+        #expect(release(&queue, tier: "standard") == "e0")
+        #expect(release(&queue, tier: "standard") == "e1")
+        #expect(release(&queue, tier: "standard") == "e2")
+        #expect(release(&queue, tier: "standard") == "s0")
+    }
+
+    @Test("a lower band with a reserve is not starved by a higher band's flood")
+    func noStarvation() {
+        var queue = Queue(capacity: 2, maximumQueue: 10_000)
+        let standard = Queue.Demand(tenant: "smallco", tier: "standard", band: 10, reservedShare: 0.5)
+        fill(&queue, with: Self.enterprise)
+        for index in 0..<500 { enqueue(&queue, Self.enterprise, "e\(index)") }
+        for index in 0..<500 { enqueue(&queue, standard, "s\(index)") }
+        var held = ["enterprise", "enterprise"]
+        var standardServed = 0
+        for step in 0..<400 {
+            let tier = held.remove(at: step % held.count)
+            guard let waiter = release(&queue, tier: tier) else { break }
+            held.append(waiter.hasPrefix("s") ? "standard" : "enterprise")
+            if waiter.hasPrefix("s") { standardServed += 1 }
+        }
+        // One slot of two is the standard tier's whenever it waits.
+        #expect(standardServed >= 150)
+    }
+
+    // MARK: Leaving, deadlines and bounds
+
+    @Test("a removed waiter leaves the queue and takes no slot")
+    func removal() {
+        var queue = Queue(capacity: 1, maximumQueue: 10)
+        fill(&queue, with: Self.standard)
+        let gone = enqueue(&queue, Self.standard, "gone")
+        enqueue(&queue, Self.standard, "stays")
+        #expect(queue.remove(gone!) == "gone")
+        #expect(queue.remove(gone!) == nil)
+        #expect(queue.waiting == 1)
+        #expect(release(&queue, tier: "standard") == "stays")
+        #expect(release(&queue, tier: "standard") == nil)
+        #expect(queue.inFlight == 0 && queue.waiting == 0)
+        #expect(queue.tierCounts["standard"]?.waiting == 0)
+    }
+
+    @Test("a granted waiter cannot be removed")
+    func removalAfterGrant() {
+        var queue = Queue(capacity: 1, maximumQueue: 10)
+        fill(&queue, with: Self.standard)
+        let id = enqueue(&queue, Self.standard, "w")!
+        #expect(release(&queue, tier: "standard") == "w")
+        #expect(queue.remove(id) == nil)
+        #expect(queue.inFlight == 1)
+    }
+
+    @Test("the queue holds at most maximumQueue waiters")
+    func maximumQueue() {
+        var queue = Queue(capacity: 1, maximumQueue: 3)
+        fill(&queue, with: Self.standard)
+        for index in 0..<3 { enqueue(&queue, Self.standard, "w\(index)") }
+        #expect(queue.acquire(Self.enterprise, waiter: "late", maximumWait: nil, now: start) == .refused(.queueFull(predictedStart: nil)))
+        #expect(queue.waiting == 3)
+    }
+
+    @Test("the predicted start follows the measured service time and who is ahead")
+    func predictedStart() {
+        var queue = Queue(capacity: 2, maximumQueue: 100)
+        #expect(queue.predictedStart(for: Self.standard) == .zero)
+        fill(&queue, with: Self.standard)
+        // Nothing measured yet: unknown.
+        #expect(queue.predictedStart(for: Self.standard) == nil)
+        _ = queue.release(tier: "standard", heldFor: .seconds(2), now: start)
+        #expect(queue.serviceTime == .seconds(2))
+        _ = queue.acquire(Self.standard, waiter: "x", maximumWait: nil, now: start)
+        // Two slots, each held about 2 s: the next one frees in about 1 s.
+        #expect(queue.predictedStart(for: Self.standard) == .seconds(1))
+        // Three waiting: the next slots free 1 s apart, so the fourth in line starts in about 4 s.
+        for index in 0..<3 { enqueue(&queue, Self.standard, "s\(index)") }
+        #expect(queue.predictedStart(for: Self.standard) == .seconds(4))
+        // A higher band is ahead of the standard waiters.
+        #expect(queue.predictedStart(for: Self.enterprise) == .seconds(1))
+    }
+
+    @Test("a request whose predicted start is past its longest wait is refused, not queued")
+    func tooLate() {
+        var queue = Queue(capacity: 1, maximumQueue: 100)
+        fill(&queue, with: Self.standard)
+        _ = queue.release(tier: "standard", heldFor: .seconds(4), now: start)
+        fill(&queue, with: Self.standard)
+        #expect(queue.acquire(Self.standard, waiter: "w", maximumWait: .seconds(3), now: start) == .refused(.tooLate(predictedStart: .seconds(4))))
+        enqueue(&queue, Self.standard, "patient", maximumWait: .seconds(5))
+        #expect(queue.waiting == 1)
+    }
+
+    @Test("the service time is a moving average of hold times")
+    func serviceTime() {
+        var queue = Queue(capacity: 1, maximumQueue: 1)
+        for held in [Duration.seconds(1), .seconds(2), .seconds(2), .seconds(2)] {
+            fill(&queue, with: Self.standard)
+            _ = queue.release(tier: "standard", heldFor: held, now: start)
+        }
+        let seconds = Double(queue.serviceTime!.components.seconds) + Double(queue.serviceTime!.components.attoseconds) / 1e18
+        #expect(abs(seconds - (2 - 0.8 * 0.8 * 0.8)) < 1e-9)
+    }
+}
+
+extension PoolQueueState.AcquireAction: Equatable where Waiter: Equatable {
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        switch (lhs, rhs) {
+        case (.granted, .granted): true
+        case (.enqueued(let a), .enqueued(let b)): a == b
+        case (.refused(let a), .refused(let b)): a == b
+        default: false
+        }
+    }
+}
