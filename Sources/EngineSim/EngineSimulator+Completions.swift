@@ -78,10 +78,13 @@ extension EngineSimulator {
         let completion = pacer.completionOffset(tokenCount: generation.completionTokens)
         guard completion > .zero else { return try await generateWhole(generation, renderer: renderer, taking: .zero) }
         // Watching for the close ends the connection's reuse, so it is done only when
-        // there is a wait to give up.
-        return try await request.body.consumeWithCancellationOnInboundClose { _ in
+        // there is a wait to give up, and the answer says so: a client that pooled the
+        // connection would otherwise send its next request into the close.
+        var response = try await request.body.consumeWithCancellationOnInboundClose { _ in
             try await generateWhole(generation, renderer: renderer, taking: completion)
         }
+        response.headers[.connection] = "close"
+        return response
     }
 
     private func generateWhole(_ generation: Generation, renderer: CompletionRenderer, taking completion: Duration) async throws -> Response {

@@ -1,4 +1,5 @@
 import Foundation
+import Pools
 import Testing
 
 @testable import Proxy
@@ -59,6 +60,20 @@ struct ConfigurationTests {
             (#""priority": 100"#, #""priority": 1000000000000"#, "$.tiers[0].priority"),
             (#""model": "upstream-llama" }"#, #""model": "upstream-llama", "max_output_tokens": 16777217 }"#, "$.deployments[0].max_output_tokens"),
             (#""model": "upstream-llama" }"#, #""model": "upstream-llama", "default_max_tokens": 99999999999 }"#, "$.deployments[0].default_max_tokens"),
+            // Contract terms.
+            (#""priority": 100"#, #""priority": 100, "reserved_share": 1.5"#, "$.tiers[0].reserved_share"),
+            (#""priority": 100"#, #""priority": 100, "reserved_share": "half""#, "$.tiers[0].reserved_share"),
+            (
+                #"{ "name": "enterprise", "priority": 100 }"#,
+                #"{ "name": "enterprise", "priority": 100, "reserved_share": 0.7 }, { "name": "gold", "priority": 90, "reserved_share": 0.4 }"#,
+                "$.tiers[1].reserved_share"
+            ),
+            (#""priority": 100"#, #""priority": 100, "weight": 0"#, "$.tiers[0].weight"),
+            (#""priority": 100"#, #""priority": 100, "spill_over": "always""#, "$.tiers[0].spill_over"),
+            (#""priority": 100"#, #""priority": 100, "max_queue_wait_ms": -1"#, "$.tiers[0].max_queue_wait_ms"),
+            (#""priority": 100"#, #""priority": 100, "spill_after_ms": 100000000000"#, "$.tiers[0].spill_after_ms"),
+            (#""routes": ["sim-llama"]"#, #""routes": ["sim-llama"], "routing": "cheapest""#, "$.models[0].routing"),
+            (#""slots": 4 }] },"#, #""slots": 4 }], "max_queue": -3 },"#, "$.engine_pools[0].max_queue"),
         ]
         for (original, replacement, path) in cases {
             let json = Self.valid.replacingOccurrences(of: original, with: replacement)
@@ -70,6 +85,36 @@ struct ConfigurationTests {
         #expect(error("{")?.path == "$")
         #expect(error("[]")?.path == "$")
         #expect(error(#"{"providers":[],"deployments":[],"models":[]}"#)?.path == "$.tiers")
+    }
+
+    @Test func contractTermsAreReadAndReservedSharesAddUpToAtMostOne() throws {
+        let json = Self.valid
+            .replacingOccurrences(
+                of: #"{ "name": "enterprise", "priority": 100 }"#,
+                with: #"{ "name": "enterprise", "priority": 100, "weight": 3, "reserved_share": 0.6, "max_queue_wait_ms": 2500, "spill_over": "when_saturated", "spill_after_ms": 400, "max_spill_price_per_million": 900000 }"#
+            )
+            .replacingOccurrences(
+                of: #"{ "name": "standard", "priority": 10, "models": ["chat-small"] }"#,
+                with: #"{ "name": "standard", "priority": 10, "models": ["chat-small"], "reserved_share": 0.4 }"#
+            )
+            .replacingOccurrences(of: #"{ "name": "chat-small", "routes": ["sim-llama"] }"#, with: #"{ "name": "chat-small", "routes": ["sim-llama"], "routing": "cost" }"#)
+            .replacingOccurrences(of: #""slots": 4 }] },"#, with: #""slots": 4 }], "max_queue": 7 },"#)
+        let topology = Topology(configuration: try parse(json), environment: [:])
+        let enterprise = topology.contract(tier: "enterprise")
+        #expect(enterprise.band == 100 && enterprise.weight == 3 && enterprise.reservedShare == 0.6)
+        #expect(enterprise.maximumQueueWait == .milliseconds(2500) && enterprise.spillAfter == .milliseconds(400))
+        #expect(enterprise.spillOver == .whenSaturated && enterprise.maximumSpillPricePerMillion == 900_000)
+        let standard = topology.contract(tier: "standard")
+        #expect(standard.weight == 1 && standard.spillOver == .never && standard.maximumQueueWait == nil)
+        #expect(topology.costRoutedModels == ["chat-small"])
+        #expect(topology.enginePools["fast"]?.maximumQueue == 7 && topology.enginePools["dead"]?.maximumQueue == EnginePool.defaultMaximumQueue)
+        #expect(topology.enginePools["fast"]?.capacity == 4)
+        // A tenant's overrides replace limits and add pinning; the rest is the tier's.
+        let overridden = topology.contract(
+            tier: "enterprise", overrides: .init(concurrentRequests: 2, pinning: ["chat-small": "sim-llama"])
+        )
+        #expect(overridden.limits.concurrentRequests == 2 && overridden.pinning == ["chat-small": "sim-llama"])
+        #expect(overridden.weight == 3 && overridden.reservedShare == 0.6)
     }
 
     @Test func tiersLimitModels() throws {

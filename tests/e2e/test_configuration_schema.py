@@ -27,6 +27,11 @@ def test_schema_is_valid_and_accepts_the_shipped_configuration():
     lambda c: c["prices"]["local-llama-8b"].update(output_per_million=1.5),
     lambda c: c["tiers"][0].update(priority="high"),
     lambda c: c.update(tiers=[]),
+    lambda c: c["tiers"][0].update(reserved_share=1.5),
+    lambda c: c["tiers"][0].update(spill_over="always"),
+    lambda c: c["tiers"][0].update(weight=0),
+    lambda c: c["models"][0].update(routing="cheapest"),
+    lambda c: c["engine_pools"][0].update(max_queue=-1),
 ])
 def test_schema_rejects_what_switchyard_rejects(mutate):
     broken = copy.deepcopy(SHIPPED)

@@ -9,6 +9,8 @@ public struct Tenant: Sendable, Equatable {
     public var createdAt: Date
     /// The tenant's own rate limits; empty when the tier's apply.
     public var limitOverrides: TenantLimitOverrides = TenantLimitOverrides()
+    /// Public model -> the one deployment that must serve it (compliance pinning).
+    public var pinning: [String: String] = [:]
 }
 
 /// A tenant key as stored: never the secret, only its hash and display prefix.
@@ -96,6 +98,31 @@ extension Ledger {
         }
     }
 
+    /// Replaces a tenant's pinning (empty: none). Returns the updated tenant, or nil for
+    /// an unknown tenant.
+    public func setTenantPinning(id: String, _ pinning: [String: String]) async throws -> Tenant? {
+        let text = Self.pinningText(pinning)
+        return try await pool.write { db in
+            try db.execute(sql: "UPDATE tenants SET pinning = ? WHERE id = ?", arguments: [text, id])
+            return try Row.fetchOne(db, sql: "SELECT \(Self.tenantColumns) FROM tenants WHERE id = ?", arguments: [id])
+                .map(Self.tenant(from:))
+        }
+    }
+
+    static func pinningText(_ pinning: [String: String]) -> String? {
+        guard !pinning.isEmpty, let data = try? JSONSerialization.data(withJSONObject: pinning, options: [.sortedKeys]) else {
+            return nil
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func pinning(from text: String?) -> [String: String] {
+        guard let text, let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: String] else {
+            return [:]
+        }
+        return object
+    }
+
     // MARK: Tenant keys
 
     public func createKey(
@@ -171,7 +198,8 @@ extension Ledger {
                     SELECT k.*, t.name AS tenant_name, t.tier AS tenant_tier, t.created_at AS tenant_created_at,
                         t.requests_per_minute AS tenant_requests_per_minute,
                         t.tokens_per_minute AS tenant_tokens_per_minute,
-                        t.concurrent_requests AS tenant_concurrent_requests
+                        t.concurrent_requests AS tenant_concurrent_requests,
+                        t.pinning AS tenant_pinning
                     FROM tenant_keys k JOIN tenants t ON t.id = k.tenant_id
                     WHERE k.secret_hash = ?
                     """,
@@ -187,7 +215,8 @@ extension Ledger {
                     requestsPerMinute: row["tenant_requests_per_minute"],
                     tokensPerMinute: row["tenant_tokens_per_minute"],
                     concurrentRequests: row["tenant_concurrent_requests"]
-                )
+                ),
+                pinning: Self.pinning(from: row["tenant_pinning"])
             )
             return (key, tenant)
         }
@@ -205,7 +234,7 @@ extension Ledger {
 
     // MARK: Rows
 
-    static let tenantColumns = "id, name, tier, created_at, requests_per_minute, tokens_per_minute, concurrent_requests"
+    static let tenantColumns = "id, name, tier, created_at, requests_per_minute, tokens_per_minute, concurrent_requests, pinning"
 
     static func tenant(from row: Row) -> Tenant {
         Tenant(
@@ -217,7 +246,8 @@ extension Ledger {
                 requestsPerMinute: row["requests_per_minute"],
                 tokensPerMinute: row["tokens_per_minute"],
                 concurrentRequests: row["concurrent_requests"]
-            )
+            ),
+            pinning: pinning(from: row["pinning"])
         )
     }
 

@@ -26,6 +26,8 @@ struct AdminController {
         admin.get("tenants") { _, context in try await listTenants(context: context) }
         admin.get("tenants/:id") { _, context in try await showTenant(context: context) }
         admin.put("tenants/:id/limits") { request, context in try await setTenantLimits(request, context: context) }
+        admin.put("tenants/:id/pinning") { request, context in try await setTenantPinning(request, context: context) }
+        admin.get("pools") { _, context in try await pools(context: context) }
         admin.post("tenants/:id/keys") { request, context in try await createKey(request, context: context) }
         admin.get("tenants/:id/keys") { _, context in try await listKeys(context: context) }
         admin.delete("keys/:id") { _, context in try await revokeKey(context: context) }
@@ -84,6 +86,45 @@ struct AdminController {
         }
         tenantAuthenticator.invalidate(tenantID: tenant.id)
         return try json(tenantBody(updated))
+    }
+
+    /// `PUT /admin/v1/tenants/{id}/pinning`: `{ "chat-small": "local-llama-8b" }` pins each
+    /// model named to one of its deployments (a null value unpins it); a null body clears
+    /// every pin. The body replaces the tenant's pinning.
+    private func setTenantPinning(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.operator_)
+        let tenant = try await requireTenant(context)
+        let body: [String: String?]? = try await decode(request)
+        var pinning: [String: String] = [:]
+        for (model, deployment) in (body ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard let deployment else { continue }
+            guard let routes = topology.routes.deployments(for: model) else {
+                throw OpenAIError.invalidRequest("No model is named '\(model)'.", param: model)
+            }
+            guard routes.contains(deployment) else {
+                throw OpenAIError.invalidRequest(
+                    "Model '\(model)' has no deployment '\(deployment)'; its deployments: \(routes.joined(separator: ", ")).",
+                    param: model
+                )
+            }
+            pinning[model] = deployment
+        }
+        guard let updated = try await ledger.setTenantPinning(id: tenant.id, pinning) else {
+            throw OpenAIError(status: 404, message: "No tenant has id '\(tenant.id)'.", type: "invalid_request_error", code: "not_found")
+        }
+        tenantAuthenticator.invalidate(tenantID: tenant.id)
+        return try json(tenantBody(updated))
+    }
+
+    /// `GET /admin/v1/pools`: per engine pool, its slots, what is in flight and queued per
+    /// tier, the measured service time and each tier's predicted start.
+    private func pools(context: SwitchyardRequestContext) async throws -> Response {
+        try context.admin?.require(.analyst)
+        let contracts = Array(topology.contracts.values)
+        let pools = topology.enginePools.values.sorted { $0.name < $1.name }.map {
+            AdminResources.PoolBody($0, contracts: contracts)
+        }
+        return try json(AdminResources.ListBody(data: pools))
     }
 
     private func tenantBody(_ tenant: Tenant) -> AdminResources.TenantBody {

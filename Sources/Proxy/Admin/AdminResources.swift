@@ -13,6 +13,8 @@ enum AdminResources {
         var limits: TenantLimitsBody
         /// The tenant's own limits; null fields take the tier's.
         var limitOverrides: TenantLimitsBody
+        /// Public model -> the deployment that must serve it.
+        var pinning: [String: String]
 
         init(_ tenant: Tenant, contract: Contract) {
             self.id = tenant.id
@@ -21,6 +23,7 @@ enum AdminResources {
             self.createdAt = tenant.createdAt
             self.limits = TenantLimitsBody(contract.limits)
             self.limitOverrides = TenantLimitsBody(tenant.limitOverrides)
+            self.pinning = tenant.pinning
         }
     }
 

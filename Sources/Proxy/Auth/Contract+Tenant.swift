@@ -7,7 +7,8 @@ extension Contract.Overrides {
         self.init(
             requestsPerMinute: tenant.limitOverrides.requestsPerMinute,
             tokensPerMinute: tenant.limitOverrides.tokensPerMinute,
-            concurrentRequests: tenant.limitOverrides.concurrentRequests
+            concurrentRequests: tenant.limitOverrides.concurrentRequests,
+            pinning: tenant.pinning
         )
     }
 }
