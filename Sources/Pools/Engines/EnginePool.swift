@@ -132,6 +132,13 @@ public final class EnginePool: Sendable {
         state.withLock { $0.queue.predictedStart(for: demand.queueDemand) }
     }
 
+    /// Whether a request of `demand` should spill over rather than wait: no slot is free
+    /// and the predicted start is later than `spillAfter`, or not yet known.
+    public func isSaturated(for demand: Demand, spillAfter: Duration) -> Bool {
+        guard let predicted = predictedStart(for: demand) else { return true }
+        return predicted > .zero && predicted > spillAfter
+    }
+
     private func wait(_ demand: Demand) async -> Acquisition {
         let ticket = Ticket()
         return await withTaskGroup(of: Acquisition?.self) { group in

@@ -37,18 +37,6 @@ public struct Topology: Sendable {
             if case .engine(let pool, _) = target { pool } else { nil }
         }
 
-        /// The price of a request as it is expected to be: micro-units, unrounded, for
-        /// ranking deployments by cost.
-        public func expectedCost(promptTokens: Int, outputTokens: Int) -> Double {
-            (Double(promptTokens) * Double(price.inputPerMillion) + Double(outputTokens) * Double(price.outputPerMillion)) / 1e6
-        }
-
-        /// The blended price per million tokens (three input tokens to one output token),
-        /// compared with a contract's `max_spill_price_per_million`.
-        public var blendedPricePerMillion: Int64 {
-            (3 * price.inputPerMillion + price.outputPerMillion) / 4
-        }
-
         /// Whether each attempt draws a provider key from the provider's key pool.
         public var usesKeyPool: Bool {
             if case .provider = target { true } else { false }

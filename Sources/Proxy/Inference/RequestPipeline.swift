@@ -78,8 +78,26 @@ final class RequestPipeline: Sendable {
             maximumOutputTokens: head.choices * (head.maxOutputTokens ?? limits.defaultOutputReservation)
         )
         let tokens = demand.reservedTokens
-        let candidates = candidates(able, head: head, contract: tenant.contract, demand: demand)
-        guard !candidates.isEmpty else { throw OpenAIError.modelNotFound(head.model) }
+        let plan = RoutePlan(
+            model: head.model,
+            candidates: able.map { deployment in
+                RouteCandidate(
+                    id: deployment.id,
+                    kind: deployment.enginePool.map { .engine(replicas: $0.replicas.count) } ?? .keyPool,
+                    inputPricePerMillion: deployment.price.inputPerMillion,
+                    outputPricePerMillion: deployment.price.outputPerMillion,
+                    hasKeys: keys.isServable(deployment)
+                )
+            },
+            contract: tenant.contract,
+            routing: topology.costRoutedModels.contains(head.model) ? .cost : .ordered,
+            promptTokens: demand.promptTokens,
+            outputTokens: demand.maximumOutputTokens,
+            noRoute: OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached."),
+            maximumAttempts: Self.maximumAttempts
+        )
+        // A pinning that names no deployment able to serve the request.
+        guard !plan.isEmpty else { throw OpenAIError.modelNotFound(head.model) }
         let reservation: Reservation?
         switch try await admit(tenant: tenant, demand: demand) {
         case .refused(let response): return response
@@ -101,7 +119,7 @@ final class RequestPipeline: Sendable {
             keyPool: keys.pool
         )
         return try await forward(
-            head: head, body: body, tokens: tokens, candidates: candidates, meter: meter, context: context,
+            head: head, body: body, tokens: tokens, plan: plan, meter: meter, context: context,
             rateLimitHeaders: reservation?.headers
         )
     }
@@ -109,182 +127,133 @@ final class RequestPipeline: Sendable {
     // MARK: Forwarding, with failover before the first byte
 
     private enum AttemptOutcome {
-        /// The client has its answer: the upstream's, or an error the upstream gave.
+        /// The client has its answer: the upstream's.
         case answered(Response)
-        /// The request could not be built for this deployment: try the next one.
-        case notSent(OpenAIError)
-        /// The upstream could not be reached: try the pool's next replica or key.
-        case unreachable(OpenAIError)
-        /// The provider refused this key (rate limited, overloaded, credentials rejected):
-        /// the key's health is recorded; try another key.
-        case keyRefused(OpenAIError)
-        /// The upstream answered with an error.
-        case refused(OpenAIError, retryable: Bool)
-        /// The client went away while the upstream was being asked.
-        case cancelled
-        /// The grace period of a shutdown ran out while the upstream was being asked.
-        case shuttingDown
+        case other(RoutePlan<OpenAIError>.Attempt)
     }
 
-    /// Tries the deployments in order, at most `maximumAttempts` upstream attempts in
-    /// all, and only before any byte has reached the client: an engine pool's replicas,
-    /// or a provider's keys, before the next deployment. A saturated engine pool waits,
-    /// refuses, or lets the request spill over to the providers after it, as the
-    /// contract says.
+    /// Carries out the route plan: weighs spill-over, finds an upstream, sends the
+    /// request, and answers as the plan ends.
     private func forward(
         head: InferenceRequestHead,
         body: ByteBuffer,
         tokens: Int,
-        candidates: [Topology.Deployment],
+        plan: RoutePlan<OpenAIError>,
         meter: RequestMeter,
         context: SwitchyardRequestContext,
         rateLimitHeaders: RateLimitHeaders?
     ) async throws -> Response {
         guard let tenant = context.tenant else { throw OpenAIError.missingAPIKey }
-        var failure = OpenAIError.upstreamUnavailable("No deployment of model `\(head.model)` could be reached.")
-        var retryAfter: Duration?
-        var lastDeployment: Topology.Deployment?
-        var attempts = 0
-        var order = candidates
-        var index = 0
-        /// The deployments a saturated engine pool handed the request to.
-        var spilledTo: Set<String> = []
-        /// Engine deployments the request must wait for now: their spill was tried.
-        var mustWait: Set<String> = []
-        deployments: while index < order.count {
-            let deployment = order[index]
-            index += 1
-            let isLastDeployment = index == order.count
-            var tried = TriedUpstreams()
-            if deployment.enginePool != nil, !mustWait.contains(deployment.id) {
-                let targets = spillTargets(from: deployment, after: order[index...], contract: tenant.contract)
-                if !targets.isEmpty, shouldSpill(from: deployment, tenant: tenant) {
-                    // The providers first, then back to this pool's queue if none has room.
-                    let moved = Set(targets.map(\.id))
-                    let rest = order[index...].filter { !moved.contains($0.id) }
-                    order = Array(order[..<(index - 1)]) + targets + [deployment] + rest
-                    index -= 1
-                    spilledTo.formUnion(moved)
-                    mustWait.insert(deployment.id)
-                    continue deployments
+        var plan = plan
+        var action = plan.next()
+        var placement: Placement?
+        var answer: Response?
+        while true {
+            switch action {
+            case .weighSpillOver(let candidate):
+                action = plan.record(saturated: shouldSpill(from: try deployment(candidate), tenant: tenant))
+            case .place(let candidate, let excludingKeys, let spilled):
+                let deployment = try deployment(candidate)
+                meter.spilled(spilled)
+                let placed = await place(deployment, tenant: tenant, tokens: tokens, excludingKeys: excludingKeys, meter: meter)
+                switch placed {
+                case .placed(let found):
+                    placement = found
+                    action = plan.record(placement: .placed(key: found.key?.key.id))
+                case .other(.unavailable) where Task.isCancelled:
+                    // The client left while a key was being chosen.
+                    action = plan.record(placement: .cancelled)
+                case .other(.saturated(let predictedStart)):
+                    if let pool = deployment.enginePool { metrics.capacityRefusal(pool: pool.name, tier: tenant.tier) }
+                    action = plan.record(placement: .saturated(predictedStart: predictedStart))
+                case .other(let outcome):
+                    action = plan.record(placement: outcome)
                 }
-            }
-            meter.spilled(spilledTo.contains(deployment.id))
-            while attempts < Self.maximumAttempts {
-                let placement: Placement
-                switch await place(deployment, tenant: tenant, tokens: tokens, tried: &tried, meter: meter) {
-                case .placed(let placed):
-                    placement = placed
-                case .exhausted:
-                    continue deployments
-                case .cancelled, .unavailable where Task.isCancelled:
-                    // The client left while waiting for a slot or a key.
-                    meter.finish(.init(
-                        deployment: deployment, status: 499, errorType: "client_closed_request",
-                        usage: TokenUsage(promptTokens: 0, completionTokens: 0), clientAborted: true
-                    ))
-                    throw CancellationError()
-                case .unavailable(let error, let after):
-                    // An upstream's own error says more than "no key left", except
-                    // when no upstream was tried.
-                    if attempts == 0 { failure = error }
-                    if let after { retryAfter = min(retryAfter ?? after, after) }
-                    continue deployments
-                case .saturated(let predictedStart):
-                    guard let pool = deployment.enginePool else { continue deployments }
-                    metrics.capacityRefusal(pool: pool.name, tier: tenant.tier)
-                    // Another engine pool of the model may have room; a provider only
-                    // through spill-over, which was weighed above.
-                    if order[index...].contains(where: { $0.enginePool != nil }) { continue deployments }
-                    let error = OpenAIError.capacityExhausted(model: head.model)
-                    meter.finish(.unanswered(deployment: deployment, error: error))
-                    return Self.capacityExhausted(error, predictedStart: predictedStart)
-                }
-                attempts += 1
-                lastDeployment = deployment
+            case .attempt(let candidate):
+                let deployment = try deployment(candidate)
+                guard let sending = placement else { preconditionFailure("an attempt without a placement") }
+                placement = nil
                 meter.use(deployment)
                 switch await attempt(
-                    deployment, placement: placement, head: head, body: body, meter: meter, context: context,
+                    deployment, placement: sending, head: head, body: body, meter: meter, context: context,
                     rateLimitHeaders: rateLimitHeaders
                 ) {
                 case .answered(var response):
-                    if spilledTo.contains(deployment.id) { metrics.spillover(model: head.model, deployment: deployment.id) }
                     if deployment.enginePool != nil {
-                        response.headers[.queueMilliseconds] = String(RequestMeter.milliseconds(placement.queueWait))
+                        response.headers[.queueMilliseconds] = String(RequestMeter.milliseconds(sending.queueWait))
                     }
-                    return response
-                case .notSent(let error):
-                    failure = error
-                    continue deployments
-                case .cancelled:
-                    meter.finish(.init(deployment: deployment, status: 499, errorType: "client_closed_request", clientAborted: true))
-                    throw CancellationError()
-                case .shuttingDown:
-                    let error = ServerShutdown.error(requestID: context.requestID)
-                    meter.finish(.init(deployment: deployment, status: error.status, errorType: "shutting_down"))
-                    return error.response()
-                case .keyRefused(let error):
-                    // The key, not the provider, is at fault: the provider's next key.
-                    failure = error
-                case .unreachable(let error):
-                    failure = error
-                    if deployment.usesKeyPool, !isLastDeployment, tried.serverFailures > 0 { continue deployments }
-                    tried.serverFailures += 1
-                case .refused(let error, let retryable):
-                    if retryable, attempts < Self.maximumAttempts, deployment.usesKeyPool || !isLastDeployment {
-                        failure = error
-                        // A server error is the provider's more than the key's: one more of
-                        // its keys, then the next deployment (the last one keeps trying keys).
-                        if deployment.usesKeyPool, isLastDeployment || tried.serverFailures == 0 {
-                            tried.serverFailures += 1
-                            continue
-                        }
-                        continue deployments
-                    }
-                    meter.finish(.unanswered(deployment: deployment, error: error))
-                    return error.response()
+                    answer = response
+                    action = plan.record(attempt: .answered)
+                case .other(let outcome):
+                    action = plan.record(attempt: outcome)
                 }
+            case .finish(let ending):
+                return try finish(ending, answer: answer, head: head, meter: meter, context: context)
             }
-            break
         }
-        meter.finish(.unanswered(deployment: lastDeployment, error: failure))
-        var response = failure.response()
-        if let retryAfter, failure.status == 429 || failure.status == 503 {
-            response.headers[.retryAfter] = Self.retryAfterSeconds(retryAfter)
-        }
-        return response
     }
 
-    /// What one request has tried of one deployment.
-    private struct TriedUpstreams {
-        var keys: Set<String> = []
-        var replicas = 0
-        /// Attempts that failed on the provider's side (unreachable, 5xx), not the key's.
-        var serverFailures = 0
+    /// The answer a route's end gives the client, with the one usage event it comes to.
+    private func finish(
+        _ ending: RoutePlan<OpenAIError>.Ending,
+        answer: Response?,
+        head: InferenceRequestHead,
+        meter: RequestMeter,
+        context: SwitchyardRequestContext
+    ) throws -> Response {
+        switch ending {
+        case .answered(let candidate, let spilled):
+            guard let answer else { preconditionFailure("a route answered without an answer") }
+            if spilled { metrics.spillover(model: head.model, deployment: candidate.id) }
+            return answer
+        case .relayError(let error, let candidate):
+            meter.finish(.unanswered(deployment: topology.deployments[candidate.id], error: error))
+            return error.response()
+        case .capacityExhausted(let candidate, let predictedStart):
+            let error = OpenAIError.capacityExhausted(model: head.model)
+            meter.finish(.unanswered(deployment: topology.deployments[candidate.id], error: error))
+            return Self.capacityExhausted(error, predictedStart: predictedStart)
+        case .failed(let failure, let retryAfter, let last):
+            meter.finish(.unanswered(deployment: last.flatMap { topology.deployments[$0.id] }, error: failure))
+            var response = failure.response()
+            if let retryAfter, failure.status == 429 || failure.status == 503 {
+                response.headers[.retryAfter] = Self.retryAfterSeconds(retryAfter)
+            }
+            return response
+        case .cancelled(let candidate, let sent):
+            // Once sent, the upstream may have read the prompt: it is estimated.
+            meter.finish(.init(
+                deployment: topology.deployments[candidate.id], status: 499, errorType: "client_closed_request",
+                usage: sent ? nil : TokenUsage(promptTokens: 0, completionTokens: 0), clientAborted: true
+            ))
+            throw CancellationError()
+        case .shuttingDown(let candidate):
+            let error = ServerShutdown.error(requestID: context.requestID)
+            meter.finish(.init(deployment: topology.deployments[candidate.id], status: error.status, errorType: "shutting_down"))
+            return error.response()
+        }
+    }
+
+    private func deployment(_ candidate: RouteCandidate) throws(OpenAIError) -> Topology.Deployment {
+        guard let deployment = topology.deployments[candidate.id] else {
+            throw OpenAIError.upstreamUnavailable("No deployment of this model could be reached.")
+        }
+        return deployment
     }
 
     private enum PlacementOutcome {
         case placed(Placement)
-        /// Every replica of the engine pool was tried.
-        case exhausted
-        /// No key of the provider can take the request (now, or at all).
-        case unavailable(OpenAIError, retryAfter: Duration?)
-        /// The engine pool has no slot within the contract's longest wait.
-        case saturated(predictedStart: Duration?)
-        /// The client left while the request waited for a slot.
-        case cancelled
+        case other(RoutePlan<OpenAIError>.Placement)
     }
 
-    /// The next upstream to try on `deployment`: a provider key not yet tried, chosen by
-    /// the key pool, or a slot of the engine pool (waiting for one by contract) on its
-    /// least-loaded replica.
+    /// An upstream on `deployment`: a provider key not yet tried, chosen by the key pool,
+    /// or a slot of the engine pool (waiting for one by contract) on its least-loaded
+    /// replica.
     private func place(
-        _ deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, tried: inout TriedUpstreams,
+        _ deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, excludingKeys: Set<String>,
         meter: RequestMeter
     ) async -> PlacementOutcome {
         if let pool = deployment.enginePool {
-            guard tried.replicas < deployment.replicaCount else { return .exhausted }
-            tried.replicas += 1
             let waitStarted = ContinuousClock.now
             switch await pool.acquire(EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract)) {
             case .leased(let lease):
@@ -293,23 +262,22 @@ final class RequestPipeline: Sendable {
                 if Task.isCancelled {
                     // Granted just as the client left.
                     pool.release(lease)
-                    return .cancelled
+                    return .other(.cancelled)
                 }
                 return .placed(Placement(deployment, pool: pool, lease: lease))
             case .refused(.capacityExhausted(let predictedStart)):
                 meter.queued(for: .now - waitStarted)
-                return .saturated(predictedStart: predictedStart)
+                return .other(.saturated(predictedStart: predictedStart))
             case .cancelled:
                 meter.queued(for: .now - waitStarted)
-                return .cancelled
+                return .other(.cancelled)
             }
         }
-        switch await keys.select(for: deployment, tenant: tenant, tokens: tokens, excluding: tried.keys) {
+        switch await keys.select(for: deployment, tenant: tenant, tokens: tokens, excluding: excludingKeys) {
         case .chosen(let choice):
-            tried.keys.insert(choice.key.id)
             return .placed(Placement(deployment, key: choice))
         case .unavailable(let error, let retryAfter):
-            return .unavailable(error, retryAfter: retryAfter)
+            return .other(.unavailable(error, retryAfter: retryAfter))
         }
     }
 
@@ -334,7 +302,7 @@ final class RequestPipeline: Sendable {
             // The tenant's request was at fault, not the key or the upstream.
             placement.release()
             if let choice = placement.key { keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
-            return .notSent(error)
+            return .other(.notSent(error))
         }
         let response: HTTPClientResponse
         do {
@@ -344,12 +312,12 @@ final class RequestPipeline: Sendable {
                 // Neither the upstream's fault nor the key's.
                 placement.release()
                 if let choice = placement.key { keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
-                return Task.isCancelled ? .cancelled : .shuttingDown
+                return .other(Task.isCancelled ? .cancelled : .shuttingDown)
             }
             placement.markUnreachable()
             await release(placement, failure: "the provider could not be reached")
             context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
-            return .unreachable(OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached."))
+            return .other(.unreachable(OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")))
         }
         let status = Int(response.status.code)
         // Engines report no capacity; external providers do, on every answer (an error
@@ -373,12 +341,12 @@ final class RequestPipeline: Sendable {
         context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(status)"])
         guard let choice = placement.key else {
             placement.release()
-            return .refused(upstreamFailure.error, retryable: upstreamFailure.retryable)
+            return .other(.refused(upstreamFailure.error, retryable: upstreamFailure.retryable))
         }
         metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
         if Self.refusesKey(status: status, failure: upstreamFailure) {
             await keys.reportFailure(choice, upstreamStatus: status, failure: upstreamFailure)
-            return .keyRefused(upstreamFailure.error)
+            return .other(.keyRefused(upstreamFailure.error))
         }
         if upstreamFailure.retryable {
             await keys.reportFailure(choice, reason: "the provider answered \(status)")
@@ -387,7 +355,7 @@ final class RequestPipeline: Sendable {
             placement.capacity = ReportedCapacity(upstreamFailure.signals)
             keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(placement.capacity))
         }
-        return .refused(upstreamFailure.error, retryable: upstreamFailure.retryable)
+        return .other(.refused(upstreamFailure.error, retryable: upstreamFailure.retryable))
     }
 
     /// Rate limited, overloaded, or credentials rejected: the key, not the request, is at fault.
