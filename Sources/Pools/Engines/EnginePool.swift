@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Interchangeable replicas of a self-hosted engine, with one admission queue in front of
@@ -15,6 +16,8 @@ public final class EnginePool: Sendable {
         public var grantedAt: ContinuousClock.Instant
         /// How long the request waited for the slot.
         public var waited: Duration
+        /// The lease of the slot in the store shared with other replicas, if any.
+        public var sharedLease: String?
     }
 
     public struct Replica: Sendable, Equatable {
@@ -89,21 +92,40 @@ public final class EnginePool: Sendable {
     /// The most requests that may wait at once.
     public let maximumQueue: Int
     public let scheduling: Scheduling
+    /// Where the pool's slots are leased when replicas share them (Redis); nil keeps the
+    /// count in this process.
+    public let sharedSlots: RedisSlotLeases?
+    private let logger: Logger?
     private let state: Mutex<State>
 
     public static let defaultMaximumQueue = 1_000
 
+    /// Wakes ``run()`` when a request starts waiting or a slot is given back.
+    private let wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    private let storeFailing = Atomic<Bool>(false)
+
+    /// - Parameters:
+    ///   - sharedSlots: Lease the pool's slots from Redis, so that replicas together hold
+    ///     at most `capacity`; ``run()`` must then be running.
     public init(
-        name: String, replicas: [Replica], maximumQueue: Int = EnginePool.defaultMaximumQueue, scheduling: Scheduling = .contract
+        name: String,
+        replicas: [Replica],
+        maximumQueue: Int = EnginePool.defaultMaximumQueue,
+        scheduling: Scheduling = .contract,
+        sharedSlots: RedisSlotLeases? = nil,
+        logger: Logger? = nil
     ) {
         precondition(!replicas.isEmpty, "an engine pool needs at least one replica")
         self.name = name
         self.scheduling = scheduling
+        self.sharedSlots = scheduling == .contract ? sharedSlots : nil
+        self.logger = logger
+        self.wakeUps = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         self.replicas = replicas
         self.capacity = replicas.reduce(0) { $0 + $1.slots }
         self.maximumQueue = maximumQueue
         self.state = Mutex(State(
-            queue: PoolQueueState(capacity: capacity, maximumQueue: maximumQueue),
+            queue: PoolQueueState(capacity: capacity, maximumQueue: maximumQueue, gated: self.sharedSlots != nil),
             replicas: EnginePoolState(slots: replicas.map(\.slots))
         ))
     }
@@ -113,14 +135,116 @@ public final class EnginePool: Sendable {
     /// A slot of the pool: at once when one is free (no suspension), else after waiting
     /// in the queue by contract.
     public func acquire(_ demand: Demand) async -> Acquisition {
-        let now = ContinuousClock.now
-        if let lease = tryAcquire(demand, now: now) { return .leased(lease) }
+        guard let sharedSlots else {
+            if let lease = tryAcquire(demand, now: .now) { return .leased(lease) }
+            return await wait(demand)
+        }
+        // Shared slots: a lease at once when nobody here waits for one.
+        if state.withLock({ $0.queue.waiting == 0 }) {
+            let taken: String?
+            do {
+                taken = try await sharedSlots.take(pool: name, capacity: capacity)
+                noteStore(working: true)
+            } catch {
+                noteStore(working: false, error: error)
+                // Redis is unreachable: this replica holds to the pool's slots on its own.
+                if let lease = takeUnshared(demand) { return .leased(lease) }
+                taken = nil
+            }
+            if let taken {
+                let lease = state.withLock { state -> Lease in
+                    state.queue.takeLeasedSlot(demand.queueDemand)
+                    return self.lease(&state, tier: demand.tier, waited: .zero, now: .now, sharedLease: taken)
+                }
+                if Task.isCancelled {
+                    release(lease)
+                    return .cancelled
+                }
+                return .leased(lease)
+            }
+        }
         return await wait(demand)
     }
 
-    /// A slot if one is free now, without waiting.
-    public func tryAcquire(_ demand: Demand, now: ContinuousClock.Instant = .now) -> Lease? {
+    /// A slot counted in this process alone, while the shared store is unreachable.
+    private func takeUnshared(_ demand: Demand) -> Lease? {
         state.withLock { state -> Lease? in
+            guard state.queue.inFlight < capacity else { return nil }
+            state.queue.takeLeasedSlot(demand.queueDemand)
+            return lease(&state, tier: demand.tier, waited: .zero, now: .now, sharedLease: nil)
+        }
+    }
+
+    private func noteStore(working: Bool, error: (any Error)? = nil) {
+        guard storeFailing.exchange(!working, ordering: .relaxed) == working else { return }
+        if working {
+            logger?.notice("engine slots are shared through Redis again", metadata: ["pool": "\(name)"])
+        } else {
+            logger?.warning(
+                "engine slots cannot be leased from Redis; this replica counts the pool's slots alone",
+                metadata: ["pool": "\(name)", "error": "\(error.map { "\($0)" } ?? "")"]
+            )
+        }
+    }
+
+    /// Takes shared leases for the requests waiting here, until cancelled: at once when a
+    /// request starts waiting or a slot is given back here, and every `pollInterval` while
+    /// requests wait (another replica may have given one back). Only pools with
+    /// `sharedSlots` need it; for others it returns at once.
+    public func run(pollInterval: Duration = .milliseconds(10)) async {
+        guard let sharedSlots else { return }
+        var wakeUps = self.wakeUps.stream.makeAsyncIterator()
+        while !Task.isCancelled {
+            guard state.withLock({ $0.queue.waiting > 0 }) else {
+                guard await wakeUps.next() != nil else { return }
+                continue
+            }
+            let taken: String?
+            do {
+                taken = try await sharedSlots.take(pool: name, capacity: capacity)
+                noteStore(working: true)
+            } catch {
+                noteStore(working: false, error: error)
+                if grantUnshared() { continue }
+                try? await Task.sleep(for: pollInterval * 10)
+                continue
+            }
+            guard let taken else {
+                try? await Task.sleep(for: pollInterval)
+                continue
+            }
+            let now = ContinuousClock.now
+            let granted = state.withLock { state -> (Waiter, Lease)? in
+                guard let grant = state.queue.addLeasedSlot(now: now) else { return nil }
+                return (grant.waiter, lease(&state, tier: grant.tier, waited: grant.waited, now: now, sharedLease: taken))
+            }
+            if let (waiter, lease) = granted {
+                waiter.resume(returning: .leased(lease))
+            } else {
+                // The waiter left meanwhile.
+                sharedSlots.give(pool: name, lease: taken)
+            }
+        }
+    }
+
+    /// While Redis is unreachable: hands a slot to the next waiter if this replica holds
+    /// fewer than the pool's slots.
+    private func grantUnshared() -> Bool {
+        let now = ContinuousClock.now
+        let granted = state.withLock { state -> (Waiter, Lease)? in
+            guard state.queue.inFlight < capacity, let grant = state.queue.addLeasedSlot(now: now) else { return nil }
+            return (grant.waiter, lease(&state, tier: grant.tier, waited: grant.waited, now: now, sharedLease: nil))
+        }
+        guard let (waiter, lease) = granted else { return false }
+        waiter.resume(returning: .leased(lease))
+        return true
+    }
+
+    /// A slot if one is free now, without waiting. Always nil for a pool whose slots are
+    /// shared: a lease needs a round trip to Redis.
+    public func tryAcquire(_ demand: Demand, now: ContinuousClock.Instant = .now) -> Lease? {
+        guard sharedSlots == nil else { return nil }
+        return state.withLock { state -> Lease? in
             guard scheduling == .fifo || state.queue.takeFreeSlot(demand.queueDemand) else { return nil }
             return lease(&state, tier: demand.tier, waited: .zero, now: now)
         }
@@ -186,7 +310,12 @@ public final class EnginePool: Sendable {
                 return .refused(.capacityExhausted(predictedStart: predicted))
             }
         }
-        if let immediate { continuation.resume(returning: immediate) }
+        if let immediate {
+            continuation.resume(returning: immediate)
+        } else if sharedSlots != nil {
+            // Queued: the loop takes a shared lease for it.
+            wakeUps.continuation.yield()
+        }
     }
 
     private enum Abandonment { case cancelled, timedOut }
@@ -224,6 +353,12 @@ public final class EnginePool: Sendable {
             return (grant.waiter, self.lease(&state, tier: grant.tier, waited: grant.waited, now: now))
         }
         if let (waiter, lease) = granted { waiter.resume(returning: .leased(lease)) }
+        if let sharedSlots, let shared = lease.sharedLease {
+            sharedSlots.give(pool: name, lease: shared)
+            wakeUps.continuation.yield()
+        } else if sharedSlots != nil {
+            wakeUps.continuation.yield()
+        }
     }
 
     /// Moves a held slot to another replica, after its replica could not be reached.
@@ -275,9 +410,14 @@ public final class EnginePool: Sendable {
         }
     }
 
-    private func lease(_ state: inout State, tier: String, waited: Duration, now: ContinuousClock.Instant) -> Lease {
+    private func lease(
+        _ state: inout State, tier: String, waited: Duration, now: ContinuousClock.Instant, sharedLease: String? = nil
+    ) -> Lease {
         let replica = state.replicas.acquire(now: now)
-        return Lease(replica: replica, baseURL: replicas[replica].baseURL, tier: tier, grantedAt: now, waited: waited)
+        return Lease(
+            replica: replica, baseURL: replicas[replica].baseURL, tier: tier, grantedAt: now, waited: waited,
+            sharedLease: sharedLease
+        )
     }
 
     /// A waiting request's place in the queue, shared by its waiting, its cancellation

@@ -68,10 +68,38 @@ struct PoolQueueState<Waiter> {
         var enqueuedAt: ContinuousClock.Instant
     }
 
-    /// One tenant's waiters in one band.
+    /// One tenant's waiters in one band, first come first.
     private struct Flow {
-        var entries: [Entry] = []
+        /// Waiters from `head` on; those before it were served and are dropped now and then.
+        private var storage: [Entry] = []
+        private var head = 0
         var lastFinish: Double = 0
+
+        var isEmpty: Bool { head == storage.count }
+        var first: Entry? { isEmpty ? nil : storage[head] }
+
+        mutating func append(_ entry: Entry) {
+            storage.append(entry)
+        }
+
+        mutating func removeFirst() -> Entry {
+            let entry = storage[head]
+            head += 1
+            if head == storage.count {
+                storage.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head >= 32, head * 2 >= storage.count {
+                storage.removeFirst(head)
+                head = 0
+            }
+            return entry
+        }
+
+        /// Removes the waiter `id`, wherever it is.
+        mutating func remove(_ id: ID) -> Entry? {
+            guard let index = storage[head...].firstIndex(where: { $0.id == id }) else { return nil }
+            return index == head ? removeFirst() : storage.remove(at: index)
+        }
     }
 
     private struct Band {
@@ -86,8 +114,14 @@ struct PoolQueueState<Waiter> {
         var reservedShare: Double = 0
     }
 
-    /// Slots in the pool: the sum of its replicas' slots.
-    let capacity: Int
+    /// Slots that may be held now: the pool's slots, or, when the slots are shared with
+    /// other replicas (`gated`), those this replica holds a shared lease for.
+    private(set) var capacity: Int
+    /// The pool's slots: the sum of its replicas' slots.
+    let slots: Int
+    /// Whether each slot needs a lease from a store shared with other replicas: a slot is
+    /// added with each lease taken and removed with each given back.
+    let gated: Bool
     /// The most waiters held at once.
     let maximumQueue: Int
     private(set) var inFlight = 0
@@ -104,8 +138,10 @@ struct PoolQueueState<Waiter> {
     /// The weight of the newest hold time in the service-time average.
     static var smoothing: Double { 0.2 }
 
-    init(capacity: Int, maximumQueue: Int) {
-        self.capacity = max(1, capacity)
+    init(capacity: Int, maximumQueue: Int, gated: Bool = false) {
+        self.slots = max(1, capacity)
+        self.capacity = gated ? 0 : max(1, capacity)
+        self.gated = gated
         self.maximumQueue = max(0, maximumQueue)
     }
 
@@ -124,11 +160,12 @@ struct PoolQueueState<Waiter> {
         if let maximumWait, let predicted, predicted > maximumWait { return .refused(.tooLate(predictedStart: predicted)) }
         let id = nextID
         nextID += 1
-        var band = bands[demand.band] ?? Band()
-        var flow = band.flows[demand.tenant] ?? Flow()
+        // Taken out of the dictionaries while changed, so no waiter list is copied.
+        var band = bands.removeValue(forKey: demand.band) ?? Band()
+        var flow = band.flows.removeValue(forKey: demand.tenant) ?? Flow()
         let startTag = max(band.clock, flow.lastFinish)
         flow.lastFinish = startTag + 1 / Double(demand.weight)
-        flow.entries.append(Entry(id: id, waiter: waiter, tier: demand.tier, startTag: startTag, enqueuedAt: now))
+        flow.append(Entry(id: id, waiter: waiter, tier: demand.tier, startTag: startTag, enqueuedAt: now))
         band.flows[demand.tenant] = flow
         band.waiting += 1
         if band.waiting == 1 { activate(demand.band) }
@@ -148,10 +185,30 @@ struct PoolQueueState<Waiter> {
         return true
     }
 
+    /// Takes a slot just leased from the shared store (gated pools).
+    mutating func takeLeasedSlot(_ demand: Demand) {
+        tiers[demand.tier, default: TierState()].reservedShare = demand.reservedShare
+        capacity += 1
+        take(tier: demand.tier)
+    }
+
+    /// Adds a slot just leased from the shared store and hands it to the next waiter;
+    /// nil (and the slot removed again) when nobody waits, so the lease goes back.
+    mutating func addLeasedSlot(now: ContinuousClock.Instant) -> Grant? {
+        capacity += 1
+        guard let grant = dispatch(now: now) else {
+            capacity -= 1
+            return nil
+        }
+        return grant
+    }
+
     /// When a request of `demand` would get a slot if it asked now: zero when one is free;
     /// nil when the pool has not yet measured how long a slot is held.
     func predictedStart(for demand: Demand) -> Duration? {
-        guard inFlight >= capacity else { return .zero }
+        // A gated pool cannot see the other replicas' slots: with nobody waiting here and
+        // its own share not full, a slot is likely free.
+        guard gated ? waiting > 0 || inFlight >= slots : inFlight >= capacity else { return .zero }
         guard let serviceTime else { return nil }
         let ahead: Int
         if isOwed(demand.tier, share: demand.reservedShare) {
@@ -160,8 +217,8 @@ struct PoolQueueState<Waiter> {
         } else {
             ahead = bands.reduce(0) { $0 + ($1.key >= demand.band ? $1.value.waiting : 0) }
         }
-        // Slots free at about `capacity` per service time.
-        return serviceTime * (Double(ahead + 1) / Double(capacity))
+        // Slots free at about `slots` per service time.
+        return serviceTime * (Double(ahead + 1) / Double(slots))
     }
 
     // MARK: Releasing
@@ -173,18 +230,24 @@ struct PoolQueueState<Waiter> {
         }
         inFlight = max(0, inFlight - 1)
         if let state = tiers[tier], state.inFlight > 0 { tiers[tier]!.inFlight -= 1 }
+        if gated {
+            // The lease goes back to the shared store; waiters here get the next one taken.
+            capacity = max(0, capacity - 1)
+            return nil
+        }
         return dispatch(now: now)
     }
 
     /// Removes a waiter that will not wait any more (its client left, or its wait ran
     /// out). Returns it, or nil when it was already granted or removed.
     mutating func remove(_ id: ID) -> Waiter? {
-        guard let (bandKey, tenant) = locations.removeValue(forKey: id),
-              var band = bands[bandKey],
-              var flow = band.flows[tenant],
-              let index = flow.entries.firstIndex(where: { $0.id == id })
-        else { return nil }
-        let entry = flow.entries.remove(at: index)
+        guard let (bandKey, tenant) = locations.removeValue(forKey: id), var band = bands.removeValue(forKey: bandKey) else {
+            return nil
+        }
+        guard var flow = band.flows.removeValue(forKey: tenant), let entry = flow.remove(id) else {
+            bands[bandKey] = band
+            return nil
+        }
         store(flow, of: tenant, in: &band)
         leave(entry, band: &band, key: bandKey)
         return entry.waiter
@@ -202,21 +265,24 @@ struct PoolQueueState<Waiter> {
         // A reserving tier below its share first, then bands in order.
         let owed = activeBands.first { band in
             bands[band]?.flows.values.contains { flow in
-                flow.entries.first.map { isOwed($0.tier, share: tiers[$0.tier]?.reservedShare ?? 0) } ?? false
+                flow.first.map { isOwed($0.tier, share: tiers[$0.tier]?.reservedShare ?? 0) } ?? false
             } ?? false
         }
-        guard let bandKey = owed ?? activeBands.first, var band = bands[bandKey] else { return nil }
+        guard let bandKey = owed ?? activeBands.first, var band = bands.removeValue(forKey: bandKey) else { return nil }
         // The flow whose head request has the lowest start tag; among owed tiers only
         // when the slot is owed.
         var chosen: (tenant: String, tag: Double, id: ID)?
         for (tenant, flow) in band.flows {
-            guard let head = flow.entries.first else { continue }
+            guard let head = flow.first else { continue }
             if owed != nil, !isOwed(head.tier, share: tiers[head.tier]?.reservedShare ?? 0) { continue }
             if let best = chosen, (head.startTag, head.id) >= (best.tag, best.id) { continue }
             chosen = (tenant, head.startTag, head.id)
         }
-        guard let chosen, var flow = band.flows[chosen.tenant] else { return nil }
-        let entry = flow.entries.removeFirst()
+        guard let chosen, var flow = band.flows.removeValue(forKey: chosen.tenant) else {
+            bands[bandKey] = band
+            return nil
+        }
+        let entry = flow.removeFirst()
         locations[entry.id] = nil
         band.clock = max(band.clock, entry.startTag)
         store(flow, of: chosen.tenant, in: &band)
@@ -238,7 +304,7 @@ struct PoolQueueState<Waiter> {
     private func store(_ flow: Flow, of tenant: String, in band: inout Band) {
         // An idle tenant's flow is dropped, but only once its last finish is in the band's
         // past: coming back sooner must not reset its share.
-        if flow.entries.isEmpty, flow.lastFinish <= band.clock {
+        if flow.isEmpty, flow.lastFinish <= band.clock {
             band.flows[tenant] = nil
         } else {
             band.flows[tenant] = flow

@@ -69,14 +69,24 @@ public struct Topology: Sendable {
     public let environmentKeys: [ProviderKeyCatalogue.Key]
 
     /// Resolves `configuration` against `environment`.
-    public init(configuration: SwitchyardConfiguration, environment: [String: String], scheduling: EnginePool.Scheduling = .contract) {
+    /// - Parameters:
+    ///   - sharedSlots: Lease engine slots from Redis, shared with other replicas.
+    public init(
+        configuration: SwitchyardConfiguration,
+        environment: [String: String],
+        scheduling: EnginePool.Scheduling = .contract,
+        sharedSlots: RedisSlotLeases? = nil,
+        logger: Logger? = nil
+    ) {
         var pools: [String: EnginePool] = [:]
         for pool in configuration.enginePools {
             pools[pool.id] = EnginePool(
                 name: pool.id,
                 replicas: pool.replicas.map { .init(baseURL: $0.url, slots: $0.slots) },
                 maximumQueue: pool.maximumQueue,
-                scheduling: scheduling
+                scheduling: scheduling,
+                sharedSlots: sharedSlots,
+                logger: logger
             )
         }
         var endpoints: [String: ProviderEndpoint] = [:]

@@ -88,7 +88,12 @@ public struct SwitchyardServer: Sendable {
     public init(configuration: SwitchyardConfiguration, environment: [String: String], options: Options, logger: Logger) throws {
         self.options = options
         self.logger = logger
-        self.topology = Topology(configuration: configuration, environment: environment, scheduling: options.scheduling)
+        let redisClient = try options.redisURL.map { RedisClient(configuration: try RedisConfiguration(url: $0)) }
+        let slotLeases = redisClient.map { RedisSlotLeases(client: $0, leaseTTL: Self.keyLeaseTTL(options.limits), logger: logger) }
+        self.topology = Topology(
+            configuration: configuration, environment: environment, scheduling: options.scheduling, sharedSlots: slotLeases,
+            logger: logger
+        )
         self.ledger = try Ledger(path: options.databasePath)
         self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
         let topology = self.topology
@@ -100,8 +105,7 @@ public struct SwitchyardServer: Sendable {
             ledger: ledger, cipher: options.keyCipher, environmentKeys: topology.environmentKeys, logger: logger
         )
         try keyCatalogue.loadBlocking()
-        if let url = options.redisURL {
-            let client = RedisClient(configuration: try RedisConfiguration(url: url))
+        if let client = redisClient, let slotLeases {
             let redisAdmission = RedisAdmission(client: client, logger: logger)
             let redisKeyPool = RedisKeyPool(client: client, leaseTTL: Self.keyLeaseTTL(options.limits), logger: logger)
             let metrics = self.metrics
@@ -113,7 +117,10 @@ public struct SwitchyardServer: Sendable {
                 primary: redisKeyPool, policy: options.redisFailurePolicy, logger: logger,
                 onFailure: { metrics.limitStoreFailure() }
             )
-            self.redisService = RedisAdmissionService(admission: redisAdmission, keyPool: redisKeyPool, client: client)
+            self.redisService = RedisAdmissionService(
+                admission: redisAdmission, keyPool: redisKeyPool, slotLeases: slotLeases,
+                enginePools: Array(topology.enginePools.values), client: client
+            )
         } else {
             self.admission = InProcessLimiter()
             self.keyPool = InProcessKeyPool(leaseTTL: Self.keyLeaseTTL(options.limits))
