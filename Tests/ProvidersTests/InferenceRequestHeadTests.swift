@@ -352,5 +352,35 @@ struct InferenceRequestHeadTests {
             #expect(error.message.contains("not valid UTF-8"))
         }
     }
-}
 
+    @Test("an engine told the band gets its priority in place of the client's")
+    func enginePriority() throws {
+        func body(_ json: String, priority: Int?) throws -> String {
+            let buffer = ByteBuffer(string: json)
+            let head = try InferenceRequestHead.parse(buffer, endpoint: .chatCompletions)
+            return text(head.upstreamBody(from: buffer, upstreamModel: "up", priority: priority))
+        }
+        #expect(try body(#"{"model":"a","messages":[]}"#, priority: -100) == #"{"model":"up","messages":[],"priority":-100}"#)
+        // A client's own priority is replaced, wherever it is.
+        #expect(try body(#"{"priority": -1000000, "model":"a"}"#, priority: -10) == #"{"priority":-10, "model":"up"}"#)
+        #expect(try body(#"{"model":"a","priority":{"x":[1,2]},"n":1}"#, priority: 0) == #"{"model":"up","priority":0,"n":1}"#)
+        // Not told: the body is the client's.
+        #expect(try body(#"{"model":"a","priority":-5}"#, priority: nil) == #"{"model":"up","priority":-5}"#)
+        #expect(parseError(#"{"model":"a","priority":1,"priority":-9}"#)?.param == "priority")
+    }
+
+    @Test("only engines are sent a priority")
+    func priorityOnlyForEngines() throws {
+        let buffer = ByteBuffer(string: #"{"model":"a","messages":[]}"#)
+        let head = try InferenceRequestHead.parse(buffer, endpoint: .chatCompletions)
+        let settings = DeploymentSettings(upstreamModel: "up", enginePriority: -100)
+        let engine = try OpenAIAdapter(kind: .engine).makeRequest(
+            head: head, body: buffer, deployment: settings, endpoint: ProviderEndpoint(kind: .engine, baseURL: "http://e/v1")
+        )
+        #expect(text(engine.body).hasSuffix(#","priority":-100}"#))
+        let openAI = try OpenAIAdapter(kind: .openai).makeRequest(
+            head: head, body: buffer, deployment: settings, endpoint: ProviderEndpoint(kind: .openai, baseURL: "https://api.openai.com/v1")
+        )
+        #expect(!text(openAI.body).contains("priority"))
+    }
+}

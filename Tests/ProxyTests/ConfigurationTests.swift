@@ -74,6 +74,7 @@ struct ConfigurationTests {
             (#""priority": 100"#, #""priority": 100, "spill_after_ms": 100000000000"#, "$.tiers[0].spill_after_ms"),
             (#""routes": ["sim-llama"]"#, #""routes": ["sim-llama"], "routing": "cheapest""#, "$.models[0].routing"),
             (#""slots": 4 }] },"#, #""slots": 4 }], "max_queue": -3 },"#, "$.engine_pools[0].max_queue"),
+            (#""slots": 4 }] },"#, #""slots": 4 }], "forward_priority": "yes" },"#, "$.engine_pools[0].forward_priority"),
         ]
         for (original, replacement, path) in cases {
             let json = Self.valid.replacingOccurrences(of: original, with: replacement)
@@ -98,7 +99,7 @@ struct ConfigurationTests {
                 with: #"{ "name": "standard", "priority": 10, "models": ["chat-small"], "reserved_share": 0.4 }"#
             )
             .replacingOccurrences(of: #"{ "name": "chat-small", "routes": ["sim-llama"] }"#, with: #"{ "name": "chat-small", "routes": ["sim-llama"], "routing": "cost" }"#)
-            .replacingOccurrences(of: #""slots": 4 }] },"#, with: #""slots": 4 }], "max_queue": 7 },"#)
+            .replacingOccurrences(of: #""slots": 4 }] },"#, with: #""slots": 4 }], "max_queue": 7, "forward_priority": true },"#)
         let topology = Topology(configuration: try parse(json), environment: [:])
         let enterprise = topology.contract(tier: "enterprise")
         #expect(enterprise.band == 100 && enterprise.weight == 3 && enterprise.reservedShare == 0.6)
@@ -109,6 +110,8 @@ struct ConfigurationTests {
         #expect(topology.costRoutedModels == ["chat-small"])
         #expect(topology.enginePools["fast"]?.maximumQueue == 7 && topology.enginePools["dead"]?.maximumQueue == EnginePool.defaultMaximumQueue)
         #expect(topology.enginePools["fast"]?.capacity == 4)
+        #expect(topology.enginePools["fast"]?.forwardsPriority == true && topology.enginePools["dead"]?.forwardsPriority == false)
+        #expect(EnginePool.enginePriority(band: enterprise.band) == -100)
         // A tenant's overrides replace limits and add pinning; the rest is the tier's.
         let overridden = topology.contract(
             tier: "enterprise", overrides: .init(concurrentRequests: 2, pinning: ["chat-small": "sim-llama"])

@@ -92,6 +92,8 @@ public final class EnginePool: Sendable {
     /// The most requests that may wait at once.
     public let maximumQueue: Int
     public let scheduling: Scheduling
+    /// Whether the engines are told each request's band, as vLLM's `priority`.
+    public let forwardsPriority: Bool
     /// Where the pool's slots are leased when replicas share them (Redis); nil keeps the
     /// count in this process.
     public let sharedSlots: RedisSlotLeases?
@@ -112,12 +114,14 @@ public final class EnginePool: Sendable {
         replicas: [Replica],
         maximumQueue: Int = EnginePool.defaultMaximumQueue,
         scheduling: Scheduling = .contract,
+        forwardsPriority: Bool = false,
         sharedSlots: RedisSlotLeases? = nil,
         logger: Logger? = nil
     ) {
         precondition(!replicas.isEmpty, "an engine pool needs at least one replica")
         self.name = name
         self.scheduling = scheduling
+        self.forwardsPriority = forwardsPriority
         self.sharedSlots = scheduling == .contract ? sharedSlots : nil
         self.logger = logger
         self.wakeUps = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -129,6 +133,10 @@ public final class EnginePool: Sendable {
             replicas: EnginePoolState(slots: replicas.map(\.slots))
         ))
     }
+
+    /// vLLM's `priority` for a request of `band`: vLLM serves lower numbers first and
+    /// Switchyard higher bands first, so the band is negated (band 100 is priority -100).
+    public static func enginePriority(band: Int) -> Int { -band }
 
     // MARK: Acquiring
 

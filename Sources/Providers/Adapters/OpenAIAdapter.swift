@@ -31,7 +31,9 @@ public struct OpenAIAdapter: ProviderAdapter {
         return UpstreamRequest(
             url: try endpoint.url(for: head.endpoint, upstreamModel: deployment.upstreamModel),
             headers: headers,
-            body: head.upstreamBody(from: body, upstreamModel: deployment.upstreamModel)
+            body: head.upstreamBody(
+                from: body, upstreamModel: deployment.upstreamModel, priority: kind == .engine ? deployment.enginePriority : nil
+            )
         )
     }
 

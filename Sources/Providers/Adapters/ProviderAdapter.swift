@@ -23,10 +23,14 @@ public struct DeploymentSettings: Sendable {
     /// Output tokens to ask for when the client set no limit, for providers that
     /// require one (Anthropic).
     public var defaultMaxTokens: Int
+    /// vLLM's `priority` for this request (lower is served first), for engines told the
+    /// request's band; nil sends the client's body as it is.
+    public var enginePriority: Int?
 
-    public init(upstreamModel: String, defaultMaxTokens: Int = 4096) {
+    public init(upstreamModel: String, defaultMaxTokens: Int = 4096, enginePriority: Int? = nil) {
         self.upstreamModel = upstreamModel
         self.defaultMaxTokens = defaultMaxTokens
+        self.enginePriority = enginePriority
     }
 }
 

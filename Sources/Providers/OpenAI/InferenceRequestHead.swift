@@ -26,6 +26,8 @@ public struct InferenceRequestHead: Sendable, Equatable {
     var modelValue: Range<Int>
     /// The whole `"stream_options": {...}` member, when present.
     var streamOptionsMember: Range<Int>?
+    /// The whole `"priority": …` member, when present.
+    var priorityMember: Range<Int>?
     /// The offset of the closing `}` of the document.
     var closingBrace: Int
 
@@ -74,6 +76,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
         var maxTokens: Int?
         var maxCompletionTokens: Int?
         var streamOptions: Range<Int>?
+        var priority: Range<Int>?
         var choices = 1
         var seen: UInt8 = 0
         for member in members {
@@ -108,6 +111,9 @@ public struct InferenceRequestHead: Sendable, Equatable {
                     return .failure(.invalidRequest("'n' must be an integer from 1 to \(largestChoices).", param: "n"))
                 }
                 choices = value
+            case .priority:
+                // Read only to be replaced when the engine is told the band.
+                priority = member.whole
             case .streamOptions:
                 if scanner.isNull(at: member.value) { streamOptions = member.whole; continue }
                 guard scanner.kind(at: member.value.lowerBound) == .object,
@@ -137,6 +143,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
             maxOutputTokensParameter: maxCompletionTokens == nil ? "max_tokens" : "max_completion_tokens",
             modelValue: modelRange,
             streamOptionsMember: streamOptions,
+            priorityMember: priority,
             closingBrace: closingBrace(of: scanner, count: count)
         ))
     }
@@ -160,7 +167,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
 
     /// The top-level members the head reads, each of which may be given once.
     private enum Field: UInt8, CaseIterable {
-        case model, stream, streamOptions, maxTokens, maxCompletionTokens, choices
+        case model, stream, streamOptions, maxTokens, maxCompletionTokens, choices, priority
 
         var name: String { key.description }
         var bit: UInt8 { 1 << rawValue }
@@ -173,6 +180,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
             case .maxTokens: "max_tokens"
             case .maxCompletionTokens: "max_completion_tokens"
             case .choices: "n"
+            case .priority: "priority"
             }
         }
 
@@ -195,10 +203,20 @@ extension InferenceRequestHead {
     /// The body to send upstream: `model` replaced by the deployment's upstream model and,
     /// for streams, `stream_options.include_usage` forced on so usage is always metered.
     /// Every other byte goes through unchanged.
-    public func upstreamBody(from body: ByteBuffer, upstreamModel: String) -> ByteBuffer {
+    ///
+    /// - Parameter priority: vLLM's `priority` to set, replacing the client's (lower is
+    ///   served first); nil leaves the body's as it is.
+    public func upstreamBody(from body: ByteBuffer, upstreamModel: String, priority: Int? = nil) -> ByteBuffer {
         var edits: [(range: Range<Int>, replacement: Replacement)] = [
             (modelValue, .model),
         ]
+        if priority != nil {
+            if let priorityMember {
+                edits.append((priorityMember, .priority))
+            } else {
+                edits.append((closingBrace..<closingBrace, .appendPriority))
+            }
+        }
         if stream {
             if let streamOptionsMember {
                 edits.append((streamOptionsMember, .streamOptions))
@@ -223,6 +241,10 @@ extension InferenceRequestHead {
                 output.writeStaticString(#""stream_options":{"include_usage":true}"#)
             case .appendStreamOptions:
                 output.writeStaticString(#","stream_options":{"include_usage":true}"#)
+            case .priority:
+                output.writeString(#""priority":\#(priority ?? 0)"#)
+            case .appendPriority:
+                output.writeString(#","priority":\#(priority ?? 0)"#)
             }
             cursor = edit.range.upperBound
         }
@@ -233,6 +255,6 @@ extension InferenceRequestHead {
     }
 
     private enum Replacement {
-        case model, streamOptions, appendStreamOptions
+        case model, streamOptions, appendStreamOptions, priority, appendPriority
     }
 }

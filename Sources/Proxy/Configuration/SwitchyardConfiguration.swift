@@ -30,6 +30,8 @@ public struct SwitchyardConfiguration: Sendable {
         public var replicas: [Replica]
         /// The most requests that may wait for a slot at once.
         public var maximumQueue: Int = Pools.EnginePool.defaultMaximumQueue
+        /// Whether each request's band is passed to the engine as vLLM's `priority`.
+        public var forwardPriority = false
     }
 
     public struct Deployment: Sendable, Equatable {
@@ -214,7 +216,8 @@ extension SwitchyardConfiguration {
         return EnginePool(
             id: id,
             replicas: replicas,
-            maximumQueue: try object.integer("max_queue", default: Pools.EnginePool.defaultMaximumQueue, minimum: 0, maximum: Bounds.queue)
+            maximumQueue: try object.integer("max_queue", default: Pools.EnginePool.defaultMaximumQueue, minimum: 0, maximum: Bounds.queue),
+            forwardPriority: try object.boolean("forward_priority", default: false)
         )
     }
 

@@ -85,6 +85,7 @@ public struct Topology: Sendable {
                 replicas: pool.replicas.map { .init(baseURL: $0.url, slots: $0.slots) },
                 maximumQueue: pool.maximumQueue,
                 scheduling: scheduling,
+                forwardsPriority: pool.forwardPriority,
                 sharedSlots: sharedSlots,
                 logger: logger
             )

@@ -296,7 +296,8 @@ final class RequestPipeline: Sendable {
         let upstreamRequest: HTTPClientRequest
         do {
             upstreamRequest = try makeUpstreamRequest(
-                head: head, body: body, deployment: deployment, placement: placement, requestID: context.requestID
+                head: head, body: body, deployment: deployment, placement: placement, requestID: context.requestID,
+                band: context.tenant?.contract.band
             )
         } catch {
             // The tenant's request was at fault, not the key or the upstream.
@@ -378,11 +379,14 @@ final class RequestPipeline: Sendable {
         body: ByteBuffer,
         deployment: Topology.Deployment,
         placement: Placement,
-        requestID: String
+        requestID: String,
+        band: Int?
     ) throws(OpenAIError) -> HTTPClientRequest {
-        let upstream = try deployment.adapter.makeRequest(
-            head: head, body: body, deployment: deployment.settings, endpoint: placement.endpoint
-        )
+        var settings = deployment.settings
+        if let pool = deployment.enginePool, pool.forwardsPriority, let band {
+            settings.enginePriority = EnginePool.enginePriority(band: band)
+        }
+        let upstream = try deployment.adapter.makeRequest(head: head, body: body, deployment: settings, endpoint: placement.endpoint)
         var request = HTTPClientRequest(url: upstream.url)
         request.method = .POST
         request.headers.reserveCapacity(upstream.headers.count + 1)
