@@ -17,10 +17,12 @@ struct KeyPoolStateTests {
         var nextID: UInt64 = 0
 
         func select(
-            _ candidates: [PooledKey], tokens: Int = 0, excluding: Set<String> = [], at now: Int
+            _ candidates: [PooledKey], tokens: Int = 0, excluding: Set<String> = [], heldBack: Int = 0, at now: Int
         ) -> KeySelection {
             nextID += 1
-            return state.select(candidates: candidates, tokens: tokens, excluding: excluding, leaseID: nextID, now: now)
+            return state.select(
+                candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack, leaseID: nextID, now: now
+            )
         }
 
         /// Selects and fails the test if nothing is selected.
@@ -82,6 +84,25 @@ struct KeyPoolStateTests {
         #expect(picks.last == "-")
         // Neither runs dry long before the other: after 100 picks each has given about half.
         #expect(abs(picks.prefix(100).count { $0 == "a" } - 50) <= 2)
+    }
+
+    // MARK: Reserved capacity
+
+    @Test("a key whose room has fallen into other tiers' reserve is passed over by tiers without one")
+    func reservedCapacity() {
+        let pool = Pool()
+        let limited = PooledKey(id: "a", requestsPerMinute: 10)
+        // Other tiers reserve 30% of every key: a tier without a reserve takes 7 of 10.
+        let unreserved = (0..<10).map { _ in pool.select([limited], heldBack: 300, at: start).lease?.keyID ?? "-" }
+        #expect(unreserved == Array(repeating: "a", count: 7) + ["-", "-", "-"])
+        // The reserving tier (nothing held back from it) takes the rest.
+        #expect(pool.picks(4, [limited], at: start) == ["a", "a", "a", "-"])
+        // Another key with room takes the unreserved tier's traffic instead.
+        let other = PooledKey(id: "b", requestsPerMinute: 10)
+        #expect(pool.picks(3, [limited, other], at: start + 1).allSatisfy { $0 == "b" })
+        // A full or unknown window is never passed over, whatever is held back.
+        #expect(pool.select([PooledKey(id: "c")], heldBack: 1000, at: start).lease?.keyID == "c")
+        #expect(pool.select([PooledKey(id: "d", requestsPerMinute: 5)], heldBack: 999, at: start).lease?.keyID == "d")
     }
 
     // MARK: Own windows

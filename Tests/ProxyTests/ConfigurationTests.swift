@@ -107,6 +107,9 @@ struct ConfigurationTests {
         #expect(enterprise.spillOver == .whenSaturated && enterprise.maximumSpillPricePerMillion == 900_000)
         let standard = topology.contract(tier: "standard")
         #expect(standard.weight == 1 && standard.spillOver == .never && standard.maximumQueueWait == nil)
+        // What the other tiers reserve: what each may not use of a provider key's windows.
+        #expect(abs(enterprise.reservedForOtherTiers - 0.4) < 1e-9 && abs(standard.reservedForOtherTiers - 0.6) < 1e-9)
+        #expect(abs(topology.contract(tier: "three-per-minute").reservedForOtherTiers - 1.0) < 1e-9)
         #expect(topology.costRoutedModels == ["chat-small"])
         #expect(topology.enginePools["fast"]?.maximumQueue == 7 && topology.enginePools["dead"]?.maximumQueue == EnginePool.defaultMaximumQueue)
         #expect(topology.enginePools["fast"]?.capacity == 4)

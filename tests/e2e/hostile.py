@@ -472,8 +472,8 @@ class Corpus:
         pad = size - len(text)
         return render(dict(base_body, user="p" * pad))
 
-    def deep_bodies(self, base_body: dict) -> list:
-        rng = self.rng
+    def deep_bodies(self, base_body: dict, rng: Optional[random.Random] = None) -> list:
+        rng = rng or self.rng
         marker = "__DEEP__"
         shapes = [
             ("60,000 unclosed [ as the body", b"[" * 60_000, frozenset({400})),
@@ -487,7 +487,7 @@ class Corpus:
         ]
         return shapes[:2] + rng.sample(shapes[2:], 4)
 
-    def not_json_bodies(self, base_body: dict) -> list:
+    def not_json_bodies(self, base_body: dict, rng: Optional[random.Random] = None) -> list:
         valid = render(base_body)
         bodies = [
             ("empty body", b"", frozenset({400})),
@@ -511,7 +511,7 @@ class Corpus:
             ("duplicate model key", valid[:-1] + b',"model":"no-such-model"}', None),
             ("unterminated string", b'{"model":"chat-small', frozenset({400})),
         ]
-        return self.rng.sample(bodies, 12)
+        return (rng or self.rng).sample(bodies, 12)
 
     def bad_inference_auth(self) -> list:
         ctx = self.ctx
@@ -584,75 +584,82 @@ class Corpus:
         ]
 
     def build_admin(self) -> None:
-        rng = self.rng
         for family, method, path, base, fields, required, numeric, names in self.admin_bodies():
-            for field_path, expected in fields.items():
-                wrong = [v for v in WRONG_VALUES if not type_matches(expected, v[2])]
-                for label, value, _ in rng.sample(wrong, min(len(wrong), 6)):
-                    body = set_path(base, field_path, value)
-                    optional_null = value is None and field_path not in required and len(field_path) == 1
-                    self.admin_case(family, "mistyped", f"{path_name(field_path)} = {label} (wants {expected})",
-                                    method, path, render(body), expect=None if optional_null else frozenset({400}))
-            for name in numeric:
-                for text in NUMERIC_EXTREMES:
-                    body = dict(base)
-                    body[name] = "__NUM__"
-                    # 1E2 and 1.0 are whole numbers in range: a decoder may take them.
-                    expect = None if text in ("1E2", "1.0") else frozenset({400})
-                    self.admin_case(family, "numeric_extreme", f"{name} = {text}", method, path,
-                                    render(body, {"__NUM__": text.encode()}), expect=expect)
-            valid = render(base)
-            cuts = sorted(set([1, len(valid) - 1] + rng.sample(range(2, len(valid) - 1), 6)))
-            for cut in cuts:
-                self.admin_case(family, "truncated_json", f"body cut at byte {cut} of {len(valid)}", method, path,
-                                valid[:cut], expect=frozenset({400}))
-            for description, body, expect in self.deep_bodies(base):
-                # Admin bodies are fully decoded: a deep but valid document in an unknown
-                # field may be skipped (any 2xx/4xx); unclosed ones are 400.
-                if expect == FOUR_XX or expect is None:
-                    expect = None
-                self.admin_case(family, "deep_nesting", description, method, path, body, expect=expect)
-            for field_path in [p for p, t in fields.items() if t == "string" and len(p) == 1]:
-                for label, raw, how in rng.sample(BAD_STRING_BYTES, 4):
-                    body = set_path(base, field_path, "__BAD__")
-                    original = json.dumps(base[field_path[0]])[1:-1].encode()
-                    raw_value = b'"' + original[:3] + raw + original[3:] + b'"'
-                    is_name = field_path in names
-                    if how == "raw":
-                        expect = frozenset({400})
-                    elif is_name and label.startswith(("escaped NUL", "lone", "reversed")):
-                        expect = frozenset({400})
-                    else:
-                        expect = None
-                    self.admin_case(family, "bad_bytes", f"{label} inside {path_name(field_path)}", method, path,
-                                    render(body, {"__BAD__": raw_value}), expect=expect)
-            for label, raw, how in rng.sample(BAD_STRING_BYTES, 3):
-                body = dict(base)
-                body["__KEY__"] = 1
-                self.admin_case(family, "bad_bytes", f"{label} inside a key", method, path,
-                                render(body, {"__KEY__": b'"ext' + raw + b'ra"'}),
-                                expect=frozenset({400}) if how == "raw" else None)
-            for field_path in names:
-                for label, name, is_control in CONTROL_NAMES:
-                    body = set_path(base, field_path, f"hostile {name} {self.unique('n')}")
-                    self.admin_case(family, "control_chars", f"{path_name(field_path)} with {label}", method, path,
-                                    render(body), expect=frozenset({400}) if is_control else None)
-                for description, value in [("whitespace only", "   \t "), ("201 characters", "x" * 201),
-                                           ("empty", "")]:
-                    body = set_path(base, field_path, value)
-                    # An empty provider-key label takes the default label, by design.
-                    defaulted = field_path == ("label",) and description != "201 characters"
-                    self.admin_case(family, "mistyped", f"{path_name(field_path)} {description}", method, path,
-                                    render(body), expect=None if defaulted else frozenset({400}))
-            for description, body, expect in self.not_json_bodies(base):
-                self.admin_case(family, "not_json", description, method, path, body, expect=expect)
-            for size in (ADMIN_MAX_BODY_BYTES + 1, 200_000):
-                self.admin_case(family, "oversized_body", f"{size}-byte body over the admin limit", method, path,
-                                self.padded_admin(base, size), expect=frozenset({413}))
-            for description, headers, expect in rng.sample(self.bad_admin_auth(), 6):
-                self.admin_case(family, "bad_auth", description, method, path, render(base), headers=headers,
-                                expect=expect)
+            self.admin_body_cases(self.rng, family, method, path, base, fields, required, numeric, names)
         self.build_admin_reads()
+
+    def admin_body_cases(self, rng: random.Random, family: str, method: str, path: str, base: dict, fields: dict,
+                         required: set, numeric: list, names: list, *, not_json_expect: Optional[dict] = None) -> None:
+        """The body cases of one admin route that takes a JSON object. `not_json_expect`
+        overrides the expected statuses of named `not_json_bodies` shapes (a route whose
+        body may be JSON null, say)."""
+        for field_path, expected in fields.items():
+            wrong = [v for v in WRONG_VALUES if not type_matches(expected, v[2])]
+            for label, value, _ in rng.sample(wrong, min(len(wrong), 6)):
+                body = set_path(base, field_path, value)
+                optional_null = value is None and field_path not in required and len(field_path) == 1
+                self.admin_case(family, "mistyped", f"{path_name(field_path)} = {label} (wants {expected})",
+                                method, path, render(body), expect=None if optional_null else frozenset({400}))
+        for name in numeric:
+            for text in NUMERIC_EXTREMES:
+                body = dict(base)
+                body[name] = "__NUM__"
+                # 1E2 and 1.0 are whole numbers in range: a decoder may take them.
+                expect = None if text in ("1E2", "1.0") else frozenset({400})
+                self.admin_case(family, "numeric_extreme", f"{name} = {text}", method, path,
+                                render(body, {"__NUM__": text.encode()}), expect=expect)
+        valid = render(base)
+        cuts = sorted(set([1, len(valid) - 1] + rng.sample(range(2, len(valid) - 1), 6)))
+        for cut in cuts:
+            self.admin_case(family, "truncated_json", f"body cut at byte {cut} of {len(valid)}", method, path,
+                            valid[:cut], expect=frozenset({400}))
+        for description, body, expect in self.deep_bodies(base, rng):
+            # Admin bodies are fully decoded: a deep but valid document in an unknown
+            # field may be skipped (any 2xx/4xx); unclosed ones are 400.
+            if expect == FOUR_XX or expect is None:
+                expect = None
+            self.admin_case(family, "deep_nesting", description, method, path, body, expect=expect)
+        for field_path in [p for p, t in fields.items() if "string" in t.split("|") and len(p) == 1]:
+            for label, raw, how in rng.sample(BAD_STRING_BYTES, 4):
+                body = set_path(base, field_path, "__BAD__")
+                original = json.dumps(base[field_path[0]])[1:-1].encode()
+                raw_value = b'"' + original[:3] + raw + original[3:] + b'"'
+                is_name = field_path in names
+                if how == "raw":
+                    expect = frozenset({400})
+                elif is_name and label.startswith(("escaped NUL", "lone", "reversed")):
+                    expect = frozenset({400})
+                else:
+                    expect = None
+                self.admin_case(family, "bad_bytes", f"{label} inside {path_name(field_path)}", method, path,
+                                render(body, {"__BAD__": raw_value}), expect=expect)
+        for label, raw, how in rng.sample(BAD_STRING_BYTES, 3):
+            body = dict(base)
+            body["__KEY__"] = 1
+            self.admin_case(family, "bad_bytes", f"{label} inside a key", method, path,
+                            render(body, {"__KEY__": b'"ext' + raw + b'ra"'}),
+                            expect=frozenset({400}) if how == "raw" else None)
+        for field_path in names:
+            for label, name, is_control in CONTROL_NAMES:
+                body = set_path(base, field_path, f"hostile {name} {self.unique('n')}")
+                self.admin_case(family, "control_chars", f"{path_name(field_path)} with {label}", method, path,
+                                render(body), expect=frozenset({400}) if is_control else None)
+            for description, value in [("whitespace only", "   \t "), ("201 characters", "x" * 201),
+                                       ("empty", "")]:
+                body = set_path(base, field_path, value)
+                # An empty provider-key label takes the default label, by design.
+                defaulted = field_path == ("label",) and description != "201 characters"
+                self.admin_case(family, "mistyped", f"{path_name(field_path)} {description}", method, path,
+                                render(body), expect=None if defaulted else frozenset({400}))
+        for description, body, expect in self.not_json_bodies(base, rng):
+            expect = (not_json_expect or {}).get(description, expect)
+            self.admin_case(family, "not_json", description, method, path, body, expect=expect)
+        for size in (ADMIN_MAX_BODY_BYTES + 1, 200_000):
+            self.admin_case(family, "oversized_body", f"{size}-byte body over the admin limit", method, path,
+                            self.padded_admin(base, size), expect=frozenset({413}))
+        for description, headers, expect in rng.sample(self.bad_admin_auth(), 6):
+            self.admin_case(family, "bad_auth", description, method, path, render(base), headers=headers,
+                            expect=expect)
 
     def padded_admin(self, base: dict, size: int) -> bytes:
         text = render(dict(base, padding=""))

@@ -21,6 +21,9 @@ public struct Contract: Sendable, Equatable {
     /// The share of each engine pool's slots, and of each provider key's windows, held
     /// for tenants of this tier whenever they have demand (0…1).
     public var reservedShare: Double
+    /// The share of every pool's slots and every key's windows the other tiers have
+    /// reserved: what this contract may only borrow (engine slots) or not use (key windows).
+    public var reservedForOtherTiers: Double = 0
     /// The longest a request may wait for an engine slot; nil waits as long as needed.
     public var maximumQueueWait: Duration?
     public var spillOver: SpillOver

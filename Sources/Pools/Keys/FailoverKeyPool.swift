@@ -32,15 +32,17 @@ public final class FailoverKeyPool: KeyPool {
 
     /// Selects through the store; when it fails, through the fallback (open) or not at all.
     /// - Throws: ``LimitStoreUnavailable`` when the store fails and the policy is closed.
-    public func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>) async throws -> KeySelection {
+    public func select(
+        pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, heldBack: Int
+    ) async throws -> KeySelection {
         do {
-            return try await primary.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding)
+            return try await primary.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack)
         } catch is CancellationError where Task.isCancelled {
             // The request was given up (its client left): no store failure.
             throw CancellationError()
         } catch {
             try failover.failed(error)
-            let selection = try await fallback.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding)
+            let selection = try await fallback.select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack)
             if let lease = selection.lease {
                 fallbackLeases.withLock { _ = $0.insert(lease) }
             }

@@ -25,8 +25,10 @@ public final class InProcessKeyPool: KeyPool {
 
     // MARK: KeyPool
 
-    public func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>) async throws -> KeySelection {
-        select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, at: KeyPoolState.currentMilliseconds())
+    public func select(
+        pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, heldBack: Int
+    ) async throws -> KeySelection {
+        select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack, at: KeyPoolState.currentMilliseconds())
     }
 
     public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async {
@@ -48,13 +50,15 @@ public final class InProcessKeyPool: KeyPool {
     // MARK: At a given instant
 
     /// ``select(pool:candidates:tokens:excluding:)`` at `now`, in milliseconds since 1970.
-    func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, at now: Int) -> KeySelection {
+    func select(
+        pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, heldBack: Int = 0, at now: Int
+    ) -> KeySelection {
         state.withLock { table in
             table.nextID &+= 1
             let id = table.nextID
             // Mutating through the subscript keeps the state uniquely referenced: no copy.
             return table.pools[pool, default: KeyPoolState(pool: pool, leaseTTL: leaseTTL)]
-                .select(candidates: candidates, tokens: tokens, excluding: excluding, leaseID: id, now: now)
+                .select(candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack, leaseID: id, now: now)
         }
     }
 

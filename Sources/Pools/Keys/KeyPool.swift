@@ -140,7 +140,11 @@ public protocol KeyPool: Sendable {
     ///   - candidates: The keys that may serve the request, in order of preference for ties.
     ///   - tokens: Tokens to reserve (prompt plus the most the answer can take).
     ///   - excluding: Key ids already tried for this request.
-    func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>) async throws -> KeySelection
+    ///   - heldBack: Thousandths of each key's windows reserved for tiers other than the
+    ///     request's: a key with no more left than that is passed over.
+    func select(
+        pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, heldBack: Int
+    ) async throws -> KeySelection
 
     /// Ends a lease: one fewer in flight, the key's token window adjusted by `actualTokens -
     /// reservedTokens` (nil keeps the reservation), then the outcome applied. When it returns
@@ -158,4 +162,11 @@ public protocol KeyPool: Sendable {
 
     /// Operator re-enable: clears the key's cooldown and disabled reason, keeping its windows.
     func reset(pool: String, keyID: String) async throws
+}
+
+extension KeyPool {
+    /// A selection for a tier none of whose keys' capacity is held back for others.
+    public func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>) async throws -> KeySelection {
+        try await select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, heldBack: 0)
+    }
 }

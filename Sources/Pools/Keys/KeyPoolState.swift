@@ -39,11 +39,15 @@ public struct KeyPoolState: Sendable, Hashable {
     /// expired leases dropped and their limits applied (raising a limit grants the difference
     /// at once, lowering it takes it away), whatever the outcome.
     /// - Parameters:
+    ///   - heldBack: Thousandths of each key's windows reserved for other tiers: a key with
+    ///     a known window no fuller than that is passed over (a full or unknown window never
+    ///     is). The reserved capacity of tier contracts over pooled keys.
     ///   - leaseID: An id not in flight on any candidate; the caller makes them unique.
     ///   - now: Milliseconds since 1970.
     public mutating func select(
-        candidates: [PooledKey], tokens: Int, excluding: Set<String>, leaseID: UInt64, now: Int
+        candidates: [PooledKey], tokens: Int, excluding: Set<String>, heldBack: Int = 0, leaseID: UInt64, now: Int
     ) -> KeySelection {
+        let heldBack = Self.heldBack(heldBack)
         let needed = Self.count(tokens)
         let candidates = Self.usable(candidates, excluding: excluding)
         var eligible: [(id: String, effective: Int)] = []
@@ -55,7 +59,10 @@ public struct KeyPoolState: Sendable, Hashable {
             keys[candidate.id] = key
             guard key.disabledReason == nil, let wait = key.wait(tokens: needed, now: now) else { continue }
             if wait == 0 {
-                eligible.append((candidate.id, candidate.weight * key.headroom(now: now)))
+                let headroom = key.headroom(now: now)
+                // What is left of the key belongs to other tiers' reserves.
+                if headroom <= heldBack, headroom < 1000 { continue }
+                eligible.append((candidate.id, candidate.weight * headroom))
             } else {
                 soonest = min(soonest ?? wait, wait)
             }
@@ -141,6 +148,11 @@ public struct KeyPoolState: Sendable, Hashable {
     public static let defaultReportedReset: Duration = .seconds(60)
     /// The furthest reset a report may name; further ones are taken as this.
     public static let longestReportedReset: Duration = .seconds(86_400)
+
+    /// A held-back share in thousandths: 0…1000.
+    public static func heldBack(_ thousandths: Int) -> Int {
+        min(1000, max(0, thousandths))
+    }
 
     static func bounded(_ credit: Int) -> Int {
         min(creditBound, max(-creditBound, credit))

@@ -101,8 +101,8 @@ extension RedisKeyPool {
     ///
     /// KEYS: hash and lease set of each candidate, in candidate order (excluded and
     /// duplicate keys already dropped). ARGV: lease id, tokens, lease TTL (ms), margin (ms),
-    /// now (ms; empty for `TIME`), then per candidate: weight, requests per minute, tokens
-    /// per minute (-1 when not set).
+    /// now (ms; empty for `TIME`), held back (thousandths reserved for other tiers), then per
+    /// candidate: weight, requests per minute, tokens per minute (-1 when not set).
     ///
     /// Reply: `{1, index}` selected (1-based candidate), `{0, wait}` exhausted (wait in ms,
     /// -1 for never), `{2}` the lease id is in flight on a candidate (the caller draws another).
@@ -110,6 +110,7 @@ extension RedisKeyPool {
         local id, need = ARGV[1], tonumber(ARGV[2])
         local ttl, margin = tonumber(ARGV[3]), tonumber(ARGV[4])
         local now = now_ms(ARGV[5])
+        local held_back = tonumber(ARGV[6])
         local n = #KEYS / 2
 
         for i = 1, n do
@@ -167,14 +168,17 @@ extension RedisKeyPool {
         local keys, eligible, soonest, total = {}, {}, nil, 0
         for i = 1, n do
           local k = load_key(KEYS[2 * i - 1])
-          local base = 5 + (i - 1) * 3
+          local base = 6 + (i - 1) * 3
           k.r = apply(k.r, tonumber(ARGV[base + 2]))
           k.t = apply(k.t, tonumber(ARGV[base + 3]))
           keys[i] = k
           if not k.disabled then
             local w = wait(k)
-            if w == 0 then
-              local e = tonumber(ARGV[base + 1]) * headroom(k)
+            local room = w == 0 and headroom(k) or 0
+            if w == 0 and room <= held_back and room < 1000 then
+              -- What is left of the key belongs to other tiers' reserves.
+            elseif w == 0 then
+              local e = tonumber(ARGV[base + 1]) * room
               eligible[#eligible + 1] = { i = i, e = e }
               total = total + e
             elseif w ~= nil and (soonest == nil or w < soonest) then

@@ -119,8 +119,10 @@ public final class RedisKeyPool: KeyPool {
     /// Selects a key atomically across every replica, in one round trip.
     /// - Throws: ``RedisError`` when Redis cannot be reached, does not answer in time, or
     ///   answers with an error.
-    public func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>) async throws -> KeySelection {
-        try await select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, at: nil)
+    public func select(
+        pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, heldBack: Int
+    ) async throws -> KeySelection {
+        try await select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack, at: nil)
     }
 
     public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async {
@@ -156,7 +158,9 @@ public final class RedisKeyPool: KeyPool {
 
     /// ``select(pool:candidates:tokens:excluding:)`` at `now` (Redis milliseconds) instead
     /// of Redis's `TIME`: for tests, which compare it with `KeyPoolState`.
-    func select(pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, at now: Int?) async throws -> KeySelection {
+    func select(
+        pool: String, candidates: [PooledKey], tokens: Int, excluding: Set<String>, heldBack: Int = 0, at now: Int?
+    ) async throws -> KeySelection {
         let candidates = KeyPoolState.usable(candidates, excluding: excluding)
         guard !candidates.isEmpty else { return .exhausted(retryAfter: nil) }
         let needed = KeyPoolState.count(tokens)
@@ -175,6 +179,7 @@ public final class RedisKeyPool: KeyPool {
                 arguments: [
                     String(id), String(needed), String(KeyPoolState.milliseconds(leaseTTL)),
                     String(KeyPoolState.milliseconds(idleExpiry)), now.map(String.init) ?? "",
+                    String(KeyPoolState.heldBack(heldBack)),
                 ] + perKey
             ).checked()
             let numbers = RedisAdmission.AdmitReply.integers(reply)

@@ -143,8 +143,11 @@ public struct Topology: Sendable {
             if !enabled.isEmpty { routes[model.name] = enabled }
         }
         var contracts: [String: Contract] = [:]
+        let totalReserved = configuration.tiers.reduce(0) { $0 + $1.reservedShare }
         for tier in configuration.tiers {
-            contracts[tier.name] = tier.contract
+            var contract = tier.contract
+            contract.reservedForOtherTiers = min(1, max(0, totalReserved - tier.reservedShare))
+            contracts[tier.name] = contract
         }
         self.deployments = deployments
         self.routes = RouteTable(routes)

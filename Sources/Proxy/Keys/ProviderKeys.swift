@@ -41,7 +41,8 @@ struct ProviderKeys: Sendable {
         guard !keys.isEmpty else {
             return .unavailable(OpenAIError(
                 status: 503,
-                message: "No provider key of `\(deployment.providerID)` serves this tenant.",
+                // Tenants never learn which provider serves them: the message names none.
+                message: "No upstream key serves this tenant for this model.",
                 type: "server_error",
                 code: "no_provider_key"
             ), retryAfter: nil)
@@ -50,8 +51,10 @@ struct ProviderKeys: Sendable {
         do {
             // One pool per deployment: providers limit a key per model, so a key's windows,
             // reported capacity and cooldowns are kept per deployment too.
+            // Capacity other tiers have reserved on each key is not this tenant's to use.
             selection = try await pool.select(
-                pool: deployment.id, candidates: pooled, tokens: tokens, excluding: excluding
+                pool: deployment.id, candidates: pooled, tokens: tokens, excluding: excluding,
+                heldBack: Int((tenant.contract.reservedForOtherTiers * 1000).rounded(.down))
             )
         } catch {
             return .unavailable(Self.storeUnavailable, retryAfter: nil)
@@ -66,7 +69,7 @@ struct ProviderKeys: Sendable {
         case .exhausted(let retryAfter):
             return .unavailable(OpenAIError(
                 status: 503,
-                message: "Every provider key of `\(deployment.providerID)` is at its rate limit or cooling down; retry shortly.",
+                message: "Every upstream key for this model is at its rate limit or cooling down; retry shortly.",
                 type: "server_error",
                 code: "provider_capacity_exhausted"
             ), retryAfter: retryAfter)
