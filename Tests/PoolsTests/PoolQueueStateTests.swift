@@ -246,6 +246,35 @@ struct PoolQueueStateTests {
         let seconds = Double(queue.serviceTime!.components.seconds) + Double(queue.serviceTime!.components.attoseconds) / 1e18
         #expect(abs(seconds - (2 - 0.8 * 0.8 * 0.8)) < 1e-9)
     }
+
+    @Test("the README's worked example")
+    func workedExample() {
+        var queue = Queue(capacity: 8, maximumQueue: 256)
+        let standard = Queue.Demand(tenant: "smallco", tier: "standard", band: 10, reservedShare: 0.1)
+        let enterprise = Queue.Demand(tenant: "acme", tier: "enterprise", band: 100, reservedShare: 0.5)
+        fill(&queue, with: standard)
+        _ = queue.release(tier: "standard", heldFor: .seconds(2), now: start)
+        fill(&queue, with: standard)
+        for index in 0..<40 { enqueue(&queue, standard, "s\(index)", maximumWait: .seconds(10)) }
+        // A new standard request would start after (40 + 1) × 2 s ÷ 8: past its 10 s wait.
+        #expect(queue.predictedStart(for: standard) == .milliseconds(10_250))
+        #expect(queue.acquire(standard, waiter: "late", maximumWait: .seconds(10), now: start) == .refused(.tooLate(predictedStart: .milliseconds(10_250))))
+        // Enterprise holds none of its reserve: the next slot freed is its own, in 2 s ÷ 8.
+        #expect(queue.predictedStart(for: enterprise) == .milliseconds(250))
+        for index in 0..<10 { enqueue(&queue, enterprise, "e\(index)") }
+        var held = Array(repeating: "standard", count: 8)
+        var served: [String] = []
+        for _ in 0..<12 {
+            let tier = held.removeFirst()
+            guard let waiter = release(&queue, tier: tier, heldFor: .seconds(2)) else { break }
+            served.append(waiter)
+            held.append(waiter.hasPrefix("e") ? "enterprise" : "standard")
+        }
+        // Enterprise takes the slots freed, except that standard, left with none while it
+        // waits, is owed its one reserved slot.
+        #expect(served.prefix(11) == ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "s0", "e7", "e8", "e9"])
+        #expect(served[11] == "s1")
+    }
 }
 
 extension PoolQueueState.AcquireAction: Equatable where Waiter: Equatable {
