@@ -4,8 +4,8 @@ import Foundation
 struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
-        abstract: "Create and list tenants, and set a tenant's own limits.",
-        subcommands: [Create.self, List.self, SetLimits.self]
+        abstract: "Create and list tenants, and set a tenant's own limits and pinning.",
+        subcommands: [Create.self, List.self, SetLimits.self, SetPinning.self]
     )
 
     struct Create: AsyncParsableCommand {

@@ -319,3 +319,40 @@ def test_no_answer_or_error_names_a_deployment_or_provider(scheduled):
     for text in scheduled.seen:
         for name in HIDDEN:
             assert name not in text, f"{name} was shown to a tenant: {text[:400]}"
+
+
+def test_the_cli_pins_a_model_and_shows_the_pools(scheduled):
+    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([binary(), *args, "--server", scheduled.proxy, "--token", ADMIN_TOKEN],
+                              capture_output=True, text=True, check=check, timeout=60)
+
+    tenant = scheduled.admin("POST", "/admin/v1/tenants", {"name": f"pinned-{time.monotonic_ns()}", "tier": "enterprise"})
+    key = scheduled.admin("POST", f"/admin/v1/tenants/{tenant['id']}/keys", {"name": "app"})["key"]
+    pinned = json.loads(cli("tenant", "set-pinning", tenant["id"], "chat-spill=dep-local", "--json").stdout)
+    assert pinned["pinning"] == {"chat-spill": "dep-local"}
+    assert "dep-local" in cli("tenant", "set-pinning", tenant["id"], "chat-spill=dep-local").stdout
+    wrong = cli("tenant", "set-pinning", tenant["id"], "chat-spill=dep-cheap", check=False)
+    assert wrong.returncode == 1 and "has no deployment 'dep-cheap'" in wrong.stderr
+    assert cli("tenant", "set-pinning", tenant["id"], "chat-spill", check=False).returncode != 0
+
+    # Pinned to the engine, the enterprise tenant never spills, even with the pool full.
+    standard = scheduled.client(scheduled.tenant_key("standard"))
+    holders = [threading.Thread(target=lambda: scheduled.ask(standard, "chat-local", max_tokens=80), daemon=True)
+               for _ in range(2)]
+    for thread in holders:
+        thread.start()
+    while scheduled.pool()["in_flight"] < 2:
+        time.sleep(0.02)
+    raw = scheduled.ask(scheduled.client(key), "chat-spill")
+    event = scheduled.event(raw.headers["x-request-id"])
+    assert event["deployment"] == "dep-local" and event["spilled"] == 0 and event["queue_ms"] > 0
+    for thread in holders:
+        thread.join(timeout=30)
+
+    pools = json.loads(cli("pools", "--json").stdout)["data"]
+    assert pools[0]["id"] == "pool-gpu" and pools[0]["slots"] == 2
+    assert [tier["name"] for tier in pools[0]["tiers"]] == ["enterprise", "standard", "basic"]
+    table = cli("pools").stdout
+    assert "pool-gpu" in table and "PREDICTED_START_MS" in table
+    cleared = json.loads(cli("tenant", "set-pinning", tenant["id"], "--clear", "--json").stdout)
+    assert cleared["pinning"] == {}
