@@ -43,6 +43,7 @@ struct SchedulingRouteTests {
             let tenant = try await harness.makeTenant()
             for (body, param) in [
                 (#"{"no-such-model":"sim-llama"}"#, "no-such-model"),
+                (#"{"no-such-model":null}"#, "no-such-model"),
                 (#"{"chat-small":"slow-llama"}"#, "chat-small"),
                 (#"{"chat-small":7}"#, nil),
                 (#"["chat-small"]"#, nil),

@@ -248,6 +248,7 @@ class Corpus:
 
     def __init__(self, ctx: Context, seed: int = SEED):
         self.ctx = ctx
+        self.seed = seed
         self.rng = random.Random(seed)
         self.cases: list[Case] = []
         self.serial = 0
@@ -682,16 +683,18 @@ class Corpus:
             ("the token in X-Api-Key instead", [("x-api-key", ctx.admin_token)], refused),
         ]
 
+    # Path ids that name nothing: (description, path segment, acceptable statuses).
+    BAD_IDS = [
+        ("a nonexistent id", "ten_nope", {404}), ("an id of 5,000 characters", "t" * 5000, {404, 414}),
+        ("%00", "%00", {400, 404}), ("%FF (invalid UTF-8)", "%FF", {400, 404}),
+        ("%0A%0D control characters", "%0A%0D", {400, 404}), ("..", "..", {400, 404}),
+        ("%2F inside", "a%2Fb", {400, 404}), ("emoji", "%F0%9F%9A%80", {400, 404}),
+        ("SQL quote", "'%20OR%20'1'='1", {400, 404}), ("percent sign", "%25", {400, 404}),
+    ]
+
     def build_admin_reads(self) -> None:
         rng, ctx = self.rng, self.ctx
-        ids = [
-            ("a nonexistent id", "ten_nope", {404}), ("an id of 5,000 characters", "t" * 5000, {404, 414}),
-            ("%00", "%00", {400, 404}), ("%FF (invalid UTF-8)", "%FF", {400, 404}),
-            ("%0A%0D control characters", "%0A%0D", {400, 404}), ("..", "..", {400, 404}),
-            ("%2F inside", "a%2Fb", {400, 404}), ("emoji", "%F0%9F%9A%80", {400, 404}),
-            ("SQL quote", "'%20OR%20'1'='1", {400, 404}), ("percent sign", "%25", {400, 404}),
-        ]
-        for description, value, expect in ids:
+        for description, value, expect in self.BAD_IDS:
             self.admin_case("admin-tenants", "bad_path", f"tenant id {description}", "GET",
                             f"/admin/v1/tenants/{value}", expect=frozenset(expect))
             self.admin_case("admin-keys", "bad_path", f"keys of tenant id {description}", "GET",
@@ -794,8 +797,8 @@ class Corpus:
         ]
         return routes
 
-    def build_methods(self) -> None:
-        for family, path, allowed, auth, body in self.routes():
+    def build_methods(self, routes: Optional[list] = None) -> None:
+        for family, path, allowed, auth, body in self.routes() if routes is None else routes:
             for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE", "FOO"]:
                 if method in allowed:
                     continue
@@ -877,6 +880,9 @@ class Corpus:
             "health": ("health", "GET", "/health", "", None),
             "metrics": ("metrics", "GET", "/metrics", "", None),
             "usage": ("admin-usage", "GET", "/admin/v1/usage", f"Authorization: Bearer {ctx.admin_token}", None),
+            "pinning": ("admin-pinning", "PUT", f"/admin/v1/tenants/{ctx.victim_tenant_id}/pinning",
+                        f"Authorization: Bearer {ctx.admin_token}", render({"chat-small": "local-llama-8b"})),
+            "pools": ("admin-pools", "GET", "/admin/v1/pools", f"Authorization: Bearer {ctx.admin_token}", None),
         }
 
     def target_body(self, name: str, body: Optional[bytes]) -> bytes:
@@ -1185,6 +1191,217 @@ class Corpus:
         self.add(Case(family, "expect_continue", "Expect: teapot (an unknown expectation)", method, path, raw=raw,
                       expect=frozenset({200, 417})))
 
+    # MARK: admin pinning and pools
+
+    # PUT /admin/v1/tenants/{id}/pinning and GET /admin/v1/pools came after the rest of the
+    # corpus. Their cases are made last, from a random.Random of their own, so that every
+    # case before them (its id, its body, its expectation) is what it was.
+
+    # The shipped providers.json's models and their deployments (the hostile deployment
+    # serves that file with its URLs changed): chat-small -> local-llama-8b,
+    # openai-gpt-4o-mini; chat-large -> openai-gpt-4o, azure-gpt-4o, anthropic-sonnet;
+    # chat-fast -> gemini-flash; embed-small -> local-embed.
+    PINNING_BASE = {"chat-small": "local-llama-8b", "embed-small": "local-embed"}
+
+    def pinning_pools_routes(self) -> list:
+        """routes() for the two later routes: (family, path, allowed methods, auth, body)."""
+        admin = bearer(self.ctx.admin_token)
+        return [
+            ("admin-pinning", f"/admin/v1/tenants/{self.ctx.victim_tenant_id}/pinning", {"PUT"}, admin, b"{}"),
+            ("admin-pools", "/admin/v1/pools", {"GET"}, admin, b"{}"),
+        ]
+
+    def build_admin_pinning_and_pools(self) -> None:
+        rng = random.Random(f"{self.seed}/admin-pinning-pools")
+        self.build_admin_pinning(rng)
+        self.build_admin_pools(rng)
+        self.build_methods(self.pinning_pools_routes())
+        self.build_raw_pinning_pools(rng)
+
+    def build_admin_pinning(self, rng: random.Random) -> None:
+        """The pinning body is an object of public model -> deployment id (null unpins the
+        model), or JSON null (no pins at all). A model that does not exist, or a deployment
+        that is not one of the model's, is 400 naming the model as `param`. The corpus pins
+        the victim tenant, whose requests the corpus never sends, so that no inference case
+        is routed differently."""
+        ctx = self.ctx
+        family, method = "admin-pinning", "PUT"
+        path = f"/admin/v1/tenants/{ctx.victim_tenant_id}/pinning"
+        base = self.PINNING_BASE
+        # Every string that is not one of the model's deployments is refused, so what the
+        # corpus expects of a name (control characters, empty, 201 characters: 400) holds
+        # for a deployment id too; a JSON null body is valid (it clears the pinning).
+        self.admin_body_cases(rng, family, method, path, base,
+                              {("chat-small",): "string|null", ("embed-small",): "string|null"},
+                              set(), [], [("chat-small",)], not_json_expect={"JSON null": frozenset({200})})
+        ok, bad = frozenset({200}), frozenset({400})
+
+        def case(kind: str, description: str, body: bytes, expect) -> None:
+            self.admin_case(family, kind, description, method, path, body, expect=expect)
+
+        for description, body in [
+            ("pin chat-small to local-llama-8b", {"chat-small": "local-llama-8b"}),
+            ("pin two models", base),
+            ("pin chat-large to its third deployment", {"chat-large": "anthropic-sonnet"}),
+            ("unpin chat-small with null", {"chat-small": None}),
+            ("an empty object (no pins)", {}),
+        ]:
+            case("sanity", description, render(body), ok)
+        case("sanity", "JSON null (clears every pin)", b"null", ok)
+        case("sanity", "JSON null with whitespace around it", b" \r\n null \t", ok)
+        for description, body in [
+            ("an unknown model", {"no-such-model": "local-llama-8b"}),
+            ("an unknown deployment", {"chat-small": "no-such-deployment"}),
+            ("a deployment of another model", {"chat-small": "openai-gpt-4o"}),
+            ("the embedding deployment for a chat model", {"chat-small": "local-embed"}),
+            ("a provider id instead of a deployment", {"chat-small": "local-engine"}),
+            ("an engine pool id instead of a deployment", {"chat-small": "local-gpu"}),
+            ("the upstream model name instead of the deployment id", {"chat-small": "gpt-4o-mini"}),
+            ("the model name as its own deployment", {"chat-small": "chat-small"}),
+            ("a tier name as the model", {"standard": "local-llama-8b"}),
+            ("the model in uppercase", {"CHAT-SMALL": "local-llama-8b"}),
+            ("the deployment in uppercase", {"chat-small": "LOCAL-LLAMA-8B"}),
+            ("a trailing space in the model", {"chat-small ": "local-llama-8b"}),
+            ("a trailing space in the deployment", {"chat-small": "local-llama-8b "}),
+            ("snake_case model key (a key strategy must not rewrite model names)", {"chat_small": "local-llama-8b"}),
+            ("an empty model name", {"": "local-llama-8b"}),
+            ("a valid pin and an unknown model", {"chat-small": "local-llama-8b", "no-such-model": "local-embed"}),
+            ("a valid pin and an unknown deployment", {"chat-small": "local-llama-8b", "embed-small": "nope"}),
+            ("the deployments as an array", {"chat-small": ["local-llama-8b", "openai-gpt-4o-mini"]}),
+            ("the deployment wrapped in an object", {"chat-small": {"deployment": "local-llama-8b"}}),
+            ("the pins wrapped in {\"pinning\": ...}", {"pinning": {"chat-small": "local-llama-8b"}}),
+            ("a 5,000-character model name", {"m" * 5000: "local-llama-8b"}),
+            ("a 60,000-character model name (under the admin limit)", {"m" * 60_000: "local-llama-8b"}),
+            ("a 60,000-character deployment id (under the admin limit)", {"chat-small": "d" * 60_000}),
+            ("1,500 unknown models, each with a deployment", {f"model-{i}": "local-llama-8b" for i in range(1500)}),
+        ]:
+            case("mistyped", description, render(body), bad)
+        for description, body in [
+            ("an array of [model, deployment] pairs", [["chat-small", "local-llama-8b"]]),
+            ("a bare deployment id string", "local-llama-8b"),
+            ("true", True),
+            ("an integer", 7),
+        ]:
+            case("not_json", description, render(body), bad)
+        # Null unpins; unpinning what was never pinned (or a model that does not exist)
+        # changes nothing, so any non-5xx answer will do.
+        case("mistyped", "null for a model that does not exist", render({"no-such-model": None}), None)
+        case("mistyped", "2,000 unknown models, each null", render({f"model-{i}": None for i in range(2000)}), None)
+        case("mistyped", "the same model twice, valid then unknown deployment",
+             b'{"chat-small":"local-llama-8b","chat-small":"no-such-deployment"}', None)
+        case("mistyped", "the same valid pin 2,000 times",
+             b"{" + b",".join([b'"chat-small":"local-llama-8b"'] * 2000) + b"}", None)
+        # Model names are echoed in the error (message and param): hostile bytes there
+        # must still come back as well-formed JSON.
+        for label, raw, how in BAD_STRING_BYTES:
+            body = render({"__KEY__": "local-llama-8b"}, {"__KEY__": b'"chat' + raw + b'-small"'})
+            case("bad_bytes", f"{label} inside the model name", body, bad)
+        for label, raw, how in rng.sample(BAD_STRING_BYTES, 4):
+            body = render({"chat-small": "__BAD__"}, {"__BAD__": b'"local' + raw + b'-llama-8b"'})
+            case("bad_bytes", f"{label} inside the deployment (explicit)", body, bad)
+        for label, name, _ in CONTROL_NAMES:
+            case("control_chars", f"model name with {label}", render({f"chat-small{name}": "local-llama-8b"}), bad)
+        for description, value, expect in [
+            ("600 closed [] as a deployment", b"[" * 600 + b"]" * 600, bad),
+            ("5,000 closed {\"a\":...} as a deployment", b'{"a":' * 5000 + b"1" + b"}" * 5000, bad),
+            ("1,000 unclosed [ as a deployment", b"[" * 1000, bad),
+        ]:
+            case("deep_nesting", description, render({"chat-small": "__DEEP__"}, {"__DEEP__": value}), expect)
+        # Other tenants' paths.
+        for description, value, expect in self.BAD_IDS:
+            self.admin_case(family, "bad_path", f"pinning of tenant id {description}", method,
+                            f"/admin/v1/tenants/{value}/pinning", render({"chat-small": "local-llama-8b"}),
+                            expect=frozenset(expect))
+        self.admin_case(family, "bad_path", "pinning of the tenant by name (ids only)", method,
+                        "/admin/v1/tenants/hostile-victim/pinning", render({}), expect=frozenset({200, 404}))
+        self.admin_case(family, "bad_path", "an empty tenant id", method, "/admin/v1/tenants//pinning", render({}),
+                        expect=frozenset({400, 404, 405}))
+        self.admin_case(family, "bad_path", "a path segment after pinning", method, f"{path}/extra", render({}),
+                        expect=frozenset({404, 405}))
+        self.admin_case(family, "bad_path", "GET on the pinning of an unknown tenant", "GET",
+                        "/admin/v1/tenants/ten_nope/pinning", expect=frozenset({404, 405}))
+        for description, headers, expect in self.bad_admin_auth():
+            self.admin_case(family, "bad_auth", description, method, path, render(base), headers=headers,
+                            expect=expect)
+
+    def build_admin_pools(self, rng: random.Random) -> None:
+        family, path = "admin-pools", "/admin/v1/pools"
+        self.admin_case(family, "sanity", "list the engine pools", "GET", path, expect=frozenset({200}))
+        for query, expect in [
+            ("id=local-gpu", {200}), ("x=%00", {200}), ("x=%FF%FE", {200, 400}), ("%zz=%zz", {200, 400}),
+            ("&&&==&", {200, 400}), ("q=" + "p" * 5000, {200, 414}), ("tier=enterprise&tier=standard", {200}),
+        ]:
+            self.admin_case(family, "bad_query", f"?{short(query, 50)}", "GET", f"{path}?{query}",
+                            expect=frozenset(expect))
+        for description, sub, expect in [
+            ("one pool by id (no such route)", "/local-gpu", {404, 405}),
+            ("an unknown pool", "/no-such-pool", {404, 405}),
+            ("trailing slash", "/", {200, 404}),
+            ("%00 after the path", "/%00", {400, 404, 405}),
+            ("a 5,000-character segment", "/" + "p" * 5000, {404, 405, 414}),
+            # httpx removes literal dot segments before sending; the raw case below sends them.
+            ("percent-encoded dot segments", "/%2e%2e/tenants", {400, 401, 404, 405}),
+        ]:
+            self.admin_case(family, "bad_path", description, "GET", path + sub, expect=frozenset(expect))
+        self.admin_case(family, "bad_path", "uppercase path", "GET", "/admin/v1/POOLS", expect=frozenset({404}))
+        self.admin_case(family, "bad_path", "singular /pool", "GET", "/admin/v1/pool", expect=frozenset({404}))
+        self.add(Case(family, "bad_headers", "GET with a 1 KB garbage body", "GET", path,
+                      bearer(self.ctx.admin_token) + JSON_HEADERS, b"{" * 1000, expect=frozenset({200, 400})))
+        self.add(Case(family, "bad_headers", "GET with a body over the admin limit", "GET", path,
+                      bearer(self.ctx.admin_token) + JSON_HEADERS, b"x" * 100_000, expect=frozenset({200, 400, 413})))
+        for description, headers, expect in self.bad_admin_auth():
+            self.admin_case(family, "bad_auth", description, "GET", path, headers=headers, expect=expect)
+
+    def build_raw_pinning_pools(self, rng: random.Random) -> None:
+        ctx = self.ctx
+        targets = self.raw_targets()
+        family, method, path, auth, body = targets["pinning"]
+        te = ["Content-Type: application/json", "Transfer-Encoding: chunked"]
+
+        def chunked(payload: bytes) -> bytes:
+            return f"{len(payload):x}\r\n".encode() + payload + b"\r\n0\r\n\r\n"
+
+        for description, extra, payload, options in [
+            ("a valid chunked body", te + ["Connection: close"], chunked(body), dict(expect={200})),
+            ("chunk size 'zz'", te, b"zz\r\n" + body + b"\r\n0\r\n\r\n", dict(expect={400}, must_close=True)),
+            ("chunk longer than its size", te, b"2\r\n" + body + b"\r\n0\r\n\r\n", dict(expect={400}, must_close=True)),
+            ("Content-Length and Transfer-Encoding", te + ["Content-Length: 4"], chunked(body), dict(must_close=True)),
+        ]:
+            raw = self.head(method, path, auth, extra) + payload
+            if options.get("must_close"):
+                raw += SMUGGLED
+            expect = options.pop("expect", None)
+            self.raw_case("pinning", "bad_chunked", description, raw, expect=frozenset(expect) if expect else None,
+                          **options)
+        raw = self.head(method, path, auth, ["Content-Type: application/json", f"Content-Length: {len(body)}",
+                                             f"Content-Length: {len(body) + 5}"]) + body + SMUGGLED
+        self.raw_case("pinning", "bad_framing", "duplicate Content-Length with different values", raw,
+                      expect=frozenset({400}), must_close=True)
+        head = self.head(method, path, auth, ["Content-Type: application/json", f"Content-Length: {len(body)}",
+                                              "Expect: 100-continue", "Connection: close"])
+        self.add(Case(family, "expect_continue", "Expect: 100-continue on the pinning PUT", method, path, raw=head,
+                      expect_body=body, expect=frozenset({200})))
+        raw = (f"PUT /admin/v1/tenants/\xff\xfe/pinning HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ctx.admin_token}\r\n"
+               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1")
+        self.raw_case("pinning", "bad_request_line", "raw invalid UTF-8 in the tenant id", raw + body,
+                      expect=frozenset({400, 404}))
+        family, method, path, auth, _ = targets["pools"]
+        raw = self.head(method, path + "/../tenants", auth, ["Connection: close"])
+        self.raw_case("pools", "bad_request_line", "literal dot segments after /pools (must not reach /tenants)", raw,
+                      expect=frozenset({400, 404, 405}))
+        for description, extra, expect in [
+            ("a 100 KB header value", ["X-Big: " + "a" * 100_000], {400, 431}),
+            ("2,000 headers", [f"X-H{i}: v" for i in range(2000)], None),
+        ]:
+            raw = self.head(method, path, auth, extra + ["Connection: close"])
+            self.raw_case("pools", "oversized_headers", description, raw, expect=frozenset(expect) if expect else None)
+        for description, line in [
+            ("NUL inside the admin token", b"Authorization: Bearer \x00" + ctx.admin_token.encode()),
+            ("invalid UTF-8 token", b"Authorization: Bearer \xc3\x28\xa0\xa1"),
+        ]:
+            raw = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode() + line + b"\r\n\r\n"
+            self.raw_case("pools", "bad_auth", description, raw, expect=frozenset({400, 401, 403}))
+
     def build(self) -> list[Case]:
         self.build_inference()
         self.build_models()
@@ -1195,6 +1412,7 @@ class Corpus:
         self.build_raw_request_lines()
         self.build_raw_headers()
         self.build_raw_expect()
+        self.build_admin_pinning_and_pools()
         for index, case in enumerate(self.cases):
             case.id = f"H{index:04d}"
         return self.cases

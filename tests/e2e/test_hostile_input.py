@@ -73,7 +73,8 @@ FD_GROWTH_BOUND = 3
 FAMILIES = {
     "inference-chat", "inference-completions", "inference-embeddings", "inference-models",
     "scoped-chat", "scoped-completions", "scoped-embeddings", "scoped-models",
-    "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "health", "metrics",
+    "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "admin-pinning", "admin-pools",
+    "health", "metrics",
 }
 KINDS = {
     "truncated_json", "mistyped", "numeric_extreme", "deep_nesting", "bad_bytes", "control_chars",
@@ -98,7 +99,8 @@ def test_corpus_is_large_deterministic_and_covers_every_route_family():
         assert any(c.family == family and c.kind == "wrong_method" for c in cases), family
     assert {c.family for c in cases if c.kind == "bad_auth"} >= {
         "inference-chat", "inference-completions", "inference-embeddings", "inference-models", "scoped-models",
-        "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys",
+        "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "admin-pinning",
+        "admin-pools",
     }
 
 

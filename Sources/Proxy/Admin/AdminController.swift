@@ -97,14 +97,16 @@ struct AdminController {
         let body: [String: String?]? = try await decode(request)
         var pinning: [String: String] = [:]
         for (model, deployment) in (body ?? [:]).sorted(by: { $0.key < $1.key }) {
-            guard let deployment else { continue }
+            // What the operator sent is quoted back, but no more than a name's length of it.
+            let quoted = String(model.prefix(DisplayName.longest))
             guard let routes = topology.routes.deployments(for: model) else {
-                throw OpenAIError.invalidRequest("No model is named '\(model)'.", param: model)
+                throw OpenAIError.invalidRequest("No model is named '\(quoted)'.", param: quoted)
             }
+            guard let deployment else { continue }
             guard routes.contains(deployment) else {
                 throw OpenAIError.invalidRequest(
-                    "Model '\(model)' has no deployment '\(deployment)'; its deployments: \(routes.joined(separator: ", ")).",
-                    param: model
+                    "Model '\(quoted)' has no deployment '\(deployment.prefix(DisplayName.longest))'; its deployments: \(routes.joined(separator: ", ")).",
+                    param: quoted
                 )
             }
             pinning[model] = deployment
