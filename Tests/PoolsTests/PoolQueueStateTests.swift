@@ -113,6 +113,30 @@ struct PoolQueueStateTests {
         #expect(next.filter { $0.hasPrefix("late") }.count == 10)
     }
 
+    @Test("waiters that leave unserved give their share back to their tenant")
+    func leavingGivesShareBack() {
+        var queue = Queue(capacity: 1, maximumQueue: 1_000)
+        let a = Queue.Demand(tenant: "a", tier: "standard", band: 10)
+        let b = Queue.Demand(tenant: "b", tier: "standard", band: 10)
+        fill(&queue, with: a)
+        // A's first hundred waiters give up (in the order they came), then A and B each ask five times.
+        let gone = (0..<100).compactMap { enqueue(&queue, a, "gone-\($0)") }
+        for id in gone { #expect(queue.remove(id) != nil) }
+        for index in 0..<5 {
+            enqueue(&queue, a, "a\(index)")
+            enqueue(&queue, b, "b\(index)")
+        }
+        let order = (0..<10).compactMap { _ in release(&queue, tier: "standard") }
+        #expect(order == ["a0", "b0", "a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4"])
+        // A waiter leaving from the middle of a queue moves the tenant's later ones up.
+        fill(&queue, with: a)
+        let middle = (0..<3).compactMap { enqueue(&queue, a, "m\($0)") }
+        for index in 0..<2 { enqueue(&queue, b, "n\(index)") }
+        #expect(queue.remove(middle[1]) == "m1")
+        let rest = (0..<4).compactMap { _ in release(&queue, tier: "standard") }
+        #expect(rest == ["m0", "n0", "m2", "n1"])
+    }
+
     // MARK: Reserved share
 
     @Test("a tier below its reserved share takes the next slot ahead of higher bands")

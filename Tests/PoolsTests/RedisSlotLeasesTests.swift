@@ -53,6 +53,45 @@ struct RedisSlotLeasesTests {
         }
     }
 
+    @Test("slots counted alone while Redis was away still count once it is back")
+    func outage() async throws {
+        let server = try RedisTestServer()
+        defer { server.stop() }
+        let client = RedisClient(configuration: try server.configuration(commandTimeout: .milliseconds(500)))
+        let (leases, pools) = replicas(1, client: client, slots: 2)
+        let pool = pools[0]
+        server.stop()
+        var unshared: [EnginePool.Lease] = []
+        for _ in 0..<2 {
+            guard case .leased(let lease) = await pool.acquire(Self.demand) else {
+                Issue.record("no slot while Redis is away")
+                return
+            }
+            #expect(lease.sharedLease == nil)
+            unshared.append(lease)
+        }
+        try server.start()
+        // Redis is back, with no lease in it: the two slots this replica counted alone are
+        // still running, so a third request waits rather than leasing a third slot.
+        var contract = Contract(tier: "standard", band: 10)
+        contract.maximumQueueWait = .milliseconds(200)
+        let waited = await pool.acquire(EnginePool.Demand(tenant: "t", contract: contract))
+        guard case .refused = waited else {
+            Issue.record("the pool ran over its slots: \(waited)")
+            return
+        }
+        for lease in unshared { pool.release(lease) }
+        #expect(pool.snapshot.inFlight == 0)
+        guard case .leased(let shared) = await pool.acquire(Self.demand) else {
+            Issue.record("no slot once Redis was back")
+            return
+        }
+        #expect(shared.sharedLease != nil)
+        pool.release(shared)
+        await leases.shutdown()
+        try await client.shutdown()
+    }
+
     @Test("replicas together never hold more than the pool's slots, and every request is served")
     func replicasShareSlots() async throws {
         try await withRedis { _, client in

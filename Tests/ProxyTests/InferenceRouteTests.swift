@@ -118,7 +118,7 @@ struct InferenceRouteTests {
                 #expect(try response.json()["object"] as? String == "list")
                 return try #require(try response.json()["data"] as? [[String: Any]]).compactMap { $0["id"] as? String }
             }
-            #expect(try await ids(enterprise.key) == ["chat-capped", "chat-capped-only", "chat-dead", "chat-fallback", "chat-slow", "chat-small", "embed-small"])
+            #expect(try await ids(enterprise.key) == ["chat-capped", "chat-capped-only", "chat-dead", "chat-fallback", "chat-half-dead", "chat-slow", "chat-small", "embed-small"])
             #expect(try await ids(standard.key) == ["chat-small"])
             let outside = try await harness.send("/v1/chat/completions", body: chatBody(model: "embed-small"), bearer: standard.key)
             #expect(outside.status == 404)

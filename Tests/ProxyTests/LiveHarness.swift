@@ -100,19 +100,22 @@ struct LiveHarness: Sendable {
           "providers": [
             { "id": "sim", "kind": "engine", "engine_pool": "fast" },
             { "id": "slow-sim", "kind": "engine", "engine_pool": "slow" },
-            { "id": "dead", "kind": "engine", "engine_pool": "dead" }
+            { "id": "dead", "kind": "engine", "engine_pool": "dead" },
+            { "id": "half-dead", "kind": "engine", "engine_pool": "half-dead" }
           ],
           "engine_pools": [
             { "id": "fast", "replicas": [{ "url": "http://127.0.0.1:\(fastPort)/v1", "slots": 4 }] },
             { "id": "slow", "replicas": [{ "url": "http://127.0.0.1:\(slowPort)/v1", "slots": 4 }] },
-            { "id": "dead", "replicas": [{ "url": "http://127.0.0.1:1/v1", "slots": 1 }] }
+            { "id": "dead", "replicas": [{ "url": "http://127.0.0.1:1/v1", "slots": 1 }] },
+            { "id": "half-dead", "replicas": [{ "url": "http://127.0.0.1:1/v1", "slots": 1 }, { "url": "http://127.0.0.1:\(fastPort)/v1", "slots": 1 }] }
           ],
           "deployments": [
             { "id": "sim-llama", "provider": "sim", "model": "upstream-llama" },
             { "id": "sim-embed", "provider": "sim", "model": "upstream-embed" },
             { "id": "slow-llama", "provider": "slow-sim", "model": "upstream-slow" },
             { "id": "dead-llama", "provider": "dead", "model": "upstream-dead" },
-            { "id": "capped-llama", "provider": "sim", "model": "upstream-capped", "max_output_tokens": 100 }
+            { "id": "capped-llama", "provider": "sim", "model": "upstream-capped", "max_output_tokens": 100 },
+            { "id": "half-dead-llama", "provider": "half-dead", "model": "upstream-half-dead" }
           ],
           "models": [
             { "name": "chat-small", "routes": ["sim-llama"] },
@@ -121,7 +124,8 @@ struct LiveHarness: Sendable {
             { "name": "chat-slow", "routes": ["slow-llama"] },
             { "name": "embed-small", "routes": ["sim-embed"] },
             { "name": "chat-capped", "routes": ["capped-llama", "sim-llama"] },
-            { "name": "chat-capped-only", "routes": ["capped-llama"] }
+            { "name": "chat-capped-only", "routes": ["capped-llama"] },
+            { "name": "chat-half-dead", "routes": ["half-dead-llama"] }
           ],
           "prices": {
             "sim-llama": { "input_per_million": 1000000, "cached_input_per_million": 500000, "output_per_million": 2000000 }

@@ -108,4 +108,21 @@ struct SchedulingRouteTests {
             #expect(event.queueMilliseconds == waited)
         }
     }
+
+    @Test func anUnreachableReplicaHandsItsSlotToTheNextReplicaOfThePool() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            // Two replicas of one slot each, the first unreachable: every request keeps the
+            // slot it was given and is served by the second, none queues behind itself.
+            for _ in 0..<4 {
+                let response = try await harness.send("/v1/chat/completions", body: chatBody(model: "chat-half-dead"), bearer: tenant.key)
+                #expect(response.status == 200, "\(response.text)")
+                let event = try await harness.usageEvent(requestID: try #require(response.headers.first(name: "x-request-id")))
+                #expect(event.deployment == "half-dead-llama" && event.status == 200)
+            }
+            let pool = try #require(harness.server.topology.enginePools["half-dead"])
+            #expect(pool.snapshot.inFlight == 0 && pool.snapshot.waiting == 0)
+            #expect(pool.inFlight == [0, 0])
+        }
+    }
 }

@@ -147,12 +147,15 @@ public final class EnginePool: Sendable {
             if let lease = tryAcquire(demand, now: .now) { return .leased(lease) }
             return await wait(demand)
         }
-        // Shared slots: a lease at once when nobody here waits for one.
-        if state.withLock({ $0.queue.waiting == 0 }) {
+        // Shared slots: a lease at once when nobody here waits for one. Slots this replica
+        // counted alone while Redis was away still count against the pool here.
+        if state.withLock({ $0.queue.waiting == 0 && $0.queue.inFlight < capacity }) {
             let taken: String?
             do {
                 taken = try await sharedSlots.take(pool: name, capacity: capacity)
                 noteStore(working: true)
+            } catch is CancellationError where Task.isCancelled {
+                return .cancelled
             } catch {
                 noteStore(working: false, error: error)
                 // Redis is unreachable: this replica holds to the pool's slots on its own.
@@ -165,7 +168,7 @@ public final class EnginePool: Sendable {
                     return self.lease(&state, tier: demand.tier, waited: .zero, now: .now, sharedLease: taken)
                 }
                 if Task.isCancelled {
-                    release(lease)
+                    release(lease, served: false)
                     return .cancelled
                 }
                 return .leased(lease)
@@ -203,7 +206,7 @@ public final class EnginePool: Sendable {
         guard let sharedSlots else { return }
         var wakeUps = self.wakeUps.stream.makeAsyncIterator()
         while !Task.isCancelled {
-            guard state.withLock({ $0.queue.waiting > 0 }) else {
+            guard state.withLock({ $0.queue.waiting > 0 && $0.queue.inFlight < capacity }) else {
                 guard await wakeUps.next() != nil else { return }
                 continue
             }
@@ -211,6 +214,8 @@ public final class EnginePool: Sendable {
             do {
                 taken = try await sharedSlots.take(pool: name, capacity: capacity)
                 noteStore(working: true)
+            } catch is CancellationError where Task.isCancelled {
+                return
             } catch {
                 noteStore(working: false, error: error)
                 if grantUnshared() { continue }
@@ -305,7 +310,11 @@ public final class EnginePool: Sendable {
     private func enqueue(_ demand: Demand, continuation: Waiter, ticket: Ticket) {
         let now = ContinuousClock.now
         let immediate: Acquisition? = state.withLock { state -> Acquisition? in
-            guard ticket.state.withLock({ $0 == .new }) else { return .cancelled }
+            switch ticket.state.withLock({ $0 }) {
+            case .new: break
+            case .timedOut: return .refused(.capacityExhausted(predictedStart: state.queue.predictedStart(for: demand.queueDemand)))
+            case .queued, .done: return .cancelled
+            }
             switch state.queue.acquire(demand.queueDemand, waiter: continuation, maximumWait: demand.maximumWait, now: now) {
             case .granted:
                 return .leased(lease(&state, tier: demand.tier, waited: .zero, now: now))
@@ -332,7 +341,8 @@ public final class EnginePool: Sendable {
     private func abandon(_ ticket: Ticket, with reason: Abandonment, demand: Demand) {
         let removed = state.withLock { state -> (Waiter, Acquisition)? in
             let id: PoolQueueState<Waiter>.ID? = ticket.state.withLock { ticket in
-                defer { ticket = .done }
+                // A deadline before the waiter is queued is still a deadline, not a client leaving.
+                defer { ticket = ticket == .new && reason == .timedOut ? .timedOut : .done }
                 if case .queued(let id) = ticket { return id }
                 return nil
             }
@@ -351,11 +361,15 @@ public final class EnginePool: Sendable {
     // MARK: Releasing
 
     /// Gives back a slot; the next waiter by contract takes it.
-    public func release(_ lease: Lease, now: ContinuousClock.Instant = .now) {
+    ///
+    /// - Parameter served: whether the slot served a request (its hold time joins the
+    ///   measured service time); false for one given back unused (the request could not be
+    ///   sent, its client left, its replica could not be reached).
+    public func release(_ lease: Lease, served: Bool = true, now: ContinuousClock.Instant = .now) {
         let granted = state.withLock { state -> (Waiter, Lease)? in
             state.replicas.release(lease.replica)
             guard scheduling == .contract else { return nil }
-            guard let grant = state.queue.release(tier: lease.tier, heldFor: now - lease.grantedAt, now: now) else {
+            guard let grant = state.queue.release(tier: lease.tier, heldFor: served ? now - lease.grantedAt : nil, now: now) else {
                 return nil
             }
             return (grant.waiter, self.lease(&state, tier: grant.tier, waited: grant.waited, now: now))
@@ -434,6 +448,8 @@ public final class EnginePool: Sendable {
         enum State: Equatable {
             case new
             case queued(PoolQueueState<Waiter>.ID)
+            /// The deadline came before the waiter was queued.
+            case timedOut
             case done
         }
 

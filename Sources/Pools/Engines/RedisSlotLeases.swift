@@ -58,9 +58,17 @@ public final class RedisSlotLeases: Sendable {
         let lease = String(instance &+ nextID.wrappingAdd(1, ordering: .relaxed).newValue, radix: 36)
         let (seconds, attoseconds) = leaseTTL.components
         let ttl = seconds * 1000 + attoseconds / 1_000_000_000_000_000
-        let reply = try await client.evalSHA(
-            script: Self.takeScript, keys: [Self.key(pool: pool)], arguments: [String(capacity), String(ttl), lease]
-        ).checked()
+        let reply: RedisReply
+        do {
+            reply = try await client.evalSHA(
+                script: Self.takeScript, keys: [Self.key(pool: pool)], arguments: [String(capacity), String(ttl), lease]
+            ).checked()
+        } catch {
+            // The script may have run with its answer lost: the lease would hold a slot
+            // until it expires. Giving back a lease Redis never added changes nothing.
+            give(pool: pool, lease: lease)
+            throw error
+        }
         guard case .integer(let taken) = reply else { throw RedisError.protocolError("the slot script answered \(reply)") }
         return taken == 1 ? lease : nil
     }

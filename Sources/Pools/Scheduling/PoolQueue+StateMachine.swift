@@ -65,6 +65,7 @@ struct PoolQueueState<Waiter> {
         var waiter: Waiter
         var tier: String
         var startTag: Double
+        var finishTag: Double
         var enqueuedAt: ContinuousClock.Instant
     }
 
@@ -95,9 +96,17 @@ struct PoolQueueState<Waiter> {
             return entry
         }
 
-        /// Removes the waiter `id`, wherever it is.
+        /// Removes the waiter `id`, wherever it is. A waiter that leaves unserved gives back
+        /// its share: the tenant's later waiters move up by what it was tagged.
         mutating func remove(_ id: ID) -> Entry? {
             guard let index = storage[head...].firstIndex(where: { $0.id == id }) else { return nil }
+            let entry = storage[index]
+            let share = entry.finishTag - entry.startTag
+            for later in (index + 1)..<storage.count {
+                storage[later].startTag -= share
+                storage[later].finishTag -= share
+            }
+            lastFinish -= share
             return index == head ? removeFirst() : storage.remove(at: index)
         }
     }
@@ -165,7 +174,9 @@ struct PoolQueueState<Waiter> {
         var flow = band.flows.removeValue(forKey: demand.tenant) ?? Flow()
         let startTag = max(band.clock, flow.lastFinish)
         flow.lastFinish = startTag + 1 / Double(demand.weight)
-        flow.append(Entry(id: id, waiter: waiter, tier: demand.tier, startTag: startTag, enqueuedAt: now))
+        flow.append(Entry(
+            id: id, waiter: waiter, tier: demand.tier, startTag: startTag, finishTag: flow.lastFinish, enqueuedAt: now
+        ))
         band.flows[demand.tenant] = flow
         band.waiting += 1
         if band.waiting == 1 { activate(demand.band) }
@@ -244,10 +255,17 @@ struct PoolQueueState<Waiter> {
         guard let (bandKey, tenant) = locations.removeValue(forKey: id), var band = bands.removeValue(forKey: bandKey) else {
             return nil
         }
-        guard var flow = band.flows.removeValue(forKey: tenant), let entry = flow.remove(id) else {
+        guard var flow = band.flows.removeValue(forKey: tenant) else {
             bands[bandKey] = band
             return nil
         }
+        guard let entry = flow.remove(id) else {
+            band.flows[tenant] = flow
+            bands[bandKey] = band
+            return nil
+        }
+        // Left with nobody waiting, the tenant keeps no share it did not use.
+        if flow.isEmpty { flow.lastFinish = min(flow.lastFinish, band.clock) }
         store(flow, of: tenant, in: &band)
         leave(entry, band: &band, key: bandKey)
         return entry.waiter

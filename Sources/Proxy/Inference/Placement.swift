@@ -4,6 +4,8 @@ import Providers
 /// Where one attempt goes: the provider endpoint with a key from its pool, or a slot of
 /// an engine pool on one of its replicas.
 struct Placement: Sendable {
+    /// The deployment the attempt is on.
+    let deploymentID: String
     let endpoint: ProviderEndpoint
     /// The provider key, for deployments of external providers.
     let key: ProviderKeys.Choice?
@@ -14,6 +16,7 @@ struct Placement: Sendable {
 
     /// An attempt on an external provider, with one of its keys.
     init(_ deployment: Topology.Deployment, key: ProviderKeys.Choice) {
+        self.deploymentID = deployment.id
         self.key = key
         var endpoint = deployment.endpoint
         endpoint.apiKey = key.key.secret
@@ -24,6 +27,7 @@ struct Placement: Sendable {
 
     /// An attempt on an engine pool, in the slot `lease` holds.
     init(_ deployment: Topology.Deployment, pool: EnginePool, lease: EnginePool.Lease) {
+        self.deploymentID = deployment.id
         self.key = nil
         var endpoint = deployment.endpoint
         endpoint.baseURL = lease.baseURL.hasSuffix("/") ? String(lease.baseURL.dropLast()) : lease.baseURL
@@ -43,8 +47,18 @@ struct Placement: Sendable {
     /// Gives back the engine slot. Once an answer is being relayed the meter does this,
     /// and gives back the key with the tokens used; before, the pipeline does, reporting
     /// the key's failure.
-    func release() {
-        if let pool, let lease { pool.release(lease) }
+    ///
+    /// - Parameter served: false for a slot given back without serving the request, so
+    ///   its hold time stays out of the pool's measured service time.
+    func release(served: Bool = true) {
+        if let pool, let lease { pool.release(lease, served: served) }
+    }
+
+    /// The same engine slot on another replica, after this one could not be reached: the
+    /// request keeps its place rather than queueing again. nil for provider placements.
+    func relocated(_ deployment: Topology.Deployment) -> Placement? {
+        guard let pool, let lease else { return nil }
+        return Placement(deployment, pool: pool, lease: pool.relocate(lease))
     }
 
     func markUnreachable() {

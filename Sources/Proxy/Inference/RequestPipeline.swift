@@ -129,6 +129,8 @@ final class RequestPipeline: Sendable {
     private enum AttemptOutcome {
         /// The client has its answer: the upstream's.
         case answered(Response)
+        /// The engine replica could not be reached; its pool slot is kept for the next replica.
+        case unreachableEngine(Placement, OpenAIError)
         case other(RoutePlan<OpenAIError>.Attempt)
     }
 
@@ -147,6 +149,8 @@ final class RequestPipeline: Sendable {
         var plan = plan
         var action = plan.next()
         var placement: Placement?
+        /// An engine slot whose replica could not be reached, kept for the next replica.
+        var unreachable: Placement?
         var answer: Response?
         while true {
             switch action {
@@ -155,6 +159,15 @@ final class RequestPipeline: Sendable {
             case .place(let candidate, let excludingKeys, let spilled):
                 let deployment = try deployment(candidate)
                 meter.spilled(spilled)
+                if let kept = unreachable.take() {
+                    // Another replica of the same pool: the slot moves with the request.
+                    if kept.deploymentID == deployment.id, let moved = kept.relocated(deployment) {
+                        placement = moved
+                        action = plan.record(placement: .placed(key: nil))
+                        continue
+                    }
+                    kept.release(served: false)
+                }
                 let placed = await place(deployment, tenant: tenant, tokens: tokens, excludingKeys: excludingKeys, meter: meter)
                 switch placed {
                 case .placed(let found):
@@ -170,9 +183,14 @@ final class RequestPipeline: Sendable {
                     action = plan.record(placement: outcome)
                 }
             case .attempt(let candidate):
-                let deployment = try deployment(candidate)
-                guard let sending = placement else { preconditionFailure("an attempt without a placement") }
-                placement = nil
+                guard let sending = placement.take() else { preconditionFailure("an attempt without a placement") }
+                let deployment: Topology.Deployment
+                do {
+                    deployment = try self.deployment(candidate)
+                } catch {
+                    sending.release(served: false)
+                    throw error
+                }
                 meter.use(deployment)
                 switch await attempt(
                     deployment, placement: sending, head: head, body: body, meter: meter, context: context,
@@ -184,10 +202,14 @@ final class RequestPipeline: Sendable {
                     }
                     answer = response
                     action = plan.record(attempt: .answered)
+                case .unreachableEngine(let kept, let error):
+                    unreachable = kept
+                    action = plan.record(attempt: .unreachable(error))
                 case .other(let outcome):
                     action = plan.record(attempt: outcome)
                 }
             case .finish(let ending):
+                unreachable?.release(served: false)
                 return try finish(ending, answer: answer, head: head, meter: meter, context: context)
             }
         }
@@ -261,7 +283,7 @@ final class RequestPipeline: Sendable {
                 metrics.queueWait(pool: pool.name, tier: tenant.tier, lease.waited)
                 if Task.isCancelled {
                     // Granted just as the client left.
-                    pool.release(lease)
+                    pool.release(lease, served: false)
                     return .other(.cancelled)
                 }
                 return .placed(Placement(deployment, pool: pool, lease: lease))
@@ -301,7 +323,7 @@ final class RequestPipeline: Sendable {
             )
         } catch {
             // The tenant's request was at fault, not the key or the upstream.
-            placement.release()
+            placement.release(served: false)
             if let choice = placement.key { keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
             return .other(.notSent(error))
         }
@@ -311,14 +333,16 @@ final class RequestPipeline: Sendable {
         } catch {
             if Task.isCancelled || shutdown.isPastDeadline {
                 // Neither the upstream's fault nor the key's.
-                placement.release()
+                placement.release(served: false)
                 if let choice = placement.key { keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
                 return .other(Task.isCancelled ? .cancelled : .shuttingDown)
             }
             placement.markUnreachable()
-            await release(placement, failure: "the provider could not be reached")
             context.logger.warning("upstream unreachable", metadata: ["deployment": "\(deployment.id)", "error": "\(error)"])
-            return .other(.unreachable(OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")))
+            let failure = OpenAIError.upstreamUnavailable("The upstream of model `\(head.model)` could not be reached.")
+            if placement.key == nil { return .unreachableEngine(placement, failure) }
+            await release(placement, failure: "the provider could not be reached")
+            return .other(.unreachable(failure))
         }
         let status = Int(response.status.code)
         // Engines report no capacity; external providers do, on every answer (an error
