@@ -80,7 +80,7 @@ public final class EnginePool: Sendable {
     /// What a waiting request is resumed with.
     typealias Waiter = CheckedContinuation<Acquisition, Never>
 
-    private struct State: ~Copyable {
+    struct State: ~Copyable {
         var queue: PoolQueueState<Waiter>
         var replicas: EnginePoolState
     }
@@ -97,14 +97,14 @@ public final class EnginePool: Sendable {
     /// Where the pool's slots are leased when replicas share them (Redis); nil keeps the
     /// count in this process.
     public let sharedSlots: RedisSlotLeases?
-    private let logger: Logger?
-    private let state: Mutex<State>
+    let logger: Logger?
+    let state: Mutex<State>
 
     public static let defaultMaximumQueue = 1_000
 
     /// Wakes ``run()`` when a request starts waiting or a slot is given back.
-    private let wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
-    private let storeFailing = Atomic<Bool>(false)
+    let wakeUps: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
+    let storeFailing = Atomic<Bool>(false)
 
     /// - Parameters:
     ///   - sharedSlots: Lease the pool's slots from Redis, so that replicas together hold
@@ -147,110 +147,7 @@ public final class EnginePool: Sendable {
             if let lease = tryAcquire(demand, now: .now) { return .leased(lease) }
             return await wait(demand)
         }
-        // Shared slots: a lease at once when nobody here waits for one. Slots this replica
-        // counted alone while Redis was away still count against the pool here.
-        if state.withLock({ $0.queue.waiting == 0 && $0.queue.inFlight < capacity }) {
-            let taken: String?
-            do {
-                taken = try await sharedSlots.take(pool: name, capacity: capacity)
-                noteStore(working: true)
-            } catch is CancellationError where Task.isCancelled {
-                return .cancelled
-            } catch {
-                noteStore(working: false, error: error)
-                // Redis is unreachable: this replica holds to the pool's slots on its own.
-                if let lease = takeUnshared(demand) { return .leased(lease) }
-                taken = nil
-            }
-            if let taken {
-                let lease = state.withLock { state -> Lease in
-                    state.queue.takeLeasedSlot(demand.queueDemand)
-                    return self.lease(&state, tier: demand.tier, waited: .zero, now: .now, sharedLease: taken)
-                }
-                if Task.isCancelled {
-                    release(lease, served: false)
-                    return .cancelled
-                }
-                return .leased(lease)
-            }
-        }
-        return await wait(demand)
-    }
-
-    /// A slot counted in this process alone, while the shared store is unreachable.
-    private func takeUnshared(_ demand: Demand) -> Lease? {
-        state.withLock { state -> Lease? in
-            guard state.queue.inFlight < capacity else { return nil }
-            state.queue.takeLeasedSlot(demand.queueDemand)
-            return lease(&state, tier: demand.tier, waited: .zero, now: .now, sharedLease: nil)
-        }
-    }
-
-    private func noteStore(working: Bool, error: (any Error)? = nil) {
-        guard storeFailing.exchange(!working, ordering: .relaxed) == working else { return }
-        if working {
-            logger?.notice("engine slots are shared through Redis again", metadata: ["pool": "\(name)"])
-        } else {
-            logger?.warning(
-                "engine slots cannot be leased from Redis; this replica counts the pool's slots alone",
-                metadata: ["pool": "\(name)", "error": "\(error.map { "\($0)" } ?? "")"]
-            )
-        }
-    }
-
-    /// Takes shared leases for the requests waiting here, until cancelled: at once when a
-    /// request starts waiting or a slot is given back here, and every `pollInterval` while
-    /// requests wait (another replica may have given one back). Only pools with
-    /// `sharedSlots` need it; for others it returns at once.
-    public func run(pollInterval: Duration = .milliseconds(10)) async {
-        guard let sharedSlots else { return }
-        var wakeUps = self.wakeUps.stream.makeAsyncIterator()
-        while !Task.isCancelled {
-            guard state.withLock({ $0.queue.waiting > 0 && $0.queue.inFlight < capacity }) else {
-                guard await wakeUps.next() != nil else { return }
-                continue
-            }
-            let taken: String?
-            do {
-                taken = try await sharedSlots.take(pool: name, capacity: capacity)
-                noteStore(working: true)
-            } catch is CancellationError where Task.isCancelled {
-                return
-            } catch {
-                noteStore(working: false, error: error)
-                if grantUnshared() { continue }
-                try? await Task.sleep(for: pollInterval * 10)
-                continue
-            }
-            guard let taken else {
-                try? await Task.sleep(for: pollInterval)
-                continue
-            }
-            let now = ContinuousClock.now
-            let granted = state.withLock { state -> (Waiter, Lease)? in
-                guard let grant = state.queue.addLeasedSlot(now: now) else { return nil }
-                return (grant.waiter, lease(&state, tier: grant.tier, waited: grant.waited, now: now, sharedLease: taken))
-            }
-            if let (waiter, lease) = granted {
-                waiter.resume(returning: .leased(lease))
-            } else {
-                // The waiter left meanwhile.
-                sharedSlots.give(pool: name, lease: taken)
-            }
-        }
-    }
-
-    /// While Redis is unreachable: hands a slot to the next waiter if this replica holds
-    /// fewer than the pool's slots.
-    private func grantUnshared() -> Bool {
-        let now = ContinuousClock.now
-        let granted = state.withLock { state -> (Waiter, Lease)? in
-            guard state.queue.inFlight < capacity, let grant = state.queue.addLeasedSlot(now: now) else { return nil }
-            return (grant.waiter, lease(&state, tier: grant.tier, waited: grant.waited, now: now, sharedLease: nil))
-        }
-        guard let (waiter, lease) = granted else { return false }
-        waiter.resume(returning: .leased(lease))
-        return true
+        return await acquireShared(demand, from: sharedSlots)
     }
 
     /// A slot if one is free now, without waiting. Always nil for a pool whose slots are
@@ -276,7 +173,7 @@ public final class EnginePool: Sendable {
         return predicted > .zero && predicted > spillAfter
     }
 
-    private func wait(_ demand: Demand) async -> Acquisition {
+    func wait(_ demand: Demand) async -> Acquisition {
         let ticket = Ticket()
         return await withTaskGroup(of: Acquisition?.self) { group in
             group.addTask {
@@ -432,7 +329,7 @@ public final class EnginePool: Sendable {
         }
     }
 
-    private func lease(
+    func lease(
         _ state: inout State, tier: String, waited: Duration, now: ContinuousClock.Instant, sharedLease: String? = nil
     ) -> Lease {
         let replica = state.replicas.acquire(now: now)
@@ -454,48 +351,5 @@ public final class EnginePool: Sendable {
         }
 
         let state = Mutex(State.new)
-    }
-}
-
-/// The replica placement of an engine pool: which replica a granted slot runs on.
-struct EnginePoolState: Sendable {
-    let slots: [Int]
-    var inFlight: [Int]
-    var avoidUntil: [ContinuousClock.Instant?]
-    private var nextTieBreak = 0
-
-    init(slots: [Int]) {
-        self.slots = slots
-        self.inFlight = Array(repeating: 0, count: slots.count)
-        self.avoidUntil = Array(repeating: nil, count: slots.count)
-    }
-
-    /// Picks the reachable replica with the most free slots (ties rotate); if all are
-    /// avoided, the one whose backoff ends first.
-    mutating func acquire(now: ContinuousClock.Instant) -> Int {
-        var best: Int?
-        var bestFree = Int.min
-        let count = slots.count
-        for step in 0..<count {
-            let index = (nextTieBreak + step) % count
-            if let until = avoidUntil[index], until > now { continue }
-            let free = slots[index] - inFlight[index]
-            if free > bestFree {
-                best = index
-                bestFree = free
-            }
-        }
-        let chosen = best ?? avoidUntil.indices.min { (avoidUntil[$0] ?? now) < (avoidUntil[$1] ?? now) } ?? 0
-        nextTieBreak = (chosen + 1) % count
-        inFlight[chosen] += 1
-        return chosen
-    }
-
-    mutating func release(_ index: Int) {
-        inFlight[index] = max(0, inFlight[index] - 1)
-    }
-
-    mutating func markUnreachable(_ index: Int, until: ContinuousClock.Instant) {
-        avoidUntil[index] = until
     }
 }

@@ -56,8 +56,7 @@ public final class RedisSlotLeases: Sendable {
     /// - Throws: ``RedisError`` when Redis cannot be reached.
     public func take(pool: String, capacity: Int) async throws -> String? {
         let lease = String(instance &+ nextID.wrappingAdd(1, ordering: .relaxed).newValue, radix: 36)
-        let (seconds, attoseconds) = leaseTTL.components
-        let ttl = seconds * 1000 + attoseconds / 1_000_000_000_000_000
+        let ttl = RedisAdmission.milliseconds(leaseTTL)
         let reply: RedisReply
         do {
             reply = try await client.evalSHA(

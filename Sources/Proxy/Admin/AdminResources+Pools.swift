@@ -41,7 +41,7 @@ extension AdminResources {
             self.inFlight = snapshot.inFlight
             self.queued = snapshot.waiting
             self.maxQueue = pool.maximumQueue
-            self.serviceTimeMs = snapshot.serviceTime.map(Self.milliseconds)
+            self.serviceTimeMs = snapshot.serviceTime.map(\.wholeMilliseconds)
             self.replicas = pool.replicas.enumerated().map { index, replica in
                 Replica(url: replica.baseURL, slots: replica.slots, inFlight: perReplica[index])
             }
@@ -54,14 +54,9 @@ extension AdminResources {
                     reservedShare: contract.reservedShare,
                     inFlight: counts?.inFlight ?? 0,
                     queued: counts?.waiting ?? 0,
-                    predictedStartMs: pool.predictedStart(for: demand).map(Self.milliseconds)
+                    predictedStartMs: pool.predictedStart(for: demand).map(\.wholeMilliseconds)
                 )
             }
-        }
-
-        private static func milliseconds(_ duration: Duration) -> Int {
-            let (seconds, attoseconds) = duration.components
-            return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
         }
     }
 }

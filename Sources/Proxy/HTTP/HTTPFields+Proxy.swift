@@ -11,6 +11,12 @@ extension HTTPHeaders {
 }
 
 extension Duration {
+    /// Whole milliseconds, rounded down: what the ledger, headers and the management API show.
+    var wholeMilliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+
     var nanoseconds: Int64 {
         let (seconds, attoseconds) = components
         let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)

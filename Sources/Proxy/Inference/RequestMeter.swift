@@ -146,17 +146,12 @@ final class RequestMeter: Sendable {
             status: outcome.status,
             errorType: outcome.errorType,
             startedAt: facts.startedAt,
-            timeToFirstTokenMilliseconds: outcome.firstByte.map { Self.milliseconds($0 - facts.startInstant) },
-            durationMilliseconds: Self.milliseconds(now - facts.startInstant),
+            timeToFirstTokenMilliseconds: outcome.firstByte.map { ($0 - facts.startInstant).wholeMilliseconds },
+            durationMilliseconds: (now - facts.startInstant).wholeMilliseconds,
             streamed: facts.streamed,
             clientAborted: outcome.clientAborted,
-            queueMilliseconds: schedule.queueWait.map(Self.milliseconds),
+            queueMilliseconds: schedule.queueWait.map(\.wholeMilliseconds),
             spilled: schedule.spilled
         )
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int {
-        let (seconds, attoseconds) = duration.components
-        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -21,7 +21,7 @@ extension RequestPipeline {
         var response = error.response()
         response.headers[.retryAfter] = retryAfterSeconds(predictedStart ?? .seconds(1))
         if let predictedStart {
-            response.headers[.predictedStartMilliseconds] = String(RequestMeter.milliseconds(predictedStart))
+            response.headers[.predictedStartMilliseconds] = String(predictedStart.wholeMilliseconds)
         }
         return response
     }
