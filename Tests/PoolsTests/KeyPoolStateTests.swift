@@ -174,12 +174,12 @@ struct KeyPoolStateTests {
         #expect(pool.status("a", at: start + 10_000).coolingDownUntil == nil)
     }
 
-    @Test("a 429 without retry-after waits for the exhausted window's reset, else 30 s, never over an hour")
+    @Test("a 429 without retry-after waits for the exhausted window's reset, else the default, never over an hour")
     func cooldownLength() throws {
         let pool = Pool()
         let lease = try pool.lease([a], at: start)
         pool.release(lease, actualTokens: nil, outcome: .rateLimited(retryAfter: nil, nil), now: start)
-        #expect(pool.select([a], at: start) == .exhausted(retryAfter: .seconds(30)))
+        #expect(pool.select([a], at: start) == .exhausted(retryAfter: .seconds(1)))
 
         let capacity = ReportedCapacity(
             remainingRequests: 0, requestsReset: .seconds(7), remainingTokens: 0, tokensReset: .seconds(20)
@@ -245,6 +245,73 @@ struct KeyPoolStateTests {
         // A report replaces the last one whole: without windows, nothing holds the key back.
         pool.release(lease, actualTokens: nil, outcome: .succeeded(ReportedCapacity()), now: start + 20_000)
         #expect(pool.select([a], tokens: 1, at: start + 20_000).lease != nil)
+    }
+
+    // MARK: Cooldowns without a named delay
+
+    /// Rate-limits `key` with `outcome` at `now` and says how long it cools down, as the
+    /// next selection of it alone reports.
+    private func rateLimit(_ pool: Pool, _ key: PooledKey, _ outcome: KeyOutcome = .rateLimited(retryAfter: nil, nil), at now: Int) throws -> Duration? {
+        let lease = try pool.lease([key], at: now)
+        pool.release(lease, actualTokens: nil, outcome: outcome, now: now)
+        return pool.select([key], at: now).retryAfter
+    }
+
+    @Test("a 429 naming no delay cools the key for 1 s, doubling with each in a row up to 30 s")
+    func defaultCooldownGrows() throws {
+        let pool = Pool()
+        var now = start
+        for expected in [1, 2, 4, 8, 16, 30, 30, 30] {
+            #expect(try rateLimit(pool, a, at: now) == .seconds(expected))
+            #expect(pool.select([a], at: now + expected * 1_000 - 1) == .exhausted(retryAfter: .milliseconds(1)))
+            now += expected * 1_000
+        }
+        #expect(pool.select([a], at: now).lease != nil, "each cooldown ends when it says")
+        #expect(KeyPoolState.defaultCooldown(afterRateLimits: 0) == 1_000)
+        #expect(KeyPoolState.defaultCooldown(afterRateLimits: 4) == 16_000)
+        #expect(KeyPoolState.defaultCooldown(afterRateLimits: 1_000) == 30_000)
+    }
+
+    @Test("a success starts the default afresh; a failure does not, a named delay counts as a rate limit")
+    func defaultCooldownResets() throws {
+        let pool = Pool()
+        #expect(try rateLimit(pool, a, at: start) == .seconds(1))
+        #expect(try rateLimit(pool, a, at: start + 1_000) == .seconds(2))
+        let failing = try pool.lease([a], at: start + 3_000)
+        pool.release(failing, actualTokens: nil, outcome: .failed(reason: "upstream 503"), now: start + 3_000)
+        #expect(try rateLimit(pool, a, at: start + 3_000) == .seconds(4), "a server error is not a success")
+        let serving = try pool.lease([a], at: start + 7_000)
+        pool.release(serving, actualTokens: nil, outcome: .succeeded(nil), now: start + 7_000)
+        #expect(try rateLimit(pool, a, at: start + 7_000) == .seconds(1))
+        // The provider's own delay stands as it is, and the streak still grows behind it.
+        #expect(try rateLimit(pool, a, .rateLimited(retryAfter: .milliseconds(300), nil), at: start + 8_000) == .milliseconds(300))
+        #expect(try rateLimit(pool, a, at: start + 8_300) == .seconds(4))
+        // Keys keep their own streaks; an operator's reset starts afresh.
+        #expect(try rateLimit(pool, b, at: start + 8_300) == .seconds(1))
+        pool.state.reset(keyID: "a")
+        #expect(try rateLimit(pool, a, at: start + 8_300) == .seconds(1))
+    }
+
+    @Test("an exhausted window reported without its reset ends with the cooldown, not a minute later")
+    func exhaustedWindowWithoutReset() throws {
+        let pool = Pool()
+        let capacity = ReportedCapacity(remainingRequests: 0, limitRequests: 100)
+        #expect(try rateLimit(pool, a, .rateLimited(retryAfter: nil, capacity), at: start) == .seconds(1))
+        #expect(pool.select([a], at: start + 1_000).lease != nil)
+        // With its reset, the window holds the key as long as it says.
+        let reset = ReportedCapacity(remainingRequests: 0, limitRequests: 100, requestsReset: .seconds(6))
+        #expect(try rateLimit(pool, b, .rateLimited(retryAfter: .seconds(2), reset), at: start) == .seconds(6))
+    }
+
+    @Test("the delay a provider named: retry-after, else an exhausted window's reset, else none")
+    func providerDelay() {
+        #expect(KeyOutcome.rateLimited(retryAfter: .milliseconds(1_500), nil).providerDelay == .milliseconds(1_500))
+        let exhausted = ReportedCapacity(remainingRequests: 0, requestsReset: .seconds(3), remainingTokens: 9, tokensReset: .seconds(9))
+        #expect(KeyOutcome.rateLimited(retryAfter: nil, exhausted).providerDelay == .seconds(3))
+        #expect(KeyOutcome.rateLimited(retryAfter: nil, ReportedCapacity(remainingRequests: 0)).providerDelay == nil)
+        #expect(KeyOutcome.rateLimited(retryAfter: nil, nil).providerDelay == nil)
+        #expect(KeyOutcome.rateLimited(retryAfter: .seconds(90_000), nil).providerDelay == .seconds(3_600))
+        #expect(KeyOutcome.failed(reason: "503").providerDelay == nil)
     }
 
     // MARK: Exhaustion, exclusion, status

@@ -215,16 +215,20 @@ private struct KeyPoolParityDriver {
         default: actual = random.next(below: lease.reservedTokens + 1)
         }
         let outcome = randomOutcome(step: step)
-        noteDeadlines(of: outcome)
         let remote = try await pool.releaseImmediately(lease, actualTokens: actual, outcome: outcome, at: now)
-        let local = state.release(lease, actualTokens: actual, outcome: outcome, now: now)
+        let wasOpen = state.release(lease, actualTokens: actual, outcome: outcome, now: now)
+        var cooldown: Int?
+        if case .rateLimited = outcome { cooldown = state.cooldown(keyID: lease.keyID, now: now) ?? 0 }
+        let local = RedisKeyPool.Released(wasOpen: wasOpen, cooldown: cooldown)
         try #require(remote == local, "step \(step) at \(elapsed) ms, releasing \(lease) with \(outcome): Redis \(remote), reference \(local)")
-        if remote { counts.released += 1 } else { counts.unmatched += 1 }
+        noteDeadlines(of: outcome, keyID: lease.keyID)
+        if remote.wasOpen { counts.released += 1 } else { counts.unmatched += 1 }
     }
 
-    private mutating func noteDeadlines(of outcome: KeyOutcome) {
+    private mutating func noteDeadlines(of outcome: KeyOutcome, keyID: String) {
         let effect = KeyPoolState.Effect(outcome)
-        if effect.kind == .rateLimited { deadlines.append(elapsed + effect.cooldown) }
+        // The default cooldown depends on the key's rate limits in a row: read it back.
+        if effect.kind == .rateLimited, let cooldown = state.cooldown(keyID: keyID, now: now) { deadlines.append(elapsed + cooldown) }
         for window in [effect.report?.requests, effect.report?.tokens].compactMap({ $0 }) {
             deadlines.append(elapsed + window.resetAfter)
         }

@@ -90,6 +90,39 @@ struct RedisKeyPoolTests {
         }
     }
 
+    @Test("a 429 naming no delay cools a key for 1 s, doubling with each in a row to 30 s, whichever replica saw it; a success starts afresh")
+    func defaultCooldownGrowsAcrossReplicas() async throws {
+        let server = try RedisTestServer()
+        defer { server.stop() }
+        try await withKeyPoolReplicas(server, count: 2) { replicas in
+            var now = start
+            for (index, expected) in [1, 2, 4, 8, 16, 30, 30].enumerated() {
+                let replica = replicas[index % 2]
+                let lease = try #require(try await replica.select(pool: "openai", candidates: [a], tokens: 1, excluding: [], at: now).lease)
+                let released = try await replica.releaseImmediately(lease, actualTokens: 0, outcome: .rateLimited(retryAfter: nil, nil), at: now)
+                #expect(released.cooldown == expected * 1_000)
+                let other = replicas[(index + 1) % 2]
+                #expect(try await other.select(pool: "openai", candidates: [a], tokens: 1, excluding: [], at: now) == .exhausted(retryAfter: .seconds(expected)))
+                now += expected * 1_000
+            }
+            // A success on either replica starts the default afresh; a named delay stands as it is.
+            let serving = try #require(try await replicas[0].select(pool: "openai", candidates: [a], tokens: 1, excluding: [], at: now).lease)
+            try await replicas[0].releaseImmediately(serving, actualTokens: 1, outcome: .succeeded(nil), at: now)
+            let named = try #require(try await replicas[1].select(pool: "openai", candidates: [a], tokens: 1, excluding: [], at: now).lease)
+            #expect(try await replicas[1].releaseImmediately(named, actualTokens: 0, outcome: .rateLimited(retryAfter: .milliseconds(1_500), nil), at: now).cooldown == 1_500)
+            let again = try #require(try await replicas[0].select(pool: "openai", candidates: [a], tokens: 1, excluding: [], at: now + 1_500).lease)
+            #expect(try await replicas[0].releaseImmediately(again, actualTokens: 0, outcome: .rateLimited(retryAfter: nil, nil), at: now + 1_500).cooldown == 2_000)
+
+            // Through the KeyPool protocol, on Redis's own clock, the cooldown is returned.
+            let fresh = try #require(try await replicas[1].select(pool: "openai", candidates: [b], tokens: 1, excluding: []).lease)
+            #expect(await replicas[1].release(fresh, actualTokens: 0, outcome: .rateLimited(retryAfter: nil, nil)) == .seconds(1))
+            try await replicas[0].reset(pool: "openai", keyID: "b")
+            let reset = try #require(try await replicas[0].select(pool: "openai", candidates: [b], tokens: 1, excluding: []).lease)
+            #expect(await replicas[0].release(reset, actualTokens: 0, outcome: .rateLimited(retryAfter: nil, nil)) == .seconds(1), "a reset starts afresh")
+            #expect(await replicas[0].release(reset, actualTokens: 0, outcome: .failed(reason: "503")) == nil)
+        }
+    }
+
     // MARK: Releases
 
     @Test("successful releases are queued and sent in pipelines; a lease is released once")

@@ -29,6 +29,7 @@ struct RoutePlanTests {
         case .weighSpillOver(let candidate): "weigh \(candidate.id)"
         case .place(let candidate, let keys, let spilled): "place \(candidate.id)" + (keys.isEmpty ? "" : " not \(keys.sorted())") + (spilled ? " spilled" : "")
         case .attempt(let candidate): "attempt \(candidate.id)"
+        case .wait(let delay): "wait \(delay)"
         case .finish(.answered(let candidate, let spilled)): "answered by \(candidate.id)" + (spilled ? " spilled" : "")
         case .finish(.relayError(let error, let candidate)): "relay \(error) from \(candidate.id)"
         case .finish(.capacityExhausted(let candidate, let predicted)): "capacity exhausted at \(candidate.id) \(predicted.map { "\($0)" } ?? "unknown")"
@@ -178,6 +179,127 @@ struct RoutePlanTests {
         _ = stopping.next()
         _ = stopping.record(placement: .placed(key: "k"))
         #expect(describe(stopping.record(attempt: .shuttingDown)) == "shutting down at cheap")
+    }
+
+    // MARK: Rate limits
+
+    /// A 429 whose key cools down for `seconds`; `invited` when the provider named the
+    /// delay or said to retry.
+    private static func limited(_ failure: String = "429", seconds: Double, invited: Bool = true) -> Plan.Attempt {
+        .rateLimited(failure, cooldown: .milliseconds(Int(seconds * 1000)), invitesRetry: invited)
+    }
+
+    @Test("a one-key deployment rate-limited for a short delay waits it out and retries the same key")
+    func shortDelayRetriesTheSameKey() {
+        var plan = plan([Self.cheap])
+        #expect(describe(plan.next()) == "place cheap")
+        for _ in 0..<2 {
+            #expect(describe(plan.record(placement: .placed(key: "k1"))) == "attempt cheap")
+            #expect(describe(plan.record(attempt: Self.limited(seconds: 1))) == "place cheap not [\"k1\"]")
+            #expect(describe(plan.record(placement: .unavailable("no key", retryAfter: nil))) == "wait 1.0 seconds")
+            // The key the provider asked to wait for may be chosen again.
+            #expect(describe(plan.record(wait: .elapsed)) == "place cheap")
+        }
+        _ = plan.record(placement: .placed(key: "k1"))
+        #expect(describe(plan.record(attempt: .answered)) == "answered by cheap")
+    }
+
+    @Test("a long delay, or one the provider did not invite a retry after, is answered at once with the cooldown")
+    func longDelayIsAnswered() {
+        var long = plan([Self.cheap])
+        _ = long.next()
+        _ = long.record(placement: .placed(key: "k1"))
+        _ = long.record(attempt: Self.limited(seconds: 20))
+        #expect(describe(long.record(placement: .unavailable("no key", retryAfter: nil))) == "failed 429 retry 20.0 seconds last cheap")
+        var uninvited = plan([Self.cheap])
+        _ = uninvited.next()
+        _ = uninvited.record(placement: .placed(key: "k1"))
+        _ = uninvited.record(attempt: Self.limited(seconds: 1, invited: false))
+        #expect(describe(uninvited.record(placement: .unavailable("no key", retryAfter: nil))) == "failed 429 retry 1.0 seconds last cheap")
+        // Just over the longest wait is not waited for either.
+        var over = Plan(model: "chat", candidates: [Self.cheap], contract: Self.standard, noRoute: "none", longestRetryWait: .seconds(2))
+        _ = over.next()
+        _ = over.record(placement: .placed(key: "k1"))
+        _ = over.record(attempt: Self.limited(seconds: 2.001))
+        #expect(describe(over.record(placement: .unavailable("no key", retryAfter: nil))) == "failed 429 retry 2.001 seconds last cheap")
+    }
+
+    @Test("another key, then another deployment, is tried before any wait")
+    func othersBeforeWaiting() {
+        var plan = plan([Self.cheap, Self.dear])
+        _ = plan.next()
+        _ = plan.record(placement: .placed(key: "k1"))
+        #expect(describe(plan.record(attempt: Self.limited(seconds: 1))) == "place cheap not [\"k1\"]")
+        _ = plan.record(placement: .placed(key: "k2"))
+        _ = plan.record(attempt: Self.limited(seconds: 1.5))
+        #expect(describe(plan.record(placement: .unavailable("no key", retryAfter: nil))) == "place dear")
+        _ = plan.record(placement: .placed(key: "d1"))
+        #expect(describe(plan.record(attempt: .refused("500", retryable: true))) == "place dear not [\"d1\"]")
+        // Nothing else now: back to the provider that asked for the shortest wait, every
+        // key it rate-limited allowed again.
+        #expect(describe(plan.record(placement: .unavailable("no key", retryAfter: nil))) == "wait 1.0 seconds")
+        #expect(describe(plan.record(wait: .elapsed)) == "place cheap")
+        _ = plan.record(placement: .placed(key: "k1"))
+        #expect(describe(plan.record(attempt: .answered)) == "answered by cheap")
+    }
+
+    @Test("after a wait only the deployment waited for is tried again, and its fresh retry time is the answer's")
+    func onlyTheWaitedDeploymentAfterAWait() {
+        var plan = plan([Self.cheap, Self.dear])
+        _ = plan.next()
+        _ = plan.record(placement: .placed(key: "k1"))
+        _ = plan.record(attempt: Self.limited(seconds: 1))
+        _ = plan.record(placement: .unavailable("no key", retryAfter: nil))
+        _ = plan.record(placement: .placed(key: "d1"))
+        _ = plan.record(attempt: Self.limited("429 dear", seconds: 30))
+        #expect(describe(plan.record(placement: .unavailable("no key", retryAfter: nil))) == "wait 1.0 seconds")
+        #expect(describe(plan.record(wait: .elapsed)) == "place cheap")
+        #expect(describe(plan.record(placement: .unavailable("cooling", retryAfter: .milliseconds(200)))) == "failed 429 dear retry 0.2 seconds last dear")
+    }
+
+    @Test("waits stay within the attempt budget")
+    func waitsWithinBudget() {
+        var plan = Plan(model: "chat", candidates: [Self.cheap], contract: Self.standard, noRoute: "none", maximumAttempts: 2)
+        _ = plan.next()
+        _ = plan.record(placement: .placed(key: "k1"))
+        _ = plan.record(attempt: Self.limited(seconds: 1))
+        #expect(describe(plan.record(placement: .unavailable("no key", retryAfter: nil))) == "wait 1.0 seconds")
+        _ = plan.record(wait: .elapsed)
+        _ = plan.record(placement: .placed(key: "k1"))
+        // The second attempt was the last: its cooldown is the answer's retry time.
+        #expect(describe(plan.record(attempt: Self.limited("429 again", seconds: 1))) == "failed 429 again retry 1.0 seconds last cheap")
+    }
+
+    @Test("a client leaving, or the server shutting down, ends the wait")
+    func waitEndings() {
+        func waiting() -> Plan {
+            var plan = plan([Self.cheap])
+            _ = plan.next()
+            _ = plan.record(placement: .placed(key: "k1"))
+            _ = plan.record(attempt: Self.limited(seconds: 0.5))
+            _ = plan.record(placement: .unavailable("no key", retryAfter: nil))
+            return plan
+        }
+        var leaving = waiting()
+        #expect(describe(leaving.record(wait: .cancelled)) == "cancelled at cheap")
+        var stopping = waiting()
+        #expect(describe(stopping.record(wait: .shuttingDown)) == "failed 429 retry 0.5 seconds last cheap")
+    }
+
+    @Test("while every key is cooling down, the soonest end is the answer's retry time; keys that will serve win over keys that never will")
+    func everyKeyCooling() {
+        var plan = plan([Self.cheap, Self.dear])
+        _ = plan.next()
+        _ = plan.record(placement: .unavailable("503 every key disabled", retryAfter: nil))
+        #expect(describe(plan.record(placement: .unavailable("429 cooling", retryAfter: .seconds(7)))) == "failed 429 cooling retry 7.0 seconds last none")
+        var reversed = self.plan([Self.cheap, Self.dear])
+        _ = reversed.next()
+        _ = reversed.record(placement: .unavailable("429 cooling", retryAfter: .seconds(7)))
+        #expect(describe(reversed.record(placement: .unavailable("503 every key disabled", retryAfter: nil))) == "failed 429 cooling retry 7.0 seconds last none")
+        var both = self.plan([Self.cheap, Self.dear])
+        _ = both.next()
+        _ = both.record(placement: .unavailable("429 cheap", retryAfter: .seconds(7)))
+        #expect(describe(both.record(placement: .unavailable("429 dear", retryAfter: .seconds(3)))) == "failed 429 dear retry 3.0 seconds last none")
     }
 
     // MARK: Saturation and spill-over

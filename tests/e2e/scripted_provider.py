@@ -1,6 +1,7 @@
 """An OpenAI-compatible provider whose answer depends on the API key presented, scripted
-by the test: answer, rate limit (429 with retry-after), reject (401), or fail with an
-error that quotes the key it was sent ("leak", with any status; "leak-stream", mid-stream).
+by the test: answer, rate limit (429 with retry-after, retry-after-ms, x-should-retry, or
+nothing about when to retry), reject (401), or fail with an error that quotes the key it
+was sent ("leak", with any status; "leak-stream", mid-stream).
 It records every request (key, arrival time, status) so tests can check which key served
 what."""
 
@@ -18,7 +19,12 @@ class Script:
     """What the provider does with one key."""
 
     mode: str = "ok"  # "ok", "429", "401", "500", "leak" or "leak-stream"
-    retry_after: float = 1.0
+    # A 429's `retry-after` in seconds; None sends none.
+    retry_after: float | None = 1.0
+    # A 429's `retry-after-ms`, when set.
+    retry_after_ms: float | None = None
+    # A 429's `x-should-retry` ("true" or "false"), when set.
+    should_retry: bool | None = None
     # The status of a "leak" answer.
     status: int = 400
     # How many more 429s to give before answering again; None: until told otherwise.
@@ -40,9 +46,11 @@ class ScriptedProvider:
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
 
-    def script(self, key: str, mode: str, retry_after: float = 1.0, times: int | None = None, status: int = 400) -> None:
+    def script(self, key: str, mode: str, retry_after: float | None = 1.0, times: int | None = None, status: int = 400,
+               retry_after_ms: float | None = None, should_retry: bool | None = None) -> None:
         with self.lock:
-            self.scripts[key] = Script(mode=mode, retry_after=retry_after, remaining=times, status=status)
+            self.scripts[key] = Script(mode=mode, retry_after=retry_after, remaining=times, status=status,
+                                       retry_after_ms=retry_after_ms, should_retry=should_retry)
 
     def hits_for(self, key: str) -> list[Hit]:
         with self.lock:
@@ -82,9 +90,15 @@ class ScriptedProvider:
                 if provider.delay:
                     time.sleep(provider.delay)
                 if status == 429:
+                    headers = {"x-ratelimit-remaining-requests": "0"}
+                    if script.retry_after is not None:
+                        headers["retry-after"] = f"{script.retry_after:g}"
+                    if script.retry_after_ms is not None:
+                        headers["retry-after-ms"] = f"{script.retry_after_ms:g}"
+                    if script.should_retry is not None:
+                        headers["x-should-retry"] = "true" if script.should_retry else "false"
                     self.send_json(429, {"error": {"message": "Rate limit reached for requests", "type": "requests",
-                                                   "param": None, "code": "rate_limit_exceeded"}},
-                                   {"retry-after": f"{script.retry_after:g}", "x-ratelimit-remaining-requests": "0"})
+                                                   "param": None, "code": "rate_limit_exceeded"}}, headers)
                     return
                 if status == 500:
                     self.send_json(500, {"error": {"message": "The server had an error while processing your request.",

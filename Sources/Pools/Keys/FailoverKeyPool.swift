@@ -50,13 +50,13 @@ public final class FailoverKeyPool: KeyPool {
         }
     }
 
-    public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async {
+    @discardableResult
+    public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async -> Duration? {
         let wasFallback = fallbackLeases.withLock { $0.remove(lease) != nil }
         if wasFallback {
-            await fallback.release(lease, actualTokens: actualTokens, outcome: outcome)
-        } else {
-            await primary.release(lease, actualTokens: actualTokens, outcome: outcome)
+            return await fallback.release(lease, actualTokens: actualTokens, outcome: outcome)
         }
+        return await primary.release(lease, actualTokens: actualTokens, outcome: outcome)
     }
 
     public func finish(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) {

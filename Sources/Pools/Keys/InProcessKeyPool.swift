@@ -31,12 +31,13 @@ public final class InProcessKeyPool: KeyPool {
         select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack, at: KeyPoolState.currentMilliseconds())
     }
 
-    public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async {
-        release(lease, actualTokens: actualTokens, outcome: outcome, at: KeyPoolState.currentMilliseconds())
+    @discardableResult
+    public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async -> Duration? {
+        release(lease, actualTokens: actualTokens, outcome: outcome, at: KeyPoolState.currentMilliseconds()).cooldown
     }
 
     public func finish(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) {
-        release(lease, actualTokens: actualTokens, outcome: outcome, at: KeyPoolState.currentMilliseconds())
+        _ = release(lease, actualTokens: actualTokens, outcome: outcome, at: KeyPoolState.currentMilliseconds())
     }
 
     public func status(pool: String, keyIDs: [String]) async throws -> [String: KeyLiveStatus] {
@@ -63,12 +64,15 @@ public final class InProcessKeyPool: KeyPool {
     }
 
     /// ``release(_:actualTokens:outcome:)`` at `now`.
-    /// - Returns: Whether the lease was still in flight.
-    @discardableResult
-    func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome, at now: Int) -> Bool {
+    /// - Returns: Whether the lease was still in flight, and for a rate limit how long the
+    ///   key now cools down.
+    func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome, at now: Int) -> (wasOpen: Bool, cooldown: Duration?) {
         state.withLock { table in
-            table.pools[lease.pool, default: KeyPoolState(pool: lease.pool, leaseTTL: leaseTTL)]
+            let wasOpen = table.pools[lease.pool, default: KeyPoolState(pool: lease.pool, leaseTTL: leaseTTL)]
                 .release(lease, actualTokens: actualTokens, outcome: outcome, now: now)
+            guard case .rateLimited = outcome else { return (wasOpen, nil) }
+            let cooldown = table.pools[lease.pool]?.cooldown(keyID: lease.keyID, now: now) ?? 0
+            return (wasOpen, .milliseconds(cooldown))
         }
     }
 

@@ -58,12 +58,23 @@ public enum KeyOutcome: Sendable, Equatable {
     /// The provider answered; the capacity it reported, if any, replaces the last report.
     case succeeded(ReportedCapacity?)
     /// 429 or overloaded: the key cools down until `retryAfter`, else the reported reset of
-    /// an exhausted window, else 30 s; never longer than an hour.
+    /// an exhausted window, else for a default that starts at 1 s and doubles with each rate
+    /// limit in a row up to 30 s (a success starts it afresh); never longer than an hour.
     case rateLimited(retryAfter: Duration?, ReportedCapacity?)
     /// 401/403: the key is disabled with this reason until an operator re-enables it.
     case rejected(reason: String)
     /// 5xx, timeout, connection reset: noted as the key's last error; nothing else changes.
     case failed(reason: String)
+}
+
+extension KeyOutcome {
+    /// For a rate limit, the delay the provider named: `retryAfter`, else the later reset
+    /// of the reported windows that are exhausted, at most an hour. Nil when it named none
+    /// (the key then cools down for its default) and for other outcomes.
+    public var providerDelay: Duration? {
+        guard case .rateLimited(let retryAfter, let capacity) = self else { return nil }
+        return KeyPoolState.Effect.cooldown(retryAfter: retryAfter, capacity: capacity).map { .milliseconds($0) }
+    }
 }
 
 /// One request's hold on a key, from selection until release.
@@ -150,7 +161,10 @@ public protocol KeyPool: Sendable {
     /// reservedTokens` (nil keeps the reservation), then the outcome applied. When it returns
     /// for an outcome other than success, the cooldown or disable is visible to every later
     /// selection. Never throws: a shared store retries in the background.
-    func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async
+    /// - Returns: For a rate limit, how long the key now cools down; nil for other outcomes,
+    ///   and when a shared store could not be reached and queued the release.
+    @discardableResult
+    func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async -> Duration?
 
     /// Ends a lease as ``release(_:actualTokens:outcome:)`` does, without waiting: for
     /// callers that cannot await (a `deinit`) and outcomes no retry depends on. A shared

@@ -45,6 +45,9 @@ extension KeyPoolState {
         var reportedRequests: Reported?
         var reportedTokens: Reported?
         var coolingDownUntil: Int?
+        /// Rate limits since the key last served a request (or an operator reset it), at
+        /// most `largestRateLimitStreak`: how far a cooldown without a named delay has grown.
+        var rateLimitStreak = 0
         var disabledReason: String?
         /// Lease id -> expiry.
         var leases: [UInt64: Int] = [:]
@@ -143,9 +146,10 @@ extension KeyPoolState {
         mutating func apply(_ effect: Effect, now: Int) {
             switch effect.kind {
             case .succeeded:
-                break
+                rateLimitStreak = 0
             case .rateLimited:
-                coolingDownUntil = now + effect.cooldown
+                coolingDownUntil = now + (effect.cooldown ?? KeyPoolState.defaultCooldown(afterRateLimits: rateLimitStreak))
+                rateLimitStreak = min(rateLimitStreak + 1, KeyPoolState.largestRateLimitStreak)
                 lastError = "rate limited"
                 lastErrorAt = now
             case .rejected:
@@ -203,8 +207,9 @@ extension KeyPoolState {
         }
 
         var kind: Kind
-        /// For `rateLimited`: milliseconds to cool down.
-        var cooldown = 0
+        /// For `rateLimited`: milliseconds to cool down, as the provider said; nil when it
+        /// named no delay, for the key's default, which grows with each rate limit in a row.
+        var cooldown: Int?
         /// For `rejected` and `failed`.
         var reason = ""
         var report: Report?
@@ -213,11 +218,13 @@ extension KeyPoolState {
             switch outcome {
             case .succeeded(let capacity):
                 kind = .succeeded
-                report = capacity.map(Self.report)
+                report = capacity.map { Self.report($0) }
             case .rateLimited(let retryAfter, let capacity):
                 kind = .rateLimited
                 cooldown = Self.cooldown(retryAfter: retryAfter, capacity: capacity)
-                report = capacity.map(Self.report)
+                // An exhausted window with no reset of its own is no longer than the
+                // cooldown, which stands for it.
+                report = capacity.map { Self.report($0, forgettingExhaustedWithoutReset: true) }
             case .rejected(let reason):
                 kind = .rejected
                 self.reason = reason
@@ -228,21 +235,25 @@ extension KeyPoolState {
         }
 
         /// `retryAfter`, else the later reset of the reported windows that are exhausted,
-        /// else the default; at most `longestCooldown`.
-        static func cooldown(retryAfter: Duration?, capacity: ReportedCapacity?) -> Int {
+        /// at most `longestCooldown`; nil when the provider named neither.
+        static func cooldown(retryAfter: Duration?, capacity: ReportedCapacity?) -> Int? {
             var exhaustedReset: Duration?
             if let capacity {
                 for (remaining, reset) in [(capacity.remainingRequests, capacity.requestsReset), (capacity.remainingTokens, capacity.tokensReset)] {
                     if let remaining, remaining <= 0, let reset { exhaustedReset = max(exhaustedReset ?? reset, reset) }
                 }
             }
-            let cooldown = retryAfter ?? exhaustedReset ?? KeyPoolState.defaultCooldown
+            guard let cooldown = retryAfter ?? exhaustedReset else { return nil }
             return min(KeyPoolState.milliseconds(cooldown), KeyPoolState.milliseconds(KeyPoolState.longestCooldown))
         }
 
-        static func report(_ capacity: ReportedCapacity) -> Report {
+        /// - Parameter forgettingExhaustedWithoutReset: Whether an exhausted window the
+        ///   provider gave no reset for is left out, rather than trusted for
+        ///   `defaultReportedReset`.
+        static func report(_ capacity: ReportedCapacity, forgettingExhaustedWithoutReset: Bool = false) -> Report {
             func window(_ remaining: Int?, _ limit: Int?, _ reset: Duration?) -> Window? {
-                remaining.map { remaining in
+                if forgettingExhaustedWithoutReset, reset == nil, let remaining, remaining <= 0 { return nil }
+                return remaining.map { remaining in
                     Window(
                         remaining: KeyPoolState.limit(remaining), limit: limit.map(KeyPoolState.limit),
                         resetAfter: min(

@@ -124,10 +124,18 @@ public struct KeyPoolState: Sendable, Hashable {
         Dictionary(keyIDs.map { ($0, keys[$0]?.status(now: now) ?? KeyLiveStatus()) }, uniquingKeysWith: { first, _ in first })
     }
 
-    /// Clears a key's cooldown and disabled reason; its windows, reports and leases stay.
+    /// Milliseconds left of a key's cooldown at `now`; nil when it is not cooling down.
+    public func cooldown(keyID: String, now: Int) -> Int? {
+        guard let until = keys[keyID]?.coolingDownUntil, until > now else { return nil }
+        return until - now
+    }
+
+    /// Clears a key's cooldown, rate limits in a row and disabled reason; its windows,
+    /// reports and leases stay.
     public mutating func reset(keyID: String) {
         guard keys[keyID] != nil else { return }
         keys[keyID]!.coolingDownUntil = nil
+        keys[keyID]!.rateLimitStreak = 0
         keys[keyID]!.disabledReason = nil
     }
 
@@ -140,14 +148,28 @@ public struct KeyPoolState: Sendable, Hashable {
     /// Credits stay within plus or minus this, so no sequence of candidate sets can push
     /// one past what doubles hold exactly.
     static let creditBound = 1 << 50
-    /// Cooldown after a 429 that says nothing about when to retry.
-    public static let defaultCooldown: Duration = .seconds(30)
+    /// Cooldown after a 429 that says nothing about when to retry, when the key's last
+    /// answer was not a rate limit; it doubles with each rate limit in a row.
+    public static let shortestDefaultCooldown: Duration = .seconds(1)
+    /// The most a cooldown that the provider gave no length for grows to.
+    public static let longestDefaultCooldown: Duration = .seconds(30)
+    /// Rate limits in a row are counted up to this; enough to reach the longest default.
+    static let largestRateLimitStreak = 16
     /// The longest cooldown a 429 imposes.
     public static let longestCooldown: Duration = .seconds(3_600)
     /// How long a reported window is trusted when the provider gives no reset.
     public static let defaultReportedReset: Duration = .seconds(60)
     /// The furthest reset a report may name; further ones are taken as this.
     public static let longestReportedReset: Duration = .seconds(86_400)
+
+    /// The cooldown, in milliseconds, of a 429 that names no delay, after `streak` rate
+    /// limits in a row: the shortest default doubled for each, at most the longest default.
+    public static func defaultCooldown(afterRateLimits streak: Int) -> Int {
+        let doublings = min(max(0, streak), largestRateLimitStreak)
+        let shortest = milliseconds(shortestDefaultCooldown)
+        let longest = milliseconds(longestDefaultCooldown)
+        return min(longest, shortest << doublings)
+    }
 
     /// A held-back share in thousandths: 0…1000.
     public static func heldBack(_ thousandths: Int) -> Int {

@@ -20,13 +20,14 @@ extension RedisKeyPool {
     static let scriptPrelude = RedisAdmission.scriptPrelude + #"""
         local FIELDS = { 'r.units', 'r.at', 'r.limit', 't.units', 't.at', 't.limit',
           'rr.rem', 'rr.lim', 'rr.at', 'rt.rem', 'rt.lim', 'rt.at',
-          'cool', 'disabled', 'err', 'err.at', 'used', 'mw', 'mc', 'mp', 'cw' }
+          'cool', 'disabled', 'err', 'err.at', 'used', 'mw', 'mc', 'mp', 'cw', 'rl' }
         local MINUTE = 60000
 
         local function num(v) if v then return tonumber(v) end return nil end
 
         -- A key: r/t buckets, rr/rt reports {rem, lim (-1 unknown), at}, cool, disabled, err,
-        -- err_at, used, the minute counter mw/mc/mp, the round-robin credit cw.
+        -- err_at, used, the minute counter mw/mc/mp, the round-robin credit cw, the rate
+        -- limits in a row rl.
         local function load_key(h)
           local f = redis.call('HMGET', h, unpack(FIELDS))
           local k = {}
@@ -41,6 +42,7 @@ extension RedisKeyPool {
           k.used = num(f[17])
           k.mw, k.mc, k.mp = num(f[18]) or 0, num(f[19]) or 0, num(f[20]) or 0
           k.cw = num(f[21]) or 0
+          k.rl = num(f[22]) or 0
           return k
         end
 
@@ -56,6 +58,7 @@ extension RedisKeyPool {
           put('cool', k.cool and int(k.cool)); put('disabled', k.disabled)
           put('err', k.err); put('err.at', k.err_at and int(k.err_at)); put('used', k.used and int(k.used))
           put('mw', int(k.mw)); put('mc', int(k.mc)); put('mp', int(k.mp)); put('cw', int(k.cw))
+          if k.rl > 0 then put('rl', int(k.rl)) else put('rl', nil) end
           redis.call('HSET', h, unpack(set))
           if #del > 0 then redis.call('HDEL', h, unpack(del)) end
         end
@@ -226,11 +229,13 @@ extension RedisKeyPool {
     ///
     /// KEYS: the key's hash and lease set. ARGV: lease id, reserved tokens, actual tokens
     /// (-1 keeps the reservation), effect kind (0 succeeded, 1 rate limited, 2 rejected,
-    /// 3 failed), cooldown (ms), reason, 1 when there is a report else 0, then requests
-    /// remaining, limit, reset after (ms), tokens remaining, limit, reset after (each -1
-    /// when not reported), margin (ms), now (ms; empty for `TIME`).
+    /// 3 failed), cooldown (ms; -1 for the key's default, which grows with its rate limits
+    /// in a row), reason, 1 when there is a report else 0, then requests remaining, limit,
+    /// reset after (ms), tokens remaining, limit, reset after (each -1 when not reported),
+    /// margin (ms), now (ms; empty for `TIME`).
     ///
-    /// Reply: 1 when the lease was in flight, else 0.
+    /// Reply: `{open, cooldown}`: open 1 when the lease was in flight, else 0; cooldown the
+    /// key's cooldown in ms for a rate limit, else -1.
     static let releaseScript = RedisScript(scriptPrelude + #"""
         local id, reserved, actual = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
         local kind, cooldown, reason = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -249,8 +254,16 @@ extension RedisKeyPool {
         end
 
         -- Key.apply(_ effect:now:)
-        if kind == 1 then
+        if kind == 0 then
+          k.rl = 0
+        elseif kind == 1 then
+          if cooldown < 0 then
+            -- KeyPoolState.defaultCooldown(afterRateLimits:)
+            cooldown = math.min(\#(KeyPoolState.milliseconds(KeyPoolState.longestDefaultCooldown)),
+              \#(KeyPoolState.milliseconds(KeyPoolState.shortestDefaultCooldown)) * 2 ^ math.min(k.rl, \#(KeyPoolState.largestRateLimitStreak)))
+          end
           k.cool = now + cooldown
+          k.rl = math.min(k.rl + 1, \#(KeyPoolState.largestRateLimitStreak))
           k.err, k.err_at = 'rate limited', now
         elseif kind == 2 then
           k.disabled = reason
@@ -270,8 +283,10 @@ extension RedisKeyPool {
         k.used = now
         save_key(KEYS[1], k)
         keep_key(KEYS[1], KEYS[2], k, now, margin)
-        if open then return 1 end
-        return 0
+        local applied = -1
+        if kind == 1 then applied = cooldown end
+        if open then return { 1, applied } end
+        return { 0, applied }
         """#)
 
     /// `KeyPoolState.status`, reading only.
@@ -299,8 +314,8 @@ extension RedisKeyPool {
         return out
         """#)
 
-    /// `KeyPoolState.reset`: clears the cooldown and the disabled reason of a key that has
-    /// state; nothing else changes.
+    /// `KeyPoolState.reset`: clears the cooldown, the rate limits in a row and the disabled
+    /// reason of a key that has state; nothing else changes.
     ///
     /// KEYS: the key's hash and lease set. ARGV: margin (ms), now (ms; empty for `TIME`).
     ///
@@ -310,7 +325,7 @@ extension RedisKeyPool {
         local now = now_ms(ARGV[2])
         if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
         local k = load_key(KEYS[1])
-        k.cool, k.disabled = nil, nil
+        k.cool, k.disabled, k.rl = nil, nil, 0
         save_key(KEYS[1], k)
         keep_key(KEYS[1], KEYS[2], k, now, margin)
         return 1

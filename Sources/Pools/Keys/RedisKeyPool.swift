@@ -125,17 +125,22 @@ public final class RedisKeyPool: KeyPool {
         try await select(pool: pool, candidates: candidates, tokens: tokens, excluding: excluding, heldBack: heldBack, at: nil)
     }
 
-    public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async {
+    @discardableResult
+    public func release(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome) async -> Duration? {
         let pending = PendingRelease(lease: lease, actualTokens: actualTokens, effect: KeyPoolState.Effect(outcome), now: nil)
-        guard pending.effect.kind != .succeeded else { return enqueue(pending) }
+        guard pending.effect.kind != .succeeded else {
+            enqueue(pending)
+            return nil
+        }
         do {
-            try await send(pending)
+            return try await send(pending).cooldown.map { .milliseconds($0) }
         } catch {
             logger.warning(
                 "releasing a provider key in Redis failed; queued to retry",
                 metadata: ["pool": "\(lease.pool)", "key": "\(lease.keyID)", "error": "\(error)"]
             )
             enqueue(pending)
+            return nil
         }
     }
 
@@ -198,10 +203,10 @@ public final class RedisKeyPool: KeyPool {
         throw RedisError.protocolError("the select script kept finding lease ids in use")
     }
 
-    /// Releases at once and says whether the lease was in flight: for tests, which compare
-    /// it with `KeyPoolState.release`.
+    /// Releases at once and says whether the lease was in flight and the cooldown applied:
+    /// for tests, which compare them with `KeyPoolState`.
     @discardableResult
-    func releaseImmediately(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome, at now: Int?) async throws -> Bool {
+    func releaseImmediately(_ lease: KeyLease, actualTokens: Int?, outcome: KeyOutcome, at now: Int?) async throws -> Released {
         try await send(PendingRelease(lease: lease, actualTokens: actualTokens, effect: KeyPoolState.Effect(outcome), now: now))
     }
 
@@ -265,7 +270,7 @@ public final class RedisKeyPool: KeyPool {
             return [
                 String(lease.id), String(KeyPoolState.count(lease.reservedTokens)),
                 actualTokens.map { String(KeyPoolState.count($0)) } ?? "-1",
-                String(effect.kind.rawValue), String(effect.cooldown), effect.reason,
+                String(effect.kind.rawValue), RedisKeyPool.argument(effect.cooldown), effect.reason,
                 effect.report == nil ? "0" : "1",
             ] + window(effect.report?.requests) + window(effect.report?.tokens)
                 + [String(margin), now.map(String.init) ?? ""]
@@ -278,6 +283,14 @@ public final class RedisKeyPool: KeyPool {
         }
     }
 
+    /// What the release script answered.
+    struct Released: Sendable, Hashable {
+        /// Whether the lease was in flight.
+        var wasOpen: Bool
+        /// For a rate limit, the key's cooldown in milliseconds.
+        var cooldown: Int?
+    }
+
     /// Separate from the pool so that the sender's `count` can hold it without holding the
     /// pool that holds the sender. Drops are counted by the sender.
     final class Counters: Sendable {
@@ -285,26 +298,24 @@ public final class RedisKeyPool: KeyPool {
         let unmatched = Atomic<Int>(0)
 
         /// Counts a release script's reply.
-        /// - Returns: Whether the lease was in flight.
         @discardableResult
-        func count(_ reply: RedisReply) throws(RedisError) -> Bool {
-            switch reply.integer {
-            case 1:
-                released.add(1, ordering: .relaxed)
-                return true
-            case 0:
-                unmatched.add(1, ordering: .relaxed)
-                return false
-            default:
+        func count(_ reply: RedisReply) throws(RedisError) -> Released {
+            guard let numbers = RedisAdmission.AdmitReply.integers(reply), numbers.count == 2, numbers[0] == 0 || numbers[0] == 1 else {
                 throw .protocolError("the release script answered \(reply)")
             }
+            let wasOpen = numbers[0] == 1
+            if wasOpen {
+                released.add(1, ordering: .relaxed)
+            } else {
+                unmatched.add(1, ordering: .relaxed)
+            }
+            return Released(wasOpen: wasOpen, cooldown: numbers[1] < 0 ? nil : numbers[1])
         }
     }
 
     /// Runs one release now and counts it.
-    /// - Returns: Whether the lease was in flight.
     @discardableResult
-    private func send(_ pending: PendingRelease) async throws -> Bool {
+    private func send(_ pending: PendingRelease) async throws -> Released {
         let reply = try await client.evalSHA(
             script: Self.releaseScript, keys: Keys(pool: pending.lease.pool, keyID: pending.lease.keyID).all,
             arguments: pending.arguments(margin: KeyPoolState.milliseconds(idleExpiry))

@@ -46,7 +46,9 @@ public struct RouteCandidate: Sendable, Equatable {
 /// At most `maximumAttempts` upstream attempts in all, and only before any byte of an
 /// answer reaches the client. An engine pool's replicas, or a provider's keys, are tried
 /// before the next deployment. A saturated engine pool waits, refuses, or (when the
-/// contract allows) lets the request spill over to the providers after it first.
+/// contract allows) lets the request spill over to the providers after it first. When
+/// nothing is left to try but a key the provider rate-limited for a short delay and
+/// invited a retry on, the plan waits that delay and tries the key's deployment again.
 public struct RoutePlan<Failure: Sendable>: Sendable {
     public enum Routing: Sendable, Equatable {
         /// The routes in their configured order.
@@ -65,6 +67,10 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         case place(RouteCandidate, excludingKeys: Set<String>, spilled: Bool)
         /// Send the request on the placement found; answer with `record(attempt:)`.
         case attempt(RouteCandidate)
+        /// Wait this long (a provider's short delay before a rate-limited key may be tried
+        /// again), unless the client leaves or the server shuts down; answer with
+        /// `record(wait:)`.
+        case wait(Duration)
         /// The route ended.
         case finish(Ending)
     }
@@ -77,8 +83,9 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         case relayError(Failure, RouteCandidate)
         /// No engine slot within the contract's wait: 503 capacity_exhausted.
         case capacityExhausted(RouteCandidate, predictedStart: Duration?)
-        /// Nothing could serve: answer the last failure, with the soonest retry time any
-        /// provider gave. `last` is the last deployment an attempt was made on.
+        /// Nothing could serve: answer the last failure, with the soonest time a key (of
+        /// any deployment tried) can take the request again. `last` is the last deployment
+        /// an attempt was made on.
         case failed(Failure, retryAfter: Duration?, last: RouteCandidate?)
         /// The client left: while the request waited for an upstream, or (`sent`) once it
         /// had been sent, when the upstream may have read the prompt.
@@ -107,7 +114,11 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         case notSent(Failure)
         /// The upstream could not be reached.
         case unreachable(Failure)
-        /// The provider refused the key (rate limited, overloaded, credentials rejected).
+        /// The provider rate-limited the key (429, or overloaded), which now cools down for
+        /// `cooldown`. `invitesRetry`: the provider named that delay or said to retry, so the
+        /// key may be tried again once it has passed.
+        case rateLimited(Failure, cooldown: Duration, invitesRetry: Bool)
+        /// The provider refused the key's credentials.
         case keyRefused(Failure)
         /// The upstream answered with an error; `retryable` when another upstream may do better.
         case refused(Failure, retryable: Bool)
@@ -115,9 +126,21 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         case shuttingDown
     }
 
+    /// What a wait came to.
+    public enum Wait: Sendable {
+        /// The whole delay passed.
+        case elapsed
+        /// The client left.
+        case cancelled
+        /// The server began to shut down: the request is answered rather than retried.
+        case shuttingDown
+    }
+
     /// The candidates in the order they are tried (spill-over reorders them).
     public private(set) var order: [RouteCandidate]
     public let maximumAttempts: Int
+    /// The longest delay of a provider's that the plan waits out to retry a key.
+    public let longestRetryWait: Duration
     private let contract: Contract
     private var index = 0
     private var attempts = 0
@@ -128,14 +151,30 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
     /// Engine deployments whose spill-over was weighed: the request waits for them now.
     private var weighed: Set<String> = []
     private var tried = Tried()
+    /// What was tried of the candidates already left behind, by id.
+    private var triedBefore: [String: Tried] = [:]
+    /// The key placed for the attempt under way.
+    private var key: String?
+    /// The rate limit to wait out when nothing else is left, if any.
+    private var retry: Retry?
+    /// After a wait only the deployment waited for is tried again.
+    private var resumed = false
     private var step = Step.choose
 
-    /// What the request has tried of the current candidate.
+    /// What the request has tried of one candidate.
     private struct Tried {
         var keys: Set<String> = []
+        /// Of `keys`, those the provider rate-limited.
+        var rateLimited: Set<String> = []
         var replicas = 0
         /// Attempts that failed on the provider's side (unreachable, 5xx), not the key's.
         var serverFailures = 0
+    }
+
+    /// A rate-limited key worth waiting for: its deployment, and the provider's delay.
+    private struct Retry {
+        var candidate: String
+        var delay: Duration
     }
 
     private enum Step {
@@ -143,6 +182,7 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         case weighing
         case placing
         case attempting
+        case waiting
         case finished
     }
 
@@ -151,6 +191,8 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
     ///     pinned deployment.
     ///   - candidates: The model's deployments able to serve the request, as configured.
     ///   - noRoute: The failure to answer when nothing was even tried.
+    ///   - longestRetryWait: The longest delay of a provider's waited out to retry a key
+    ///     it rate-limited, when nothing else can take the request.
     public init(
         model: String,
         candidates: [RouteCandidate],
@@ -159,7 +201,8 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         promptTokens: Int = 0,
         outputTokens: Int = 0,
         noRoute: Failure,
-        maximumAttempts: Int = 4
+        maximumAttempts: Int = 4,
+        longestRetryWait: Duration = .seconds(2)
     ) {
         var order = candidates
         if let pinned = contract.pinning[model] {
@@ -175,6 +218,7 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         self.contract = contract
         self.failure = noRoute
         self.maximumAttempts = maximumAttempts
+        self.longestRetryWait = longestRetryWait
     }
 
     /// Whether no candidate is left (a pinning that names no serving deployment).
@@ -185,12 +229,12 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
     /// The next thing to do.
     public mutating func next() -> Action {
         switch step {
-        case .finished, .weighing, .attempting:
+        case .finished, .weighing, .attempting, .waiting:
             preconditionFailure("RoutePlan.next() called while an outcome is awaited or after the end")
         case .placing:
             return place()
         case .choose:
-            guard index < order.count, attempts < maximumAttempts else { return finish(.failed(failure, retryAfter: retryAfter, last: last)) }
+            guard index < order.count, attempts < maximumAttempts else { return fail() }
             let candidate = order[index]
             tried = Tried()
             if candidate.isEngine, !weighed.contains(candidate.id), !spillTargets(after: index).isEmpty {
@@ -202,7 +246,7 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
     }
 
     private mutating func place() -> Action {
-        guard attempts < maximumAttempts else { return finish(.failed(failure, retryAfter: retryAfter, last: last)) }
+        guard attempts < maximumAttempts else { return fail() }
         step = .placing
         let candidate = order[index]
         if case .engine(let replicas) = candidate.kind, tried.replicas >= replicas {
@@ -223,9 +267,24 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
     }
 
     private mutating func nextCandidate() -> Action {
+        triedBefore[order[index].id] = tried
+        // After a wait, the deployment waited for was the last hope.
+        if resumed { return fail() }
         index += 1
         step = .choose
         return next()
+    }
+
+    /// Nothing is left to try now: wait for a rate-limited key the provider invited a
+    /// retry on, while attempts remain; else the route fails.
+    private mutating func fail() -> Action {
+        if attempts < maximumAttempts, let retry = retry.take(),
+           let position = order.firstIndex(where: { $0.id == retry.candidate }) {
+            index = position
+            step = .waiting
+            return .wait(retry.delay)
+        }
+        return finish(.failed(failure, retryAfter: retryAfter, last: last))
     }
 
     private mutating func finish(_ ending: Ending) -> Action {
@@ -259,6 +318,7 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
         switch placement {
         case .placed(let key):
             if let key { tried.keys.insert(key) }
+            self.key = key
             if candidate.isEngine { tried.replicas += 1 }
             attempts += 1
             last = candidate
@@ -270,8 +330,9 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
             return finish(.cancelled(candidate, sent: false))
         case .unavailable(let error, let after):
             // An upstream's own error says more than "no key left", except when no
-            // upstream was tried.
-            if attempts == 0 { failure = error }
+            // upstream was tried; keys that can take the request later say more than
+            // keys that never will.
+            if attempts == 0, after != nil || retryAfter == nil { failure = error }
             if let after { retryAfter = min(retryAfter ?? after, after) }
             return nextCandidate()
         case .saturated(let predictedStart):
@@ -297,6 +358,16 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
             return finish(.cancelled(candidate, sent: true))
         case .shuttingDown:
             return finish(.shuttingDown(candidate))
+        case .rateLimited(let error, let cooldown, let invitesRetry):
+            // The key, not the provider, is at fault: the provider's next key, and this
+            // one again after its delay if nothing else can take the request.
+            failure = error
+            retryAfter = min(retryAfter ?? cooldown, cooldown)
+            if let key { tried.rateLimited.insert(key) }
+            if invitesRetry, cooldown <= longestRetryWait, cooldown <= retry?.delay ?? cooldown {
+                retry = Retry(candidate: candidate.id, delay: cooldown)
+            }
+            return place()
         case .keyRefused(let error):
             // The key, not the provider, is at fault: the provider's next key.
             failure = error
@@ -318,6 +389,27 @@ public struct RoutePlan<Failure: Sendable>: Sendable {
                 return place()
             }
             return nextCandidate()
+        }
+    }
+
+    /// What waiting for a rate-limited key came to.
+    public mutating func record(wait: Wait) -> Action {
+        precondition(step == .waiting, "no wait was asked for")
+        switch wait {
+        case .elapsed:
+            // The keys rate-limited here are worth trying again; the retry times
+            // gathered so far are past or superseded.
+            tried = triedBefore[order[index].id] ?? Tried()
+            tried.keys.subtract(tried.rateLimited)
+            tried.rateLimited = []
+            retryAfter = nil
+            resumed = true
+            step = .placing
+            return place()
+        case .cancelled:
+            return finish(.cancelled(order[index], sent: false))
+        case .shuttingDown:
+            return finish(.failed(failure, retryAfter: retryAfter, last: last))
         }
     }
 }

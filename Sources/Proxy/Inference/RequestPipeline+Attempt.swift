@@ -4,6 +4,7 @@ import Hummingbird
 import NIOCore
 import Pools
 import Providers
+import ServiceLifecycle
 
 extension RequestPipeline {
     // MARK: One upstream attempt
@@ -74,7 +75,11 @@ extension RequestPipeline {
             return .other(.refused(upstreamFailure.error, retryable: upstreamFailure.retryable))
         }
         metrics.upstreamCapacity(deployment: deployment.id, signals: upstreamFailure.signals)
-        if Self.refusesKey(status: status, failure: upstreamFailure) {
+        if status == 429 || status == 529 {
+            let limit = await keys.reportRateLimit(choice, upstreamStatus: status, failure: upstreamFailure)
+            return .other(.rateLimited(upstreamFailure.error, cooldown: limit.cooldown, invitesRetry: limit.invitesRetry))
+        }
+        if Self.rejectsKey(status: status, failure: upstreamFailure) {
             await keys.reportFailure(choice, upstreamStatus: status, failure: upstreamFailure)
             return .other(.keyRefused(upstreamFailure.error))
         }
@@ -88,9 +93,9 @@ extension RequestPipeline {
         return .other(.refused(upstreamFailure.error, retryable: upstreamFailure.retryable))
     }
 
-    /// Rate limited, overloaded, or credentials rejected: the key, not the request, is at fault.
-    private static func refusesKey(status: Int, failure: UpstreamFailure) -> Bool {
-        status == 429 || status == 529 || status == 401 || status == 403 || failure.error.code == "upstream_auth_failed"
+    /// Credentials rejected: the key, not the request, is at fault.
+    private static func rejectsKey(status: Int, failure: UpstreamFailure) -> Bool {
+        status == 401 || status == 403 || failure.error.code == "upstream_auth_failed"
     }
 
     /// Gives back an attempt that ended before an answer: the engine replica, or the key
@@ -100,6 +105,22 @@ extension RequestPipeline {
         if let choice = placement.key { await keys.reportFailure(choice, reason: failure) }
     }
 
+    // MARK: Waiting to retry a rate-limited key
+
+    /// Waits out a provider's short delay before its rate-limited key is tried again;
+    /// cut short when the client leaves or the server begins to shut down.
+    func waitToRetry(_ delay: Duration) async -> RoutePlan<OpenAIError>.Wait {
+        if !Task.isCancelled, !Self.isShuttingDown(shutdown) {
+            // Either end of the sleep is an answer: how it ended is read below.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+        }
+        if Task.isCancelled { return .cancelled }
+        return Self.isShuttingDown(shutdown) ? .shuttingDown : .elapsed
+    }
+
+    private static func isShuttingDown(_ shutdown: ServerShutdown) -> Bool {
+        Task.isShuttingDownGracefully || shutdown.isPastDeadline
+    }
 
     private func makeUpstreamRequest(
         head: InferenceRequestHead,

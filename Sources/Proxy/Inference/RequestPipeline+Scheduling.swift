@@ -13,7 +13,7 @@ extension RequestPipeline {
         return pool.isSaturated(for: EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract), spillAfter: tenant.contract.spillAfter)
     }
 
-    // MARK: Capacity refusals
+    // MARK: Capacity refusals and rate limits
 
     /// The 503 for a request no engine slot can take within its contract's wait:
     /// `retry-after` in whole seconds and the predicted start in milliseconds.
@@ -23,6 +23,16 @@ extension RequestPipeline {
         if let predictedStart {
             response.headers[.predictedStartMilliseconds] = String(predictedStart.wholeMilliseconds)
         }
+        return response
+    }
+
+    /// `retry-after` on a 429 always (SDKs retry after it; 1 s when no time is known) and
+    /// on a 503 when a time is known.
+    static func withRetryAfter(_ response: Response, error: OpenAIError, retryAfter: Duration?) -> Response {
+        guard error.status == 429 || error.status == 503 else { return response }
+        guard let after = retryAfter ?? (error.status == 429 ? .seconds(1) : nil) else { return response }
+        var response = response
+        response.headers[.retryAfter] = retryAfterSeconds(after)
         return response
     }
 

@@ -208,6 +208,8 @@ final class RequestPipeline: Sendable {
                 case .other(let outcome):
                     action = plan.record(attempt: outcome)
                 }
+            case .wait(let delay):
+                action = plan.record(wait: await waitToRetry(delay))
             case .finish(let ending):
                 unreachable?.release(served: false)
                 return try finish(ending, answer: answer, head: head, meter: meter, context: context)
@@ -230,18 +232,14 @@ final class RequestPipeline: Sendable {
             return answer
         case .relayError(let error, let candidate):
             meter.finish(.unanswered(deployment: topology.deployments[candidate.id], error: error))
-            return error.response()
+            return Self.withRetryAfter(error.response(), error: error, retryAfter: nil)
         case .capacityExhausted(let candidate, let predictedStart):
             let error = OpenAIError.capacityExhausted(model: head.model)
             meter.finish(.unanswered(deployment: topology.deployments[candidate.id], error: error))
             return Self.capacityExhausted(error, predictedStart: predictedStart)
         case .failed(let failure, let retryAfter, let last):
             meter.finish(.unanswered(deployment: last.flatMap { topology.deployments[$0.id] }, error: failure))
-            var response = failure.response()
-            if let retryAfter, failure.status == 429 || failure.status == 503 {
-                response.headers[.retryAfter] = Self.retryAfterSeconds(retryAfter)
-            }
-            return response
+            return Self.withRetryAfter(failure.response(), error: failure, retryAfter: retryAfter)
         case .cancelled(let candidate, let sent):
             // Once sent, the upstream may have read the prompt: it is estimated.
             meter.finish(.init(

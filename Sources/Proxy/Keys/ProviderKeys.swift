@@ -66,37 +66,66 @@ struct ProviderKeys: Sendable {
                 return .unavailable(Self.storeUnavailable, retryAfter: nil)
             }
             return .chosen(Choice(lease: lease, key: key))
-        case .exhausted(let retryAfter):
+        case .exhausted(let retryAfter?):
+            // Rate limits, however long: SDKs retry a 429 after its retry-after, while a
+            // 503 reads to them as a server failure.
+            return .unavailable(OpenAIError(
+                status: 429,
+                message: "Every upstream key for this model is at its rate limit or cooling down; retry after the time in retry-after.",
+                type: "rate_limit_error",
+                code: "rate_limit_exceeded"
+            ), retryAfter: retryAfter)
+        case .exhausted(nil):
             return .unavailable(OpenAIError(
                 status: 503,
-                message: "Every upstream key for this model is at its rate limit or cooling down; retry shortly.",
+                message: "No upstream key for this model can take this request: every one is disabled or too small for it.",
                 type: "server_error",
                 code: "provider_capacity_exhausted"
-            ), retryAfter: retryAfter)
+            ), retryAfter: nil)
         }
     }
 
-    /// Ends an attempt that failed on the key: records the outcome for every replica
-    /// before the request moves on to another key.
+    /// What a rate limit did to the key that met it.
+    struct RateLimit: Sendable, Equatable {
+        /// How long the key cools down: the provider's delay, else the key's default.
+        var cooldown: Duration
+        /// Whether the provider invited a retry after that: it named a delay or said
+        /// `x-should-retry: true`, and did not say `x-should-retry: false`.
+        var invitesRetry: Bool
+    }
+
+    /// Ends an attempt the provider rate-limited (429, or Anthropic's 529 overloaded): the
+    /// key cools down for every replica before the request moves on.
+    func reportRateLimit(_ choice: Choice, upstreamStatus: Int, failure: UpstreamFailure) async -> RateLimit {
+        let key = choice.key
+        let signals = failure.signals
+        var capacity = ReportedCapacity(signals)
+        if let retryAfter = signals.retryAfter {
+            // An exhausted window without its own reset is full again when the
+            // provider says to retry, not a minute later.
+            if capacity?.requestsReset == nil { capacity?.requestsReset = retryAfter }
+            if capacity?.tokensReset == nil { capacity?.tokensReset = retryAfter }
+        }
+        let outcome = KeyOutcome.rateLimited(retryAfter: signals.retryAfter, capacity)
+        let applied = await pool.release(choice.lease, actualTokens: 0, outcome: outcome)
+        metrics.providerKeyEvent("cooldown", provider: key.provider, keyID: key.id)
+        logger.info(
+            "provider key cooling down",
+            metadata: ["provider": "\(key.provider)", "key": "\(key.id)", "status": "\(upstreamStatus)"]
+        )
+        let providerDelay = outcome.providerDelay
+        return RateLimit(
+            // A store that queued the release did not say; the first default is the least.
+            cooldown: applied ?? providerDelay ?? KeyPoolState.shortestDefaultCooldown,
+            invitesRetry: signals.shouldRetry != false && (providerDelay != nil || signals.shouldRetry == true)
+        )
+    }
+
+    /// Ends an attempt that failed on the key for another reason than a rate limit:
+    /// records the outcome for every replica before the request moves on to another key.
     func reportFailure(_ choice: Choice, upstreamStatus: Int, failure: UpstreamFailure) async {
         let key = choice.key
-        if upstreamStatus == 429 || upstreamStatus == 529 {
-            var capacity = ReportedCapacity(failure.signals)
-            if let retryAfter = failure.signals.retryAfter {
-                // An exhausted window without its own reset is full again when the
-                // provider says to retry, not a minute later.
-                if capacity?.requestsReset == nil { capacity?.requestsReset = retryAfter }
-                if capacity?.tokensReset == nil { capacity?.tokensReset = retryAfter }
-            }
-            await pool.release(
-                choice.lease, actualTokens: 0, outcome: .rateLimited(retryAfter: failure.signals.retryAfter, capacity)
-            )
-            metrics.providerKeyEvent("cooldown", provider: key.provider, keyID: key.id)
-            logger.info(
-                "provider key cooling down",
-                metadata: ["provider": "\(key.provider)", "key": "\(key.id)", "status": "\(upstreamStatus)"]
-            )
-        } else if upstreamStatus == 401 || upstreamStatus == 403 || failure.error.code == "upstream_auth_failed" {
+        if upstreamStatus == 401 || upstreamStatus == 403 || failure.error.code == "upstream_auth_failed" {
             let reason = "the provider answered \(upstreamStatus) at \(Date().formatted(.iso8601)): credentials rejected"
             await pool.release(choice.lease, actualTokens: 0, outcome: .rejected(reason: reason))
             metrics.providerKeyEvent("disabled", provider: key.provider, keyID: key.id)
