@@ -96,11 +96,69 @@ struct AnthropicParameterTests {
         #""n":1"#, #""logprobs":false"#, #""top_logprobs":0"#, #""logit_bias":{}"#, #""presence_penalty":0"#,
         #""frequency_penalty":0"#, #""modalities":["text"]"#, #""audio":null"#, #""prediction":null"#,
         #""store":true"#, #""metadata":{"team":"a"}"#, #""service_tier":"auto""#, #""seed":7"#,
-        #""reasoning_effort":"low""#, #""prompt_cache_key":"k""#, #""stream_options":{"include_usage":true}"#,
+        #""reasoning_effort":"none""#, #""prompt_cache_key":"k""#, #""stream_options":{"include_usage":true}"#,
         #""n":null,"logprobs":null,"logit_bias":null,"presence_penalty":null"#,
     ])
     func accepted(member: String) throws {
         let body = try Run.body(extra: member)
         #expect(Set(body.keys) == ["model", "max_tokens", "messages"])
+    }
+
+    // MARK: Reasoning
+
+    @Test("reasoning_effort becomes extended thinking with a budget, max_tokens making room", arguments: [
+        (#""reasoning_effort":"low""#, 1024, 1234),
+        (#""reasoning_effort":"medium""#, 2048, 4096),
+        (#""reasoning_effort":"high""#, 4096, 8192),
+        (#""reasoning_effort":"xhigh","max_tokens":3000"#, 2999, 3000),
+    ])
+    func reasoningEffort(member: String, budget: Int, maxTokens: Int) throws {
+        let body = try Run.body(extra: member)
+        let thinking = try #require(body["thinking"] as? [String: Any])
+        #expect(thinking["type"] as? String == "enabled")
+        #expect(thinking["budget_tokens"] as? Int == budget)
+        #expect(body["max_tokens"] as? Int == maxTokens)
+    }
+
+    @Test("a client's own thinking object wins over reasoning_effort; none sends no thinking")
+    func thinkingObjectWins() throws {
+        let own = try Run.body(extra: #""reasoning_effort":"high","thinking":{"type":"enabled","budget_tokens":1500}"#)
+        #expect((own["thinking"] as? [String: Any])?["budget_tokens"] as? Int == 1500)
+        #expect(try Run.body(extra: #""reasoning_effort":"none""#)["thinking"] == nil)
+    }
+
+    @Test("reasoning_effort with no room to think, or an unknown value, is a 400 naming the parameter")
+    func reasoningEffortRefused() throws {
+        let cramped = try #require(Run.refusal(#"{"model":"m","messages":[{"role":"user","content":"Hi"}],"reasoning_effort":"low","max_tokens":1000}"#))
+        #expect(cramped.status == 400)
+        #expect(cramped.param == "max_tokens")
+        let unknown = try #require(Run.refusal(#"{"model":"m","messages":[{"role":"user","content":"Hi"}],"reasoning_effort":"max"}"#))
+        #expect(unknown.param == "reasoning_effort")
+        #expect(unknown.code == "invalid_value")
+    }
+
+    @Test("thinking blocks sent back on an assistant message go to Anthropic first, as they came")
+    func thinkingBlocksGoBack() throws {
+        let messages = #"""
+            [{"role":"user","content":"Weather?"},
+             {"role":"assistant","content":null,
+              "thinking_blocks":[{"type":"thinking","thinking":"Use the tool.","signature":"sig-1"},{"type":"redacted_thinking","data":"opaque"}],
+              "tool_calls":[{"id":"toolu_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}}]},
+             {"role":"tool","tool_call_id":"toolu_1","content":"sunny"}]
+            """#
+        let body = try Run.body(messages: messages, extra: "")
+        let turns = try #require(body["messages"] as? [[String: Any]])
+        let assistant = try #require(turns.first { $0["role"] as? String == "assistant" })
+        let blocks = try #require(assistant["content"] as? [[String: Any]])
+        #expect(blocks.map { $0["type"] as? String } == ["thinking", "redacted_thinking", "tool_use"])
+        #expect(blocks[0]["signature"] as? String == "sig-1")
+        #expect(blocks[0]["thinking"] as? String == "Use the tool.")
+        #expect(blocks[1]["data"] as? String == "opaque")
+    }
+
+    @Test("a thinking block without its signature is a 400 naming it")
+    func thinkingBlockWithoutSignature() throws {
+        let error = try #require(Run.refusal(#"{"model":"m","messages":[{"role":"user","content":"Hi"},{"role":"assistant","content":"x","thinking_blocks":[{"type":"thinking","thinking":"t"}]}]}"#))
+        #expect(error.param == "messages[1].thinking_blocks[0].signature")
     }
 }

@@ -39,7 +39,9 @@ struct AnthropicResponseTests {
 
         #expect(completion["id"] as? String == AnthropicRun.labels.id)
         #expect(completion["object"] as? String == "chat.completion")
-        #expect(completion["model"] as? String == expected.model)
+        // The public model of the labels, never the upstream's.
+        #expect(completion["model"] as? String == AnthropicRun.labels.model)
+        #expect(expected.model != AnthropicRun.labels.model)
         #expect(message["role"] as? String == "assistant")
         #expect(message["content"] as? String == expected.content)
         if expected.content == nil { #expect(message["content"] is NSNull) }

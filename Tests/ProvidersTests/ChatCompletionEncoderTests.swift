@@ -64,12 +64,12 @@ struct ChatCompletionEncoderTests {
             content: nil,
             toolCalls: [ToolCall(id: "call_0", name: "lookup", arguments: #"{"q":"x"}"#)],
             finishReason: "tool_calls",
-            usage: TokenUsage(promptTokens: 3, completionTokens: 5),
-            model: "upstream-model"
+            usage: TokenUsage(promptTokens: 3, completionTokens: 5)
         )
         let json = try #require(try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any])
         #expect(json["object"] as? String == "chat.completion")
-        #expect(json["model"] as? String == "upstream-model")
+        // The public model of the labels, whatever the upstream called it.
+        #expect(json["model"] as? String == "claude \"x\"")
         let choice = try #require((json["choices"] as? [[String: Any]])?.first)
         #expect(choice["finish_reason"] as? String == "tool_calls")
         let message = try #require(choice["message"] as? [String: Any])

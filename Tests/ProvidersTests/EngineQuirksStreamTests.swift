@@ -12,7 +12,7 @@ enum EngineStream {
 
     /// Relays `chunks` in front of an engine (or, with `engine` false, OpenAI) and finishes.
     static func relay(_ chunks: [[UInt8]], wantsUsage: Bool, engine: Bool = true) -> (output: [UInt8], relay: OpenAIStreamRelay) {
-        var relay = OpenAIStreamRelay(clientWantsUsage: wantsUsage, engineLabels: engine ? labels : nil)
+        var relay = OpenAIStreamRelay(clientWantsUsage: wantsUsage, labels: labels, engine: engine)
         var output: [UInt8] = []
         for chunk in chunks {
             var buffer = ByteBuffer()
@@ -26,6 +26,19 @@ enum EngineStream {
     static func relay(_ text: String, wantsUsage: Bool, engine: Bool = true) -> (output: String, relay: OpenAIStreamRelay) {
         let (output, relay) = relay([Array(text.utf8)], wantsUsage: wantsUsage, engine: engine)
         return (String(decoding: output, as: UTF8.self), relay)
+    }
+
+    /// What the client gets of upstream text: every `model` names the public model.
+    static func named(_ text: String) -> String {
+        String(decoding: renamingModel(Array(text.utf8), to: labels.model), as: UTF8.self)
+    }
+
+    static func named(_ texts: [String]) -> [String] {
+        texts.map { named($0) }
+    }
+
+    static func named(_ bytes: [UInt8]) -> [UInt8] {
+        renamingModel(bytes, to: labels.model)
     }
 
     /// `data: <json>` events, with a closing `[DONE]` when `done`.
@@ -131,7 +144,7 @@ struct EngineQuirksStreamTests {
         let finishWithoutUsage = Self.llamaFinish.replacingOccurrences(of: #""usage":\#(Self.llamaUsage),"#, with: "")
         #expect(finishWithoutUsage != Self.llamaFinish)
         let usageChunk = #"{"id":"chatcmpl-yPk7z9nC22CofOlh100qQdHVEDMNYCb1","object":"chat.completion.chunk","created":1754524122,"model":"gpt-oss:20b","choices":[],"usage":\#(Self.llamaUsage)}"#
-        #expect(EngineStream.events(output) == [Self.llamaRole, Self.llamaReasoning, finishWithoutUsage, usageChunk, "[DONE]"])
+        #expect(EngineStream.events(output) == EngineStream.named([Self.llamaRole, Self.llamaReasoning, finishWithoutUsage, usageChunk, "[DONE]"]))
         #expect(finishWithoutUsage.contains(#""timings":{"prompt_n":1085"#))
         #expect(relay.usage == TokenUsage(promptTokens: 1085, completionTokens: 247))
         #expect(relay.sawDone == upstreamSendsDone)
@@ -143,7 +156,7 @@ struct EngineQuirksStreamTests {
         let input = EngineStream.sse([Self.llamaRole, Self.llamaReasoning, Self.llamaFinish], done: upstreamSendsDone)
         let (output, relay) = EngineStream.relay(input, wantsUsage: false)
         let finishWithoutUsage = Self.llamaFinish.replacingOccurrences(of: #""usage":\#(Self.llamaUsage),"#, with: "")
-        #expect(EngineStream.events(output) == [Self.llamaRole, Self.llamaReasoning, finishWithoutUsage, "[DONE]"])
+        #expect(EngineStream.events(output) == EngineStream.named([Self.llamaRole, Self.llamaReasoning, finishWithoutUsage, "[DONE]"]))
         #expect(relay.usage == TokenUsage(promptTokens: 1085, completionTokens: 247))
     }
 
@@ -151,7 +164,7 @@ struct EngineQuirksStreamTests {
     func llamaCppAsOpenAI() {
         let input = EngineStream.sse([Self.llamaRole, Self.llamaReasoning, Self.llamaFinish], done: true)
         let (output, relay) = EngineStream.relay(input, wantsUsage: true, engine: false)
-        #expect(output == input)
+        #expect(output == EngineStream.named(input))
         #expect(relay.usage == TokenUsage(promptTokens: 1085, completionTokens: 247))
     }
 
@@ -174,23 +187,23 @@ struct EngineQuirksStreamTests {
         let finish = #"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#
 
         let (finished, finishedRelay) = EngineStream.relay(EngineStream.sse([content, finish], done: false), wantsUsage: false)
-        #expect(finished == EngineStream.sse([content, finish], done: true))
+        #expect(finished == EngineStream.named(EngineStream.sse([content, finish], done: true)))
         #expect(!finishedRelay.sawDone)
 
         let (cutOff, _) = EngineStream.relay(EngineStream.sse([content], done: false), wantsUsage: false)
-        #expect(cutOff == EngineStream.sse([content], done: false))
+        #expect(cutOff == EngineStream.named(EngineStream.sse([content], done: false)))
 
         // The last event without its blank line still counts.
         let (unterminated, _) = EngineStream.relay("data: \(content)\n\ndata: \(finish)", wantsUsage: false)
-        #expect(unterminated == EngineStream.sse([content, finish], done: true))
+        #expect(unterminated == EngineStream.named(EngineStream.sse([content, finish], done: true)))
 
         let error = #"{"error":{"message":"overloaded","type":"server_error"}}"#
         let (errored, erroredRelay) = EngineStream.relay(EngineStream.sse([content, finish, error], done: false), wantsUsage: false)
-        #expect(errored == EngineStream.sse([content, finish, error], done: false))
+        #expect(errored == EngineStream.named(EngineStream.sse([content, finish, error], done: false)))
         #expect(erroredRelay.upstreamError != nil)
 
         let (openAI, _) = EngineStream.relay(EngineStream.sse([content, finish], done: false), wantsUsage: false, engine: false)
-        #expect(openAI == EngineStream.sse([content, finish], done: false))
+        #expect(openAI == EngineStream.named(EngineStream.sse([content, finish], done: false)))
     }
 
     @Test("with n > 1, [DONE] is added only once every choice finished")
@@ -218,12 +231,12 @@ struct EngineQuirksStreamTests {
         let (output, relay) = EngineStream.relay(EngineStream.sse(chunks, done: true), wantsUsage: false)
         let events = EngineStream.events(output)
         #expect(events.count == chunks.count + 1)
-        #expect(events[0] == chunks[0])
-        #expect(events[1] == chunks[1].replacingOccurrences(of: #"{"index":0,"type""#, with: #"{"id":"call_0","index":0,"type""#))
-        #expect(events[2] == chunks[2])
-        #expect(events[3] == chunks[3].replacingOccurrences(of: #"{"index":1,"#, with: #"{"id":"call_1","type":"function","index":1,"#))
-        #expect(events[4] == chunks[4].replacingOccurrences(of: #""id":"","index":2,"type":null"#, with: #""id":"call_2","index":2,"type":"function""#))
-        #expect(events[5] == chunks[5])
+        #expect(events[0] == EngineStream.named(chunks[0]))
+        #expect(events[1] == EngineStream.named(chunks[1].replacingOccurrences(of: #"{"index":0,"type""#, with: #"{"id":"call_0","index":0,"type""#)))
+        #expect(events[2] == EngineStream.named(chunks[2]))
+        #expect(events[3] == EngineStream.named(chunks[3].replacingOccurrences(of: #"{"index":1,"#, with: #"{"id":"call_1","type":"function","index":1,"#)))
+        #expect(events[4] == EngineStream.named(chunks[4].replacingOccurrences(of: #""id":"","index":2,"type":null"#, with: #""id":"call_2","index":2,"type":"function""#)))
+        #expect(events[5] == EngineStream.named(chunks[5]))
 
         let assembled = EngineStream.assemble(try EngineStream.chunks(Array(output.utf8)))
         #expect(assembled.toolCalls[0]?.ids == ["call_0"])
@@ -261,12 +274,12 @@ struct EngineQuirksStreamTests {
             #"{"id":"t","object":"chat.completion.chunk","created":9,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"stop"},{"index":1,"delta":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
         ]
         let (output, relay) = EngineStream.relay(EngineStream.sse(chunks, done: true), wantsUsage: true)
-        #expect(EngineStream.events(output) == [
+        #expect(EngineStream.events(output) == EngineStream.named([
             chunks[0],
             #"{"id":"t","object":"chat.completion.chunk","created":9,"model":"m","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"},{"index":1,"delta":{"content":"x"},"finish_reason":"stop"}]}"#,
             #"{"id":"t","object":"chat.completion.chunk","created":9,"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
             "[DONE]",
-        ])
+        ]))
         #expect(relay.usage == TokenUsage(promptTokens: 3, completionTokens: 4))
     }
 
@@ -274,11 +287,11 @@ struct EngineQuirksStreamTests {
     func finishChunkAdded() {
         let completions = #"{"id":"","object":"text_completion","created":3,"model":"m","choices":[{"index":0,"text":"hi","finish_reason":null}]}"#
         let (output, _) = EngineStream.relay(EngineStream.sse([completions], done: true), wantsUsage: false)
-        #expect(EngineStream.events(output) == [
+        #expect(EngineStream.events(output) == EngineStream.named([
             completions.replacingOccurrences(of: #""id":"""#, with: #""id":"chatcmpl-req_engine1""#),
             #"{"id":"chatcmpl-req_engine1","object":"text_completion","created":3,"model":"m","choices":[{"index":0,"text":"","finish_reason":"stop"}]}"#,
             "[DONE]",
-        ])
+        ]))
         let chat = #"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#
         #expect(EngineStream.events(EngineStream.relay(EngineStream.sse([chat], done: true), wantsUsage: false).output) == [
             chat,

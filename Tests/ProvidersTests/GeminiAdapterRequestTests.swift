@@ -280,7 +280,7 @@ struct GeminiAdapterRequestTests {
     @Test(arguments: [
         (#""n":2"#, "n"), (#""logprobs":true"#, "logprobs"), (#""top_logprobs":3"#, "top_logprobs"),
         (#""logit_bias":{"50256":-100}"#, "logit_bias"), (#""parallel_tool_calls":false"#, "parallel_tool_calls"),
-        (#""reasoning_effort":"low""#, "reasoning_effort"), (#""audio":{"voice":"alloy","format":"wav"}"#, "audio"),
+        (#""audio":{"voice":"alloy","format":"wav"}"#, "audio"),
         (#""modalities":["text","audio"]"#, "modalities"), (#""prediction":{"type":"content","content":"x"}"#, "prediction"),
         (#""functions":[{"name":"f"}]"#, "functions"), (#""web_search_options":{}"#, "web_search_options"),
         (#""verbosity":"low""#, "verbosity"), (#""made_up":1"#, "made_up"),
@@ -305,5 +305,33 @@ struct GeminiAdapterRequestTests {
             "prompt_cache_key":"k","logprobs":false,"top_logprobs":0,"logit_bias":{},"parallel_tool_calls":true
             """)
         #expect(body.keys.sorted() == ["contents"])
+    }
+
+    // MARK: Reasoning
+
+    @Test(arguments: [
+        ("gemini-2.5-flash", #""reasoning_effort":"low""#, #"{"includeThoughts":true,"thinkingBudget":1024}"#),
+        ("gemini-2.5-pro", #""reasoning_effort":"high""#, #"{"includeThoughts":true,"thinkingBudget":24576}"#),
+        ("gemini-2.5-flash", #""reasoning_effort":"none""#, #"{"thinkingBudget":0}"#),
+        ("gemini-3-pro-preview", #""reasoning_effort":"medium""#, #"{"includeThoughts":true,"thinkingLevel":"high"}"#),
+        ("models/gemini-3-flash", #""reasoning_effort":"minimal""#, #"{"includeThoughts":true,"thinkingLevel":"low"}"#),
+    ])
+    func reasoningEffortBecomesTheThinkingConfig(model: String, member: String, expected: String) throws {
+        let json = #"{"model":"chat-large","messages":[{"role":"user","content":"hi"}],\#(member)}"#
+        let body = try foundationObject(try GeminiHarness.request(json, model: model).get().body)
+        let thinking = try #require((body["generationConfig"] as? [String: Any])?["thinkingConfig"] as? [String: Any])
+        #expect(NSDictionary(dictionary: thinking) == NSDictionary(dictionary: try foundationObject(Array(expected.utf8))))
+    }
+
+    @Test func noReasoningEffortSendsNoThinkingConfig() throws {
+        let body = try GeminiHarness.geminiBody(#"{"model":"chat-large","messages":[{"role":"user","content":"hi"}]}"#)
+        #expect((body["generationConfig"] as? [String: Any])?["thinkingConfig"] == nil)
+    }
+
+    @Test func anUnknownReasoningEffortIsRefused() throws {
+        let error = try refusal(#""reasoning_effort":"extreme""#)
+        #expect(error.status == 400)
+        #expect(error.param == "reasoning_effort")
+        #expect(error.code == "invalid_value")
     }
 }

@@ -35,7 +35,7 @@ struct GeminiAdapterResponseTests {
 
         #expect(try AnswerSummary.openAICompletion(completion) == expected)
         #expect(response.usage == expected.usage)
-        #expect(completion["model"] as? String == recordedObject["modelVersion"] as? String)
+        #expect(completion["model"] as? String == GeminiHarness.labels.model, "the public model, not Gemini's modelVersion")
         #expect(completion["id"] as? String == GeminiHarness.labels.id)
         #expect(completion["object"] as? String == "chat.completion")
         #expect(message(completion)["role"] as? String == "assistant")

@@ -44,11 +44,11 @@ struct GeminiStreamTranslatorTests {
             #expect(finishChoice?["finish_reason"] as? String == expected.finishReason)
             if wantsUsage { #expect((chunks.last?["choices"] as? [Any])?.isEmpty == true) }
 
-            // The first chunk is the role; every chunk names Gemini's model version.
+            // The first chunk is the role; every chunk names the public model, not
+            // Gemini's model version.
             let firstDelta = ((chunks.first?["choices"] as? [[String: Any]])?.first?["delta"]) as? [String: Any]
             #expect(firstDelta?["role"] as? String == "assistant")
-            let modelVersion = try GeminiRecordings.events(recording).first?["modelVersion"] as? String
-            #expect(chunks.allSatisfy { $0["model"] as? String == modelVersion })
+            #expect(chunks.allSatisfy { $0["model"] as? String == GeminiHarness.labels.model })
             let contentAndToolChunks = chunks.filter { chunk in
                 let delta = ((chunk["choices"] as? [[String: Any]])?.first?["delta"]) as? [String: Any] ?? [:]
                 return (delta["content"] as? String).map { !$0.isEmpty } ?? false || delta["tool_calls"] != nil

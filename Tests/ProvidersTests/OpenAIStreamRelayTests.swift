@@ -6,6 +6,8 @@ import Testing
 
 @Suite("OpenAIStreamRelay")
 struct OpenAIStreamRelayTests {
+    static let labels = ResponseLabels(id: "chatcmpl-req_relay", created: 1, model: "public-model")
+
     static let usageFixtures = [
         "openai/sse/chat-text-include_usage.newrelic.sse",
         "openai/sse/chat-tool-call-include_usage.pydantic-ai.sse",
@@ -15,7 +17,7 @@ struct OpenAIStreamRelayTests {
 
     /// Relays `chunks` and finishes; returns what the client got and the relay's state.
     private func relay(_ chunks: [[UInt8]], clientWantsUsage: Bool) -> (output: [UInt8], relay: OpenAIStreamRelay) {
-        var relay = OpenAIStreamRelay(clientWantsUsage: clientWantsUsage)
+        var relay = OpenAIStreamRelay(clientWantsUsage: clientWantsUsage, labels: Self.labels)
         var output: [UInt8] = []
         for chunk in chunks {
             var buffer = ByteBuffer()
@@ -84,7 +86,7 @@ struct OpenAIStreamRelayTests {
         let inputChunks = try chunkObjects(input)
         let (output, relay) = relay([input], clientWantsUsage: true)
 
-        #expect(output == input)
+        #expect(output == renamingModel(input, to: "public-model"), "only the model's name changes")
         #expect(relay.usage == (try recordedUsage(inputChunks)))
         #expect(relay.sawDone)
         #expect(relay.upstreamError == nil)
@@ -112,6 +114,7 @@ struct OpenAIStreamRelayTests {
         let expectedChunks = inputChunks.filter { !($0["usage"] is [String: Any]) }.map { chunk in
             var chunk = chunk
             chunk.removeValue(forKey: "usage")
+            chunk["model"] = "public-model"
             return NSDictionary(dictionary: chunk)
         }
         #expect(outputChunks.map { NSDictionary(dictionary: $0) } == expectedChunks)
@@ -140,16 +143,24 @@ struct OpenAIStreamRelayTests {
         }
     }
 
-    @Test("a stream without usage relays unchanged and reports none")
+    @Test("a stream without usage relays unchanged and reports none, unless the client asked for usage")
     func noUsage() throws {
         let input = try Fixtures.bytes("openai/sse/chat-text-no-stream_options.newrelic.sse")
-        for wantsUsage in [true, false] {
-            let (output, relay) = relay([input], clientWantsUsage: wantsUsage)
-            #expect(output == input)
-            #expect(relay.usage == nil)
-            #expect(relay.sawDone)
-            #expect(relay.contentChunks > 0)
-        }
+        let (output, quiet) = relay([input], clientWantsUsage: false)
+        #expect(output == renamingModel(input, to: "public-model"))
+        #expect(quiet.usage == nil)
+        #expect(quiet.sawDone)
+        #expect(quiet.contentChunks > 0)
+
+        // A client that asked gets the estimate before [DONE], and so does the ledger.
+        let (asked, estimating) = relay([input], clientWantsUsage: true)
+        let chunks = try chunkObjects(asked)
+        let usage = try #require(chunks.last?["usage"] as? [String: Any])
+        #expect((chunks.last?["choices"] as? [Any])?.isEmpty == true)
+        #expect(usage["completion_tokens"] as? Int == estimating.contentChunks)
+        #expect(estimating.usage?.estimated == true)
+        #expect(eventData(asked).last == Array("[DONE]".utf8))
+        #expect(Array(asked.prefix(output.count - 14)) == Array(output.prefix(output.count - 14)), "the rest is as relayed")
     }
 
     // MARK: Azure
@@ -184,16 +195,18 @@ struct OpenAIStreamRelayTests {
         #expect(relay.sawDone)
         #expect(relay.upstreamError == nil)
         if wantsUsage {
-            #expect(output == input)
+            #expect(output == renamingModel(input, to: "m"))
             return
         }
         // Only the usage chunk goes, and the `"usage":null` of the others; the prompt
         // filter chunk (no choices, no usage) and every filter result stay as they were.
         let outputEvents = eventData(output).map { String(decoding: $0, as: UTF8.self) }
         #expect(outputEvents.count == lines.count)
-        #expect(outputEvents.first == lines.first)
+        #expect(outputEvents.first == lines.first.map { String(decoding: renamingModel(Array($0.utf8), to: "m"), as: UTF8.self) })
         #expect(outputEvents.last == "[DONE]")
-        let expected = lines.dropLast().map { $0.replacingOccurrences(of: #","usage":null"#, with: "") }
+        let expected = lines.dropLast().map {
+            String(decoding: renamingModel(Array($0.utf8), to: "m"), as: UTF8.self).replacingOccurrences(of: #","usage":null"#, with: "")
+        }
         #expect(Array(outputEvents.dropLast()) == expected)
         #expect(expected.filter { $0.contains("content_filter_results") }.count == lines.count - 1)
     }
@@ -262,7 +275,7 @@ struct OpenAIStreamRelayTests {
 
     @Test("finish() delivers a last event without its blank line")
     func finishDeliversLastEvent() {
-        var relay = OpenAIStreamRelay(clientWantsUsage: false)
+        var relay = OpenAIStreamRelay(clientWantsUsage: false, labels: Self.labels)
         let first = relay.translate(ByteBuffer(string: "data: {\"choices\":[{\"index\":0}]}\n\ndata: [DONE]"))
         #expect(text(first) == "data: {\"choices\":[{\"index\":0}]}\n\n")
         #expect(!relay.sawDone)
@@ -275,7 +288,7 @@ struct OpenAIStreamRelayTests {
     func crlfUpstream() throws {
         let input = try Fixtures.bytes("openai/sse/chat-text-include_usage.newrelic.sse")
         let crlf = input.flatMap { $0 == 0x0A ? [UInt8(0x0D), 0x0A] : [$0] }
-        #expect(relay([crlf], clientWantsUsage: true).output == input)
+        #expect(relay([crlf], clientWantsUsage: true).output == renamingModel(input, to: "public-model"))
     }
 
     @Test(

@@ -45,7 +45,7 @@ struct SecretRedactionTests {
             ("authorization=Basic dXNlcjpwYXNzd29yZA==", "authorization=Basic [redacted]"),
             (#"{"x-api-key": "abcd1234efgh"}"#, #"{"x-api-key": "[redacted]"}"#),
             ("x-goog-api-key:AIzaSyD-abcdefghijklmnopqrstuvwxyz0", "x-goog-api-key:[redacted]"),
-            ("GET https://generativelanguage.googleapis.com/v1/models?key=AIzaSecret123&alt=sse", "GET https://generativelanguage.googleapis.com/v1/models?key=[redacted]&alt=sse"),
+            ("GET https://example.test/v1/models?key=AIzaSecret123&alt=sse", "GET https://example.test/v1/models?key=[redacted]&alt=sse"),
             ("api_key='zzzz9999'", "api_key='[redacted]'"),
             ("key sk-ant-api03-abcdefghijklmnopqrstuv was rejected", "key [redacted] was rejected"),
             ("AIzaSyD-abcdefghijklmnopqrstuvwxyz0123 is invalid", "[redacted] is invalid"),
@@ -95,3 +95,28 @@ struct SecretRedactionTests {
     }
 }
 
+
+@Suite("SecretRedaction: what stands behind the endpoint")
+struct EndpointNamesRedactionTests {
+    let redaction = SecretRedaction(secrets: ["sk-test-abcdefghijklmnop"], renaming: ["gpt-4o-mini-2024-07-18": "chat-small"])
+
+    @Test func upstreamModelBecomesThePublicOne() {
+        #expect(redaction.redact("The model `gpt-4o-mini-2024-07-18` does not support audio.") == "The model `chat-small` does not support audio.")
+    }
+
+    @Test(arguments: [
+        ("Invalid request. See https://platform.openai.com/docs/guides/error-codes.", "Invalid request. See [link removed]."),
+        ("See https://docs.anthropic.com/en/docs/models for the Anthropic models that do.", "See [link removed] for the provider models that do."),
+        ("This violates Azure OpenAI's content management policy.", "This violates the provider's content management policy."),
+        ("an OpenAI key was rejected", "a provider key was rejected"),
+        ("Visit (https://ai.google.dev/gemini-api/docs/rate-limits) to learn more", "Visit ([link removed]) to learn more"),
+        ("Keep https://example.com/docs as it is", "Keep https://example.com/docs as it is"),
+    ])
+    func providerNamesAndLinksGo(text: String, expected: String) {
+        #expect(redaction.redact(text) == expected)
+    }
+
+    @Test func keysAreStillRedactedAlongside() {
+        #expect(redaction.redact("key sk-test-abcdefghijklmnop for gpt-4o-mini-2024-07-18") == "key [redacted] for chat-small")
+    }
+}

@@ -15,8 +15,21 @@ enum Fixtures {
         .appendingPathComponent("../shared/fixtures")
         .standardizedFileURL
 
+    /// Switchyard's own fixtures, built from the providers' documentation where no
+    /// recording exists (`Tests/Fixtures/README.md`).
+    static let ownDirectory: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // ProvidersTests
+        .deletingLastPathComponent()  // Tests
+        .appendingPathComponent("Fixtures")
+        .standardizedFileURL
+
     static func url(_ relativePath: String) -> URL {
         directory.appendingPathComponent(relativePath)
+    }
+
+    /// The bytes of one of Switchyard's own fixtures.
+    static func own(_ relativePath: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: ownDirectory.appendingPathComponent(relativePath)))
     }
 
     static func bytes(_ relativePath: String) throws -> [UInt8] {
@@ -115,4 +128,19 @@ func text(_ buffer: ByteBuffer) -> String {
 /// Runs `body` with a scanner over the UTF-8 of `json`.
 func withScanner<Result>(_ json: String, _ body: (JSONScanner) throws -> Result) rethrows -> Result {
     try Array(json.utf8).withUnsafeBytes { raw in try body(JSONScanner(raw)) }
+}
+
+// MARK: Public model names
+
+/// `bytes` with every `"model":"…"` member naming `model` instead: what a client gets of
+/// an upstream's text once Switchyard has put the public model in. A plain text
+/// substitution, independent of the code under test.
+func renamingModel(_ bytes: [UInt8], to model: String) -> [UInt8] {
+    let text = String(decoding: bytes, as: UTF8.self)
+    let expression = try! NSRegularExpression(pattern: #""model"(\s*):(\s*)"(?:[^"\\]|\\.)*""#)
+    let replaced = expression.stringByReplacingMatches(
+        in: text, range: NSRange(text.startIndex..., in: text),
+        withTemplate: "\"model\"$1:$2\"" + NSRegularExpression.escapedTemplate(for: model) + "\""
+    )
+    return Array(replaced.utf8)
 }

@@ -17,7 +17,7 @@ struct InferenceRouteTests {
             let choices = try #require(json["choices"] as? [[String: Any]])
             let content = try #require((choices.first?["message"] as? [String: Any])?["content"] as? String)
             #expect(!content.isEmpty)
-            #expect(json["model"] as? String == "upstream-llama", "the upstream saw the deployment's model name")
+            #expect(json["model"] as? String == "chat-small", "the answer names the public model, not the deployment's")
             let usage = try #require(json["usage"] as? [String: Any])
             let prompt = try #require(usage["prompt_tokens"] as? Int)
             let completion = try #require(usage["completion_tokens"] as? Int)

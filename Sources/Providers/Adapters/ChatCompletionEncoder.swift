@@ -13,8 +13,8 @@ public struct ChatCompletionEncoder: Sendable {
 
     /// `data: {chunk}\n\n` whose only choice carries `delta` (already JSON) and, when
     /// given, a `finish_reason`.
-    public func chunk(deltaJSON: String, finishReason: String? = nil, model: String? = nil, into buffer: inout ByteBuffer) {
-        writeChunkHead(model: model, into: &buffer)
+    public func chunk(deltaJSON: String, finishReason: String? = nil, into buffer: inout ByteBuffer) {
+        writeChunkHead(into: &buffer)
         buffer.writeStaticString(#","choices":[{"index":0,"delta":"#)
         buffer.writeString(deltaJSON)
         buffer.writeStaticString(#","logprobs":null,"finish_reason":"#)
@@ -23,20 +23,40 @@ public struct ChatCompletionEncoder: Sendable {
     }
 
     /// The first chunk of a stream: the assistant role with empty content.
-    public func roleChunk(model: String? = nil, into buffer: inout ByteBuffer) {
-        chunk(deltaJSON: #"{"role":"assistant","content":""}"#, model: model, into: &buffer)
+    public func roleChunk(into buffer: inout ByteBuffer) {
+        chunk(deltaJSON: #"{"role":"assistant","content":""}"#, into: &buffer)
     }
 
-    public func contentChunk(_ text: String, model: String? = nil, into buffer: inout ByteBuffer) {
+    public func contentChunk(_ text: String, into buffer: inout ByteBuffer) {
         var delta = ByteBuffer()
         delta.writeStaticString(#"{"content":"#)
         delta.writeJSONString(text)
         delta.writeStaticString("}")
-        chunk(deltaJSON: String(buffer: delta), model: model, into: &buffer)
+        chunk(deltaJSON: String(buffer: delta), into: &buffer)
+    }
+
+    /// A piece of the model's reasoning, as `reasoning_content` (the field vLLM and
+    /// DeepSeek use).
+    public func reasoningChunk(_ text: String, into buffer: inout ByteBuffer) {
+        var delta = ByteBuffer()
+        delta.writeStaticString(#"{"reasoning_content":"#)
+        delta.writeJSONString(text)
+        delta.writeStaticString("}")
+        chunk(deltaJSON: String(buffer: delta), into: &buffer)
+    }
+
+    /// Finished thinking blocks with their signatures, which a client sends back on the
+    /// assistant message for the next turn.
+    public func thinkingBlocksChunk(_ blocks: [ThinkingBlock], into buffer: inout ByteBuffer) {
+        var delta = ByteBuffer()
+        delta.writeStaticString(#"{"thinking_blocks":"#)
+        Self.writeThinkingBlocks(blocks, into: &delta)
+        delta.writeStaticString("}")
+        chunk(deltaJSON: String(buffer: delta), into: &buffer)
     }
 
     /// The chunk that opens tool call `index`: its id, name and empty arguments.
-    public func toolCallStartChunk(index: Int, id: String, name: String, arguments: String = "", model: String? = nil, into buffer: inout ByteBuffer) {
+    public func toolCallStartChunk(index: Int, id: String, name: String, arguments: String = "", into buffer: inout ByteBuffer) {
         var delta = ByteBuffer()
         delta.writeString(#"{"tool_calls":[{"index":\#(index),"id":"#)
         delta.writeJSONString(id)
@@ -45,26 +65,26 @@ public struct ChatCompletionEncoder: Sendable {
         delta.writeStaticString(#","arguments":"#)
         delta.writeJSONString(arguments)
         delta.writeStaticString("}}]}")
-        chunk(deltaJSON: String(buffer: delta), model: model, into: &buffer)
+        chunk(deltaJSON: String(buffer: delta), into: &buffer)
     }
 
     /// A fragment of tool call `index`'s argument JSON text.
-    public func toolCallArgumentsChunk(index: Int, fragment: String, model: String? = nil, into buffer: inout ByteBuffer) {
+    public func toolCallArgumentsChunk(index: Int, fragment: String, into buffer: inout ByteBuffer) {
         var delta = ByteBuffer()
         delta.writeString(#"{"tool_calls":[{"index":\#(index),"function":{"arguments":"#)
         delta.writeJSONString(fragment)
         delta.writeStaticString("}}]}")
-        chunk(deltaJSON: String(buffer: delta), model: model, into: &buffer)
+        chunk(deltaJSON: String(buffer: delta), into: &buffer)
     }
 
     /// The last chunk with choices: empty delta, the finish reason.
-    public func finishChunk(_ finishReason: String, model: String? = nil, into buffer: inout ByteBuffer) {
-        chunk(deltaJSON: "{}", finishReason: finishReason, model: model, into: &buffer)
+    public func finishChunk(_ finishReason: String, into buffer: inout ByteBuffer) {
+        chunk(deltaJSON: "{}", finishReason: finishReason, into: &buffer)
     }
 
     /// The usage chunk (`choices: []`), sent when the client asked for usage.
-    public func usageChunk(_ usage: TokenUsage, model: String? = nil, into buffer: inout ByteBuffer) {
-        writeChunkHead(model: model, into: &buffer)
+    public func usageChunk(_ usage: TokenUsage, into buffer: inout ByteBuffer) {
+        writeChunkHead(into: &buffer)
         buffer.writeStaticString(#","choices":[],"usage":"#)
         Self.writeUsage(usage, into: &buffer)
         buffer.writeStaticString("}\n\n")
@@ -74,11 +94,11 @@ public struct ChatCompletionEncoder: Sendable {
         buffer.writeStaticString("data: [DONE]\n\n")
     }
 
-    private func writeChunkHead(model: String?, into buffer: inout ByteBuffer) {
+    private func writeChunkHead(into buffer: inout ByteBuffer) {
         buffer.writeStaticString(#"data: {"id":"#)
         buffer.writeJSONString(labels.id)
         buffer.writeString(#","object":"chat.completion.chunk","created":\#(labels.created),"model":"#)
-        buffer.writeJSONString(model ?? labels.model)
+        buffer.writeJSONString(labels.model)
     }
 
     // MARK: Whole answers
@@ -93,18 +113,27 @@ public struct ChatCompletionEncoder: Sendable {
         toolCalls: [ToolCall],
         finishReason: String,
         usage: TokenUsage?,
-        model: String? = nil,
-        refusal: String? = nil
+        refusal: String? = nil,
+        reasoning: String? = nil,
+        thinkingBlocks: [ThinkingBlock] = []
     ) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.writeStaticString(#"{"id":"#)
         buffer.writeJSONString(labels.id)
         buffer.writeString(#","object":"chat.completion","created":\#(labels.created),"model":"#)
-        buffer.writeJSONString(model ?? labels.model)
+        buffer.writeJSONString(labels.model)
         buffer.writeStaticString(#","choices":[{"index":0,"message":{"role":"assistant","content":"#)
         if let content { buffer.writeJSONString(content) } else { buffer.writeStaticString("null") }
         buffer.writeStaticString(#","refusal":"#)
         if let refusal { buffer.writeJSONString(refusal) } else { buffer.writeStaticString("null") }
+        if let reasoning {
+            buffer.writeStaticString(#","reasoning_content":"#)
+            buffer.writeJSONString(reasoning)
+        }
+        if !thinkingBlocks.isEmpty {
+            buffer.writeStaticString(#","thinking_blocks":"#)
+            Self.writeThinkingBlocks(thinkingBlocks, into: &buffer)
+        }
         if !toolCalls.isEmpty {
             buffer.writeStaticString(#","tool_calls":["#)
             for (index, call) in toolCalls.enumerated() {
@@ -138,6 +167,30 @@ public struct ChatCompletionEncoder: Sendable {
                 + #""prompt_tokens_details":{"cached_tokens":\#(usage.cachedPromptTokens)},"#
                 + #""completion_tokens_details":{"reasoning_tokens":\#(usage.reasoningTokens)}}"#
         )
+    }
+
+    /// `[{"type":"thinking","thinking":…,"signature":…}, {"type":"redacted_thinking","data":…}]`.
+    static func writeThinkingBlocks(_ blocks: [ThinkingBlock], into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("[")
+        for (index, block) in blocks.enumerated() {
+            if index > 0 { buffer.writeStaticString(",") }
+            buffer.writeStaticString(#"{"type":"#)
+            buffer.writeJSONString(block.type)
+            if let thinking = block.thinking {
+                buffer.writeStaticString(#","thinking":"#)
+                buffer.writeJSONString(thinking)
+            }
+            if let signature = block.signature {
+                buffer.writeStaticString(#","signature":"#)
+                buffer.writeJSONString(signature)
+            }
+            if let data = block.data {
+                buffer.writeStaticString(#","data":"#)
+                buffer.writeJSONString(data)
+            }
+            buffer.writeStaticString("}")
+        }
+        buffer.writeStaticString("]")
     }
 
     /// A mid-stream error event; nothing may follow it.

@@ -1,18 +1,25 @@
 import NIOCore
 
 /// Fixes the quirks of a self-hosted engine's non-streaming chat answer so it reads as
-/// OpenAI's: TGI answers `"id":""` and ends tool calls with `finish_reason: "stop"`.
-/// Spliced, not re-encoded; an answer without those quirks comes back as it was.
+/// OpenAI's: TGI answers `"id":""` and ends tool calls with `finish_reason: "stop"`; and
+/// names the public model rather than the engine's. Spliced, not re-encoded; an answer
+/// without those quirks comes back as it was.
 enum EngineResponseQuirks {
     /// The body with its quirks fixed; the body itself when it has none or is no JSON object.
     static func normalise(_ body: ByteBuffer, labels: ResponseLabels) -> ByteBuffer {
         let data = Array(body.readableBytesView)
         var edits = JSONEdits()
+        var publicModel = ByteBuffer()
+        publicModel.writeJSONString(labels.model)
+        let model = Array(publicModel.readableBytesView)
         data.withUnsafeBytes { raw in
             let scanner = JSONScanner(raw)
             guard let members = try? scanner.topLevelMembers() else { return }
             for member in members {
-                if scanner.key(member, equals: "id"), scanner.isNullOrEmptyString(at: member.value) {
+                if scanner.key(member, equals: "model"), scanner.kind(at: member.value.lowerBound) == .string,
+                   !raw[member.value].elementsEqual(model) {
+                    edits.replace(member.value, with: model)
+                } else if scanner.key(member, equals: "id"), scanner.isNullOrEmptyString(at: member.value) {
                     var id = ByteBuffer()
                     id.writeJSONString(labels.id)
                     edits.replace(member.value, with: Array(id.readableBytesView))

@@ -57,7 +57,7 @@ public struct OpenAIAdapter: ProviderAdapter {
     }
 
     public func makeStreamTranslator(head: InferenceRequestHead, labels: ResponseLabels) -> any StreamTranslator {
-        OpenAIStreamRelay(clientWantsUsage: head.clientWantsUsage, engineLabels: kind == .engine ? labels : nil)
+        OpenAIStreamRelay(clientWantsUsage: head.clientWantsUsage, labels: labels, engine: kind == .engine)
     }
 
     public func mapError(status: Int, headers: HeaderFields, body: ByteBuffer) -> UpstreamFailure {

@@ -26,27 +26,52 @@ public struct DeploymentSettings: Sendable {
     /// vLLM's `priority` for this request (lower is served first), for engines told the
     /// request's band; nil sends the client's body as it is.
     public var enginePriority: Int?
+    /// Whether answers carry the model's reasoning without the request asking for it.
+    public var exposeReasoning: Bool
 
-    public init(upstreamModel: String, defaultMaxTokens: Int = 4096, enginePriority: Int? = nil) {
+    public init(upstreamModel: String, defaultMaxTokens: Int = 4096, enginePriority: Int? = nil, exposeReasoning: Bool = false) {
         self.upstreamModel = upstreamModel
         self.defaultMaxTokens = defaultMaxTokens
         self.enginePriority = enginePriority
+        self.exposeReasoning = exposeReasoning
+    }
+
+    /// Whether reasoning goes to the client for `head`: the deployment exposes it, or the
+    /// request asked for reasoning.
+    public func exposesReasoning(for head: InferenceRequestHead) -> Bool {
+        exposeReasoning || head.asksForReasoning
     }
 }
 
-/// How translated responses are labelled.
+/// How answers are labelled, and what they may carry besides what the upstream sent.
 public struct ResponseLabels: Sendable {
     /// The `id` of the completion, e.g. `chatcmpl-req_…`.
     public var id: String
     /// Unix seconds.
     public var created: Int
-    /// The `model` to report when the upstream's answer names none.
+    /// The public model the tenant asked for: every answer, chunk and usage chunk names
+    /// it, never the upstream model behind it.
     public var model: String
+    /// Whether reasoning (Anthropic thinking, Gemini thought summaries) goes to the client
+    /// as `reasoning_content`: the deployment exposes it, or the request set
+    /// `reasoning_effort`.
+    public var exposeReasoning: Bool
+    /// Prompt tokens to report when the upstream reports none: the estimate the ledger
+    /// records, from the request's size.
+    public var promptTokenEstimate: Int
 
-    public init(id: String, created: Int, model: String) {
+    public init(id: String, created: Int, model: String, exposeReasoning: Bool = false, promptTokenEstimate: Int = 0) {
         self.id = id
         self.created = created
         self.model = model
+        self.exposeReasoning = exposeReasoning
+        self.promptTokenEstimate = promptTokenEstimate
+    }
+
+    /// The usage to report for an answer whose upstream reported none: the prompt
+    /// estimate and one token per content chunk, flagged estimated.
+    public func estimatedUsage(contentChunks: Int) -> TokenUsage {
+        TokenUsage(promptTokens: promptTokenEstimate, completionTokens: contentChunks, estimated: true)
     }
 }
 

@@ -83,6 +83,25 @@ public struct ChatMessage: Sendable, Decodable, Equatable {
     public var toolCallId: String?
     /// An assistant's refusal, when it refused.
     public var refusal: String?
+    /// The thinking blocks of an earlier answer, sent back with their signatures so the
+    /// model can continue from its reasoning (Anthropic requires them with tool use).
+    public var thinkingBlocks: [ThinkingBlock]?
+}
+
+/// A block of a model's reasoning as Switchyard's answers carry it (`thinking_blocks`):
+/// `thinking` with its text and signature, or `redacted_thinking` with opaque data.
+public struct ThinkingBlock: Sendable, Decodable, Equatable {
+    public var type: String
+    public var thinking: String?
+    public var signature: String?
+    public var data: String?
+
+    public init(type: String, thinking: String? = nil, signature: String? = nil, data: String? = nil) {
+        self.type = type
+        self.thinking = thinking
+        self.signature = signature
+        self.data = data
+    }
 }
 
 /// A message's content: a string, or parts.

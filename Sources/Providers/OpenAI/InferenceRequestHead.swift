@@ -16,6 +16,13 @@ public struct InferenceRequestHead: Sendable, Equatable {
     public var choices: Int = 1
     /// Which parameter set `maxOutputTokens`: `max_completion_tokens` wins over `max_tokens`.
     public var maxOutputTokensParameter: String = "max_tokens"
+    /// `reasoning_effort`, when given: asking for it also asks to see the reasoning.
+    public var reasoningEffort: String?
+
+    /// Whether the request asked for reasoning (`reasoning_effort` other than `none`).
+    public var asksForReasoning: Bool {
+        reasoningEffort.map { $0 != "none" } ?? false
+    }
 
     /// The most output tokens a request may ask for, whatever the deployment: far above
     /// what any model produces, and far below where sums of token counts could overflow.
@@ -54,7 +61,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
                     ))
                 }
                 return .failure(.invalidRequest(
-                    "We could not parse the JSON body of your request (\(error)). The OpenAI API expects a JSON payload."
+                    "We could not parse the JSON body of your request (\(error)). The API expects a JSON payload."
                 ))
             } catch {
                 return .failure(.invalidRequest("We could not parse the JSON body of your request."))
@@ -78,6 +85,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
         var streamOptions: Range<Int>?
         var priority: Range<Int>?
         var choices = 1
+        var reasoningEffort: String?
         var seen: UInt8 = 0
         for member in members {
             guard let field = Field(of: member, scanner: scanner) else { continue }
@@ -111,6 +119,12 @@ public struct InferenceRequestHead: Sendable, Equatable {
                     return .failure(.invalidRequest("'n' must be an integer from 1 to \(largestChoices).", param: "n"))
                 }
                 choices = value
+            case .reasoningEffort:
+                if scanner.isNull(at: member.value) { continue }
+                guard let value = scanner.string(at: member.value) else {
+                    return .failure(.invalidRequest("'reasoning_effort' must be a string.", param: "reasoning_effort"))
+                }
+                reasoningEffort = value
             case .priority:
                 // Read only to be replaced when the engine is told the band.
                 priority = member.whole
@@ -141,6 +155,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
             maxOutputTokens: maxCompletionTokens ?? maxTokens,
             choices: choices,
             maxOutputTokensParameter: maxCompletionTokens == nil ? "max_tokens" : "max_completion_tokens",
+            reasoningEffort: reasoningEffort,
             modelValue: modelRange,
             streamOptionsMember: streamOptions,
             priorityMember: priority,
@@ -167,7 +182,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
 
     /// The top-level members the head reads, each of which may be given once.
     private enum Field: UInt8, CaseIterable {
-        case model, stream, streamOptions, maxTokens, maxCompletionTokens, choices, priority
+        case model, stream, streamOptions, maxTokens, maxCompletionTokens, choices, priority, reasoningEffort
 
         var name: String { key.description }
         var bit: UInt8 { 1 << rawValue }
@@ -181,6 +196,7 @@ public struct InferenceRequestHead: Sendable, Equatable {
             case .maxCompletionTokens: "max_completion_tokens"
             case .choices: "n"
             case .priority: "priority"
+            case .reasoningEffort: "reasoning_effort"
             }
         }
 

@@ -34,7 +34,8 @@ struct EngineStreamQuirks: Sendable {
     private var id: [UInt8]
     private var object: [UInt8] = Array(#""chat.completion.chunk""#.utf8)
     private var created: [UInt8]
-    private var model: [UInt8]
+    /// The public model: the relay rewrites every chunk's `model` to it.
+    private let model: [UInt8]
     /// Usage that rode on a chunk with choices, owed as a usage chunk before `[DONE]`.
     private var deferredUsage: [UInt8]?
 
@@ -71,8 +72,6 @@ struct EngineStreamQuirks: Sendable {
                 object = scanner.raw(member.value)
             } else if scanner.key(member, equals: "created"), scanner.integer(at: member.value) != nil {
                 created = scanner.raw(member.value)
-            } else if scanner.key(member, equals: "model"), !scanner.isNullOrEmptyString(at: member.value) {
-                model = scanner.raw(member.value)
             } else if scanner.key(member, equals: "choices"), scanner.kind(at: member.value.lowerBound) == .array {
                 guard let elements = try? scanner.elements(ofArrayAt: member.value) else { continue }
                 for (position, element) in elements.enumerated() {

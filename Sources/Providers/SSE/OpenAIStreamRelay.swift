@@ -7,6 +7,11 @@ import NIOCore
 /// chunk is taken out of what the client sees (or, where an engine puts usage on a chunk
 /// that also carries choices, the `usage` member is cut from that chunk).
 ///
+/// Every chunk's `model` is rewritten to the public model the tenant asked for. A client
+/// that asked for usage gets a usage chunk even when the upstream sent none (a cut or
+/// blocked stream): the estimate the ledger records, flagged estimated there. A bare JSON
+/// error object in place of events ends the stream as an error event, without `[DONE]`.
+///
 /// In front of a self-hosted engine the relay also hides the engine's quirks (see
 /// `EngineStreamQuirks`). Either way chunks are scanned, not decoded, and only a chunk
 /// that needs a fix is spliced; the rest go through byte for byte.
@@ -14,6 +19,14 @@ public struct OpenAIStreamRelay: StreamTranslator {
     private var parser = SSEParser()
     private let clientWantsUsage: Bool
     private var engineQuirks: EngineStreamQuirks?
+    private let labels: ResponseLabels
+    /// The public model as a JSON string.
+    private let publicModel: [UInt8]
+    /// The raw `id`, `object` and `created` of the upstream's chunks, for a usage chunk
+    /// the relay adds.
+    private var chunkID: [UInt8]?
+    private var chunkObject: [UInt8]?
+    private var chunkCreated: [UInt8]?
 
     /// Usage reported by the upstream, once its usage chunk went by.
     public private(set) var usage: TokenUsage?
@@ -26,11 +39,16 @@ public struct OpenAIStreamRelay: StreamTranslator {
 
     /// - Parameters:
     ///   - clientWantsUsage: whether the client asked for usage (`stream_options.include_usage`).
-    ///   - engineLabels: for a self-hosted engine, the labels of this answer, whose id
-    ///     stands in for a missing one; nil relays an OpenAI or Azure stream as it is.
-    public init(clientWantsUsage: Bool, engineLabels: ResponseLabels? = nil) {
+    ///   - labels: the public model, and the id that stands in for an engine's missing one.
+    ///   - engine: whether the upstream is a self-hosted engine, whose quirks are fixed;
+    ///     an OpenAI or Azure stream is relayed as it is but for its `model`.
+    public init(clientWantsUsage: Bool, labels: ResponseLabels, engine: Bool = false) {
         self.clientWantsUsage = clientWantsUsage
-        self.engineQuirks = engineLabels.map(EngineStreamQuirks.init(labels:))
+        self.labels = labels
+        self.engineQuirks = engine ? EngineStreamQuirks(labels: labels) : nil
+        var model = ByteBuffer()
+        model.writeJSONString(labels.model)
+        self.publicModel = Array(model.readableBytesView)
     }
 
     /// Consumes one chunk from the upstream and returns the bytes to send to the client.
@@ -48,12 +66,39 @@ public struct OpenAIStreamRelay: StreamTranslator {
     public mutating func finish() -> ByteBuffer {
         var output = ByteBuffer()
         if let event = parser.finish() { emit(event, into: &output) }
+        if !sawDone, upstreamError == nil, let body = parser.strayError {
+            // The upstream ended the stream with a bare error object, not an event.
+            let error = UpstreamError.map(status: 502, body: body)
+            upstreamError = error
+            ChatCompletionEncoder.errorEvent(error, into: &output)
+            return output
+        }
         if !sawDone, upstreamError == nil, var quirks = engineQuirks, quirks.completed {
             quirks.closingEvents(into: &output)
             engineQuirks = quirks
+            writeEstimatedUsageIfOwed(into: &output)
             output.writeStaticString("data: [DONE]\n\n")
         }
         return output
+    }
+
+    /// A client that asked for usage gets a usage chunk even when the upstream sent none:
+    /// the estimate, which is also what the ledger records.
+    private mutating func writeEstimatedUsageIfOwed(into output: inout ByteBuffer) {
+        guard clientWantsUsage, usage == nil, upstreamError == nil else { return }
+        let estimate = labels.estimatedUsage(contentChunks: contentChunks)
+        usage = estimate
+        output.writeStaticString(#"data: {"id":"#)
+        if let chunkID { output.writeBytes(chunkID) } else { output.writeJSONString(labels.id) }
+        output.writeStaticString(#","object":"#)
+        if let chunkObject { output.writeBytes(chunkObject) } else { output.writeStaticString(#""chat.completion.chunk""#) }
+        output.writeStaticString(#","created":"#)
+        if let chunkCreated { output.writeBytes(chunkCreated) } else { output.writeString(String(labels.created)) }
+        output.writeStaticString(#","model":"#)
+        output.writeBytes(publicModel)
+        output.writeStaticString(#","choices":[],"usage":"#)
+        ChatCompletionEncoder.writeUsage(estimate, into: &output)
+        output.writeStaticString("}\n\n")
     }
 
     private mutating func emit(_ event: SSEEvent, into output: inout ByteBuffer) {
@@ -63,6 +108,7 @@ public struct OpenAIStreamRelay: StreamTranslator {
                 quirks.closingEvents(into: &output)
                 engineQuirks = quirks
             }
+            writeEstimatedUsageIfOwed(into: &output)
             output.writeStaticString("data: [DONE]\n\n")
             return
         }
@@ -80,6 +126,17 @@ public struct OpenAIStreamRelay: StreamTranslator {
                     choices = (try? scanner.countElements(ofArrayAt: member.value)) ?? 0
                 } else if scanner.key(member, equals: "error") {
                     upstreamError = UpstreamError.map(status: 502, body: ByteBuffer(bytes: event.data))
+                } else if scanner.key(member, equals: "model") {
+                    if scanner.kind(at: member.value.lowerBound) == .string,
+                       !raw[member.value].elementsEqual(publicModel) {
+                        edits.replace(member.value, with: publicModel)
+                    }
+                } else if chunkID == nil, scanner.key(member, equals: "id"), !scanner.isNullOrEmptyString(at: member.value) {
+                    chunkID = scanner.raw(member.value)
+                } else if chunkObject == nil, scanner.key(member, equals: "object"), scanner.kind(at: member.value.lowerBound) == .string {
+                    chunkObject = scanner.raw(member.value)
+                } else if chunkCreated == nil, scanner.key(member, equals: "created"), scanner.integer(at: member.value) != nil {
+                    chunkCreated = scanner.raw(member.value)
                 }
             }
             if choices > 0 { contentChunks += 1 }

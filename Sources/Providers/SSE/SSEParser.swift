@@ -21,8 +21,18 @@ public struct SSEEvent: Sendable, Equatable {
 /// mid-UTF-8 sequence, between the CR and LF of a CRLF. Follows the WHATWG framing rules:
 /// LF, CR or CRLF end a line; a blank line ends an event; lines starting with `:` are
 /// comments; `data:` lines accumulate; one space after the colon is dropped.
+///
+/// Lines that are no SSE field at all are kept apart (up to `strayLimit` bytes): some
+/// upstreams end a failed stream with a bare JSON error object instead of an event, and
+/// that must not pass for a stream that ended well.
 public struct SSEParser: Sendable {
+    /// The most bytes of stray lines kept; an error object is far smaller.
+    public static let strayLimit = 64 * 1024
+
     private var line: [UInt8] = []
+    /// Lines that were no SSE field (no `data`, `event`, `id` or `retry`), each followed
+    /// by a line feed, up to `strayLimit` bytes.
+    public private(set) var stray: [UInt8] = []
     private var data: [UInt8] = []
     private var hasData = false
     private var eventName: String?
@@ -108,8 +118,39 @@ public struct SSEParser: Sendable {
             hasData = true
         } else if field.elementsEqual("event".utf8) {
             eventName = String(decoding: line[valueStart...], as: UTF8.self)
+        } else if !field.elementsEqual("id".utf8), !field.elementsEqual("retry".utf8),
+                  stray.count + line.count < Self.strayLimit {
+            stray.append(contentsOf: line)
+            stray.append(0x0A)
         }
         return nil
+    }
+
+    /// The JSON error object the stray lines make up, when they do: `{"error":…}` or
+    /// Google's one-element array of it. Nil when there are none or they are no error.
+    public var strayError: ByteBuffer? {
+        guard let first = stray.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else {
+            return nil
+        }
+        // Only the bytes from the first `{` or `[`: an upstream may put text before it.
+        guard let start = stray[first...].firstIndex(where: { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "[") }) else {
+            return nil
+        }
+        let candidate = Array(stray[start...])
+        let isError = candidate.withUnsafeBytes { raw -> Bool in
+            let scanner = JSONScanner(raw)
+            if let members = try? scanner.topLevelMembers() {
+                return members.contains { scanner.key($0, equals: "error") }
+            }
+            // `[{"error":…}]`: look inside the first element.
+            guard scanner.kind(at: 0) == .array, (try? scanner.validateDocument()) != nil,
+                  let elements = try? scanner.elements(ofArrayAt: 0..<raw.count),
+                  let element = elements.first, scanner.kind(at: element.lowerBound) == .object,
+                  let members = try? scanner.members(ofObjectAt: element)
+            else { return false }
+            return members.contains { scanner.key($0, equals: "error") }
+        }
+        return isError ? ByteBuffer(bytes: candidate) : nil
     }
 
     private mutating func dispatch() -> SSEEvent? {

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 /// Takes credentials out of upstream text before a tenant sees it. Providers quote what
@@ -14,6 +15,10 @@ import NIOCore
 ///   URL) followed by `:` or `=`, when it looks like a credential (16 or more token
 ///   bytes, or 8 or more with a digit or symbol: not "basic authentication");
 /// - tokens shaped like provider keys: `sk-…` and Google's `AIza…`.
+///
+/// And what stands behind the tenant's private endpoint is taken out with them: the
+/// upstream model's name becomes the public model's, provider names become "the
+/// provider", and links into a provider's documentation or console are removed.
 public struct SecretRedaction: Sendable {
     public static let replacement = "[redacted]"
     /// Shorter runs are too common to be telling (and a key's last four are shown anyway).
@@ -25,7 +30,16 @@ public struct SecretRedaction: Sendable {
     /// Every 8-byte window of every secret, packed, for a cheap first test.
     private let windows: Set<UInt64>
 
-    public init(secrets: [String]) {
+    /// Upstream names and what the tenant knows them as, longest first.
+    private let renames: [(from: String, to: String)]
+
+    /// - Parameters:
+    ///   - secrets: the credentials the request was sent with.
+    ///   - renaming: upstream model names and the public name each stands for.
+    public init(secrets: [String], renaming: [String: String] = [:]) {
+        renames = renaming.filter { !$0.key.isEmpty && $0.key != $0.value }
+            .sorted { $0.key.utf8.count > $1.key.utf8.count }
+            .map { (from: $0.key, to: $0.value) }
         let all = secrets.map { Array($0.utf8) }
         let secrets = all.filter { $0.count >= Self.shortestFragment }
         self.secrets = secrets
@@ -45,6 +59,10 @@ public struct SecretRedaction: Sendable {
     // MARK: Redacting
 
     public func redact(_ text: String) -> String {
+        renamed(Self.withoutProviderNames(redactedSecrets(text)))
+    }
+
+    private func redactedSecrets(_ text: String) -> String {
         let bytes = Array(text.utf8)
         var redacted = [Bool](repeating: false, count: bytes.count)
         var any = markSecretFragments(bytes, into: &redacted)
@@ -63,6 +81,65 @@ public struct SecretRedaction: Sendable {
             }
         }
         return String(decoding: output, as: UTF8.self)
+    }
+
+    // MARK: What stands behind the endpoint
+
+    private func renamed(_ text: String) -> String {
+        var text = text
+        for (from, to) in renames where text.contains(from) {
+            text = text.replacingOccurrences(of: from, with: to)
+        }
+        return text
+    }
+
+    /// Provider names as upstream messages write them, longest first so "Azure OpenAI"
+    /// goes before "OpenAI".
+    static let providerNames = [
+        "Azure OpenAI", "Google Cloud", "Vertex AI", "Generative Language API", "Google AI Studio", "OpenAI",
+        "Anthropic", "Google", "Azure", "Microsoft",
+    ]
+    /// Hosts whose links an upstream message may carry (documentation, consoles, quotas).
+    static let providerHosts = [
+        "openai.com", "anthropic.com", "claude.com", "claude.ai", "google.com", "googleapis.com", "google.dev",
+        "azure.com", "microsoft.com", "cloud.google", "openai.azure",
+    ]
+    static let providerWord = "the provider"
+    static let removedLink = "[link removed]"
+
+    /// Names and links that would tell a tenant which provider answered.
+    static func withoutProviderNames(_ text: String) -> String {
+        guard providerNames.contains(where: text.contains) || text.contains("http") else { return text }
+        var text = text
+        if text.contains("http") {
+            var words: [Substring] = []
+            var changed = false
+            for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+                if let scheme = word.range(of: "http"), word.contains("://"), providerHosts.contains(where: { word.contains($0) }) {
+                    // Keep what surrounds the link: an opening bracket, a full stop.
+                    let leading = word[..<scheme.lowerBound]
+                    var link = word[scheme.lowerBound...]
+                    var trailing = Substring("")
+                    while let last = link.last, ".,;:)]>\"'".contains(last) {
+                        trailing = link.suffix(1) + trailing
+                        link = link.dropLast()
+                    }
+                    words.append(leading + Substring(removedLink) + trailing)
+                    changed = true
+                } else {
+                    words.append(word)
+                }
+            }
+            if changed { text = words.joined(separator: " ") }
+        }
+        for name in providerNames where text.contains(name) {
+            // "the Anthropic models", "an OpenAI key": the article is already there.
+            for (article, replacement) in [("the ", "the provider"), ("The ", "The provider"), ("an ", "a provider"), ("An ", "A provider"), ("a ", "a provider"), ("A ", "A provider")] {
+                text = text.replacingOccurrences(of: article + name, with: replacement)
+            }
+            text = text.replacingOccurrences(of: name, with: providerWord)
+        }
+        return text
     }
 
     /// The error with its message and parameter redacted.

@@ -44,6 +44,9 @@ public struct SwitchyardConfiguration: Sendable {
         /// The most output tokens the deployment serves; a request asking for more is sent
         /// to another deployment of the model, or refused. nil: `largestOutputTokens`.
         public var maxOutputTokens: Int?
+        /// Whether answers carry the model's reasoning (`reasoning_content`) even when the
+        /// request did not set `reasoning_effort`.
+        public var exposeReasoning: Bool = false
     }
 
     public struct Model: Sendable, Equatable {
@@ -231,7 +234,8 @@ extension SwitchyardConfiguration {
             ),
             maxOutputTokens: object.has("max_output_tokens")
                 ? try object.integer("max_output_tokens", minimum: 1, maximum: InferenceRequestHead.largestOutputTokens)
-                : nil
+                : nil,
+            exposeReasoning: try object.boolean("expose_reasoning", default: false)
         )
     }
 

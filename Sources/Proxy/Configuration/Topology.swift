@@ -133,7 +133,10 @@ public struct Topology: Sendable {
                 target: target,
                 price: prices.price(forDeployment: deployment.id),
                 adapter: Self.adapter(for: provider.kind),
-                settings: DeploymentSettings(upstreamModel: deployment.model, defaultMaxTokens: deployment.defaultMaxTokens),
+                settings: DeploymentSettings(
+                    upstreamModel: deployment.model, defaultMaxTokens: deployment.defaultMaxTokens,
+                    exposeReasoning: deployment.exposeReasoning
+                ),
                 maxOutputTokens: deployment.maxOutputTokens
             )
         }

@@ -6,6 +6,8 @@ import Providers
 struct Placement: Sendable {
     /// The deployment the attempt is on.
     let deploymentID: String
+    /// The model name the upstream knows, which a tenant must never see.
+    let upstreamModel: String
     let endpoint: ProviderEndpoint
     /// The provider key, for deployments of external providers.
     let key: ProviderKeys.Choice?
@@ -17,6 +19,7 @@ struct Placement: Sendable {
     /// An attempt on an external provider, with one of its keys.
     init(_ deployment: Topology.Deployment, key: ProviderKeys.Choice) {
         self.deploymentID = deployment.id
+        self.upstreamModel = deployment.upstreamModel
         self.key = key
         var endpoint = deployment.endpoint
         endpoint.apiKey = key.key.secret
@@ -28,6 +31,7 @@ struct Placement: Sendable {
     /// An attempt on an engine pool, in the slot `lease` holds.
     init(_ deployment: Topology.Deployment, pool: EnginePool, lease: EnginePool.Lease) {
         self.deploymentID = deployment.id
+        self.upstreamModel = deployment.upstreamModel
         self.key = nil
         var endpoint = deployment.endpoint
         endpoint.baseURL = lease.baseURL.hasSuffix("/") ? String(lease.baseURL.dropLast()) : lease.baseURL
@@ -39,9 +43,10 @@ struct Placement: Sendable {
     /// How long the request waited for its engine slot; zero for providers.
     var queueWait: Duration { lease?.waited ?? .zero }
 
-    /// Takes the credential this attempt was sent with out of upstream text the tenant sees.
-    var redaction: SecretRedaction {
-        SecretRedaction(secrets: endpoint.apiKey.map { [$0] } ?? [])
+    /// Takes the credential this attempt was sent with out of upstream text the tenant
+    /// sees, and what would name the upstream: its model becomes `publicModel`.
+    func redaction(naming publicModel: String) -> SecretRedaction {
+        SecretRedaction(secrets: endpoint.apiKey.map { [$0] } ?? [], renaming: [upstreamModel: publicModel])
     }
 
     /// Gives back the engine slot. Once an answer is being relayed the meter does this,

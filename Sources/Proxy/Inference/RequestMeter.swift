@@ -65,6 +65,11 @@ final class RequestMeter: Sendable {
         self.keyPool = keyPool
     }
 
+    /// The prompt tokens the ledger records when no upstream reports usage.
+    var promptTokenEstimate: Int {
+        TokenUsage.estimateTokens(byteCount: facts.requestBodyBytes)
+    }
+
     /// Notes the deployment in use, for the safety-net event.
     func use(_ deployment: Topology.Deployment) {
         self.deployment.withLock { $0 = deployment }
@@ -118,7 +123,7 @@ final class RequestMeter: Sendable {
 
     private func event(_ outcome: Outcome, now: ContinuousClock.Instant) -> UsageEvent {
         let usage = outcome.usage ?? TokenUsage(
-            promptTokens: outcome.deployment == nil ? 0 : TokenUsage.estimateTokens(byteCount: facts.requestBodyBytes),
+            promptTokens: outcome.deployment == nil ? 0 : promptTokenEstimate,
             completionTokens: outcome.completionEstimate,
             estimated: true
         )

@@ -67,8 +67,9 @@ extension RequestPipeline {
         }
         let errorBody = (try? await response.body.collect(upTo: limits.maximumErrorBodyBytes)) ?? ByteBuffer()
         var upstreamFailure = deployment.adapter.mapError(status: status, headers: response.headers.fields, body: errorBody)
-        // Whatever the status and provider, the tenant sees no part of the key.
-        upstreamFailure.error = placement.redaction.redact(upstreamFailure.error)
+        // Whatever the status and provider, the tenant sees no part of the key, nor the
+        // upstream model or provider behind its endpoint.
+        upstreamFailure.error = placement.redaction(naming: head.model).redact(upstreamFailure.error)
         context.logger.info("upstream error", metadata: ["deployment": "\(deployment.id)", "status": "\(status)"])
         guard let choice = placement.key else {
             placement.release()

@@ -10,7 +10,8 @@ extension RequestPipeline {
     /// Relays a successful upstream answer to the client as it arrives, with backpressure:
     /// each chunk is written before the next is read. Streams go through the stream relay
     /// (usage read, usage chunk hidden unless asked for); JSON bodies go through as they
-    /// are, their usage read once the last byte has been sent.
+    /// are but for their `model`, which names the public model, their usage read once the
+    /// last byte has been sent.
     func relay(
         _ upstream: HTTPClientResponse,
         head: InferenceRequestHead,
@@ -21,7 +22,9 @@ extension RequestPipeline {
         rateLimitHeaders: RateLimitHeaders?
     ) async -> Response {
         let labels = ResponseLabels(
-            id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: deployment.upstreamModel
+            id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: head.model,
+            exposeReasoning: deployment.settings.exposesReasoning(for: head),
+            promptTokenEstimate: meter.promptTokenEstimate
         )
         if !head.stream, deployment.adapter.translatesResponses(for: head.endpoint) {
             var response = await translateWhole(
@@ -35,17 +38,16 @@ extension RequestPipeline {
         headers[.contentType] = upstream.headers.first(name: "content-type")
             ?? (head.stream ? "text/event-stream" : "application/json")
         if let rateLimitHeaders { headers.append(rateLimitHeaders: rateLimitHeaders) }
-        var contentLength: Int?
         if head.stream {
             headers[.cacheControl] = "no-cache"
-        } else {
-            contentLength = upstream.headers.first(name: "content-length").flatMap { Int($0) }
         }
         let shutdown = self.shutdown
-        let body = ResponseBody(contentLength: contentLength) { writer in
+        // A relayed body's length changes with its `model`: it goes out chunked.
+        let body = ResponseBody { writer in
             var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
             defer { meter.finish(outcome) }
             var streamRelay = deployment.adapter.makeStreamTranslator(head: head, labels: labels)
+            var modelRewriter = ModelNameRewriter(model: labels.model)
             var received: [ByteBuffer] = []
             var receivedBytes = 0
             var clientError: (any Error)?
@@ -58,11 +60,11 @@ extension RequestPipeline {
                         output = streamRelay.translate(chunk)
                         // An error event ends the stream; it is the one part of a stream
                         // that carries the provider's words, which may quote the key.
-                        if streamRelay.upstreamError != nil { output = placement.redaction.redact(output) }
+                        if streamRelay.upstreamError != nil { output = placement.redaction(naming: head.model).redact(output) }
                     } else {
                         received.append(chunk)
                         receivedBytes += chunk.readableBytes
-                        output = chunk
+                        output = modelRewriter.rewrite(chunk)
                     }
                     guard output.readableBytes > 0 else { continue }
                     do {
@@ -75,7 +77,7 @@ extension RequestPipeline {
                 if clientError == nil, head.stream {
                     var tail = streamRelay.finish()
                     // The last event may be an error the upstream left unterminated.
-                    if streamRelay.upstreamError != nil { tail = placement.redaction.redact(tail) }
+                    if streamRelay.upstreamError != nil { tail = placement.redaction(naming: head.model).redact(tail) }
                     if tail.readableBytes > 0 { try await writer.write(tail) }
                 }
             } catch {
@@ -90,8 +92,8 @@ extension RequestPipeline {
                 if head.stream, clientError == nil {
                     try? await writer.write(failure.sseEvent())
                 } else if clientError == nil {
-                    // A whole answer cut short cannot be finished as if complete (its
-                    // content-length was promised): the connection closes instead.
+                    // A whole answer cut short cannot be finished as if complete: the
+                    // connection closes without the last chunk.
                     clientError = UpstreamBodyCutOff()
                     cutOff = true
                 }
@@ -172,7 +174,7 @@ extension RequestPipeline {
                 outcome.clientAborted = true
                 return OpenAIError.clientClosedRequest.response()
             }
-            let failure = placement.redaction.redact(
+            let failure = placement.redaction(naming: head.model).redact(
                 error as? OpenAIError ?? OpenAIError.upstreamFailed("The upstream's answer could not be read.")
             )
             outcome.status = failure.status

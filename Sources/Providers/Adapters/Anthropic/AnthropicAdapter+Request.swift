@@ -14,7 +14,7 @@ extension AnthropicAdapter {
     ) throws(OpenAIError) -> UpstreamRequest {
         guard head.endpoint == .chatCompletions else {
             throw .invalidRequest(
-                "Anthropic deployments serve chat/completions only; '\(head.endpoint.rawValue)' is not available for this model.",
+                "This model serves chat/completions only; '\(head.endpoint.rawValue)' is not available for this model.",
                 code: "unsupported_endpoint"
             )
         }
@@ -47,7 +47,7 @@ extension AnthropicAdapter {
     static let translatedParameters: Set<String> = [
         "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "temperature",
         "top_p", "stop", "user", "safety_identifier", "tools", "tool_choice", "parallel_tool_calls",
-        "response_format", "thinking",
+        "response_format", "thinking", "reasoning_effort",
     ]
 
     /// Parameters Anthropic has no counterpart for, accepted only at values that change
@@ -60,10 +60,9 @@ extension AnthropicAdapter {
     /// Anthropic's own OpenAI layer ignores (specs/anthropic/openai-sdk.md): `store` and
     /// `metadata` label stored completions; `service_tier` picks capacity, not content;
     /// `seed` only ever promised best-effort repeatability; `prompt_cache_key` is a
-    /// caching hint; `reasoning_effort` is ignored by Anthropic's layer as well, and
-    /// without `thinking` Claude answers with no extended reasoning at all.
+    /// caching hint.
     static let ignoredParameters: Set<String> = [
-        "store", "metadata", "service_tier", "seed", "prompt_cache_key", "reasoning_effort",
+        "store", "metadata", "service_tier", "seed", "prompt_cache_key",
     ]
 
     /// Refuses what would change the answer and Anthropic cannot do: any top-level

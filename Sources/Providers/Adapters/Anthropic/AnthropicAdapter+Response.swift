@@ -5,8 +5,9 @@ extension AnthropicAdapter {
     /// Translates a Messages answer into a `chat.completion`.
     ///
     /// Text blocks, concatenated, are the content (nil when there are none); `tool_use`
-    /// blocks are the tool calls. Thinking and server-tool blocks are not part of the
-    /// answer a Chat Completions client reads, so they are left out.
+    /// blocks are the tool calls. Thinking blocks are the `reasoning_content`, and with
+    /// their signatures the `thinking_blocks`, when reasoning is exposed; server-tool
+    /// blocks are not part of the answer a Chat Completions client reads.
     ///
     /// - Throws: `OpenAIError` when the body is an error or cannot be read.
     public func translateResponse(_ body: ByteBuffer, head: InferenceRequestHead, labels: ResponseLabels) throws(OpenAIError) -> TranslatedResponse {
@@ -22,8 +23,15 @@ extension AnthropicAdapter {
         }
         var text: String?
         var toolCalls: [ToolCall] = []
+        var reasoning: String?
+        var thinkingBlocks: [ThinkingBlock] = []
         for block in message.content {
             switch block.type {
+            case "thinking" where labels.exposeReasoning:
+                reasoning = (reasoning ?? "") + (block.thinking ?? "")
+                thinkingBlocks.append(ThinkingBlock(type: "thinking", thinking: block.thinking ?? "", signature: block.signature))
+            case "redacted_thinking" where labels.exposeReasoning:
+                thinkingBlocks.append(ThinkingBlock(type: "redacted_thinking", data: block.data))
             case "text":
                 text = (text ?? "") + (block.text ?? "")
             case "tool_use":
@@ -39,7 +47,8 @@ extension AnthropicAdapter {
             toolCalls: toolCalls,
             finishReason: Self.finishReason(message.stopReason),
             usage: usage,
-            model: message.model
+            reasoning: reasoning,
+            thinkingBlocks: thinkingBlocks
         )
         return TranslatedResponse(body: completion, usage: usage)
     }

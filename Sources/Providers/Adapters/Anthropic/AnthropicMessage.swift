@@ -22,6 +22,11 @@ struct AnthropicContentBlock: Decodable, Sendable {
     var name: String?
     /// A `tool_use` block's arguments, an object.
     var input: JSONValue?
+    /// A `thinking` block's reasoning and the signature that vouches for it.
+    var thinking: String?
+    var signature: String?
+    /// A `redacted_thinking` block's opaque reasoning.
+    var data: String?
 }
 
 /// Anthropic's token counts. Input is split three ways: uncached, read from the cache,
@@ -76,9 +81,11 @@ struct AnthropicStreamEvent: Decodable, Sendable {
         var text: String?
         var partialJSON: String?
         var stopReason: String?
+        var thinking: String?
+        var signature: String?
 
         enum CodingKeys: String, CodingKey {
-            case type, text
+            case type, text, thinking, signature
             case partialJSON = "partial_json"
             case stopReason = "stop_reason"
         }

@@ -14,9 +14,14 @@ extension AnthropicMessagesRequest {
     ) throws(OpenAIError) {
         let conversation = try Self.conversation(chat.messages)
         let tools = try Self.tools(chat.tools)
+        var maxTokens = chat.maximumOutputTokens ?? deployment.defaultMaxTokens
+        var thinking = chat.thinking
+        if thinking == nil, let effort = chat.reasoningEffort {
+            thinking = try Self.thinking(effort: effort, maxTokens: &maxTokens, clientSetMaximum: chat.maximumOutputTokens != nil)
+        }
         self.init(
             model: deployment.upstreamModel,
-            maxTokens: chat.maximumOutputTokens ?? deployment.defaultMaxTokens,
+            maxTokens: maxTokens,
             system: conversation.system,
             messages: conversation.turns,
             temperature: try Self.temperature(chat.temperature),
@@ -27,8 +32,43 @@ extension AnthropicMessagesRequest {
             tools: tools,
             toolChoice: try Self.toolChoice(chat.toolChoice, parallelToolCalls: chat.parallelToolCalls, hasTools: tools != nil),
             outputConfig: try Self.outputConfig(chat.responseFormat),
-            thinking: chat.thinking
+            thinking: thinking
         )
+    }
+
+    /// OpenAI's `reasoning_effort` as extended thinking with a token budget (1,024 for
+    /// `minimal` and `low`, 2,048 for `medium`, 4,096 for `high`, 8,192 for `xhigh`;
+    /// `none` leaves thinking off). Anthropic wants the budget below `max_tokens`: with
+    /// no limit from the client the limit grows to make room; a client's limit shrinks
+    /// the budget, down to Anthropic's least of 1,024.
+    static func thinking(effort: String, maxTokens: inout Int, clientSetMaximum: Bool) throws(OpenAIError) -> JSONValue? {
+        var budget: Int
+        switch effort {
+        case "none": return nil
+        case "minimal", "low": budget = 1024
+        case "medium": budget = 2048
+        case "high": budget = 4096
+        case "xhigh": budget = 8192
+        default:
+            throw .invalidRequest(
+                "Invalid value for 'reasoning_effort': '\(effort.prefix(40))'. Supported values are: 'none', 'minimal', 'low', 'medium', 'high' and 'xhigh'.",
+                param: "reasoning_effort", code: "invalid_value"
+            )
+        }
+        if budget >= maxTokens {
+            if clientSetMaximum {
+                budget = maxTokens - 1
+                guard budget >= 1024 else {
+                    throw .invalidRequest(
+                        "'reasoning_effort' needs room to think: this model's thinking takes at least 1024 tokens, so 'max_tokens' must be above 1024.",
+                        param: "max_tokens", code: "invalid_value"
+                    )
+                }
+            } else {
+                maxTokens = budget * 2
+            }
+        }
+        return .object(["type": .string("enabled"), "budget_tokens": .number(Double(budget))])
     }
 
     /// Anthropic's range is 0…1. Its own OpenAI layer caps higher values at 1, which
@@ -37,7 +77,7 @@ extension AnthropicMessagesRequest {
         guard let value else { return nil }
         guard (0...1).contains(value) else {
             throw .invalidRequest(
-                "Anthropic models accept a temperature between 0 and 1; \(value) is out of range.",
+                "This model accepts a temperature between 0 and 1; \(value) is out of range.",
                 param: "temperature",
                 code: "unsupported_value"
             )

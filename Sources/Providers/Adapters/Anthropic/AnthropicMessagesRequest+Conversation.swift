@@ -83,6 +83,31 @@ extension AnthropicMessagesRequest {
 
     private static func assistantBlocks(_ message: ChatMessage, messageIndex: Int) throws(OpenAIError) -> [AnthropicContentBlockParam] {
         var blocks: [AnthropicContentBlockParam] = []
+        // Thinking comes first in an assistant turn, as Anthropic answered it.
+        for (blockIndex, block) in (message.thinkingBlocks ?? []).enumerated() {
+            let param = "messages[\(messageIndex)].thinking_blocks[\(blockIndex)]"
+            switch block.type {
+            case "thinking":
+                guard let signature = block.signature else {
+                    throw .invalidRequest(
+                        "A thinking block must carry the signature it came with.", param: param + ".signature",
+                        code: "missing_required_parameter"
+                    )
+                }
+                blocks.append(.thinking(thinking: block.thinking ?? "", signature: signature))
+            case "redacted_thinking":
+                guard let data = block.data else {
+                    throw .invalidRequest(
+                        "A redacted thinking block must carry its data.", param: param + ".data", code: "missing_required_parameter"
+                    )
+                }
+                blocks.append(.redactedThinking(data: data))
+            default:
+                throw .invalidRequest(
+                    "Thinking blocks are of type 'thinking' or 'redacted_thinking'.", param: param + ".type", code: "invalid_value"
+                )
+            }
+        }
         let text = try plainText(message.content, messageIndex: messageIndex)
         // An earlier refusal is what the assistant said; keep it as its words.
         if let block = textBlock(text) ?? message.refusal.flatMap(textBlock) {

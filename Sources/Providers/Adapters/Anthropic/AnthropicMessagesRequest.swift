@@ -62,6 +62,9 @@ enum AnthropicContentBlockParam: Encodable, Sendable, Equatable {
     case toolUse(id: String, name: String, input: JSONValue)
     /// The answer to a call, in the user turn that follows it.
     case toolResult(toolUseID: String, content: String)
+    /// Reasoning of an earlier answer, sent back as it came (with its signature).
+    case thinking(thinking: String, signature: String)
+    case redactedThinking(data: String)
 
     var isToolResult: Bool {
         if case .toolResult = self { return true }
@@ -69,7 +72,7 @@ enum AnthropicContentBlockParam: Encodable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case type, text, source, id, name, input, content
+        case type, text, source, id, name, input, content, thinking, signature, data
         case toolUseID = "tool_use_id"
     }
 
@@ -91,6 +94,13 @@ enum AnthropicContentBlockParam: Encodable, Sendable, Equatable {
             try container.encode("tool_result", forKey: .type)
             try container.encode(toolUseID, forKey: .toolUseID)
             try container.encode(content, forKey: .content)
+        case .thinking(let thinking, let signature):
+            try container.encode("thinking", forKey: .type)
+            try container.encode(thinking, forKey: .thinking)
+            try container.encode(signature, forKey: .signature)
+        case .redactedThinking(let data):
+            try container.encode("redacted_thinking", forKey: .type)
+            try container.encode(data, forKey: .data)
         }
     }
 }

@@ -20,7 +20,10 @@ extension AnthropicStreamTranslator {
             /// `startInput` is an input given whole at the block's start, used if no
             /// fragments follow.
             case tool(index: Int, sentArguments: Bool, startInput: JSONValue?)
-            /// Thinking, redacted thinking, server tools, their results: not sent.
+            /// Reasoning, sent when exposed: its text so far and its signature.
+            case thinking(text: String, signature: String)
+            case redactedThinking(data: String)
+            /// Server tools, their results, and reasoning not exposed: not sent.
             case ignored
         }
 
@@ -28,22 +31,25 @@ extension AnthropicStreamTranslator {
 
         let encoder: ChatCompletionEncoder
         let clientWantsUsage: Bool
+        let exposeReasoning: Bool
         private(set) var phase = Phase.open
         private(set) var contentChunks = 0
         private(set) var upstreamError: OpenAIError?
         private var sentRole = false
-        private var model: String?
         private var blocks: [Int: Block] = [:]
         private var toolCalls = 0
         private var stopReason: String?
         private var reportedUsage: AnthropicUsage?
 
-        init(encoder: ChatCompletionEncoder, clientWantsUsage: Bool) {
+        init(encoder: ChatCompletionEncoder, clientWantsUsage: Bool, exposeReasoning: Bool = false) {
             self.encoder = encoder
             self.clientWantsUsage = clientWantsUsage
+            self.exposeReasoning = exposeReasoning
         }
 
-        var usage: TokenUsage? { reportedUsage?.tokenUsage }
+        /// The usage Anthropic reported, or once the client was sent an estimate in its
+        /// place, that estimate.
+        private(set) var usage: TokenUsage?
 
         // MARK: Events
 
@@ -57,7 +63,6 @@ extension AnthropicStreamTranslator {
             }
             switch decoded.type {
             case "message_start":
-                model = decoded.message?.model ?? model
                 if let usage = decoded.message?.usage { mergeUsage(usage) }
                 sendRoleIfNeeded(into: &output)
             case "content_block_start":
@@ -77,6 +82,13 @@ extension AnthropicStreamTranslator {
                 // `ping`, and event types added later: Anthropic asks clients to skip them.
                 break
             }
+        }
+
+        /// The upstream ended the stream with a bare JSON error instead of events.
+        mutating func receiveStrayError(_ body: ByteBuffer, into output: inout ByteBuffer) {
+            guard phase == .open else { return }
+            let detail = try? Self.decoder.decode(AnthropicErrorBody.self, from: Data(body.readableBytesView)).error
+            fail(detail.map { AnthropicError.map(streamError: $0) } ?? UpstreamError.map(status: 502, body: body), into: &output)
         }
 
         /// The upstream's bytes ended. Without `message_stop` the answer is incomplete:
@@ -99,8 +111,13 @@ extension AnthropicStreamTranslator {
                 let startInput = block.input.flatMap { $0 == .object([:]) ? nil : $0 }
                 blocks[index] = .tool(index: toolIndex, sentArguments: false, startInput: startInput)
                 sendRoleIfNeeded(into: &output)
-                encoder.toolCallStartChunk(index: toolIndex, id: block.id ?? "", name: block.name ?? "", model: model, into: &output)
+                encoder.toolCallStartChunk(index: toolIndex, id: block.id ?? "", name: block.name ?? "", into: &output)
                 contentChunks += 1
+            case "thinking" where exposeReasoning:
+                blocks[index] = .thinking(text: block.thinking ?? "", signature: block.signature ?? "")
+                if let text = block.thinking, !text.isEmpty { sendReasoning(text, into: &output) }
+            case "redacted_thinking" where exposeReasoning:
+                blocks[index] = .redactedThinking(data: block.data ?? "")
             default:
                 blocks[index] = .ignored
             }
@@ -114,21 +131,38 @@ extension AnthropicStreamTranslator {
                 // Anthropic opens every call with an empty fragment; it carries nothing.
                 guard let fragment = delta.partialJSON, !fragment.isEmpty else { return }
                 blocks[index] = .tool(index: toolIndex, sentArguments: true, startInput: startInput)
-                encoder.toolCallArgumentsChunk(index: toolIndex, fragment: fragment, model: model, into: &output)
+                encoder.toolCallArgumentsChunk(index: toolIndex, fragment: fragment, into: &output)
                 contentChunks += 1
+            case (.thinking(let text, let signature), "thinking_delta"):
+                guard let piece = delta.thinking, !piece.isEmpty else { return }
+                blocks[index] = .thinking(text: text + piece, signature: signature)
+                sendReasoning(piece, into: &output)
+            case (.thinking(let text, let signature), "signature_delta"):
+                blocks[index] = .thinking(text: text, signature: signature + (delta.signature ?? ""))
             default:
-                // Thinking and signature deltas, citations, deltas of ignored blocks.
+                // Citations, deltas of ignored blocks.
                 break
             }
         }
 
         /// A call that streamed no arguments still owes the client arguments that parse
         /// as JSON: the input given at its start, else `{}`.
+        /// A thinking block, finished, goes out whole with its signature for the client to
+        /// send back.
         private mutating func closeBlock(at index: Int, into output: inout ByteBuffer) {
-            if case .tool(let toolIndex, false, let startInput) = blocks[index] {
+            switch blocks[index] {
+            case .tool(let toolIndex, false, let startInput):
                 let arguments = startInput?.jsonText ?? "{}"
-                encoder.toolCallArgumentsChunk(index: toolIndex, fragment: arguments, model: model, into: &output)
+                encoder.toolCallArgumentsChunk(index: toolIndex, fragment: arguments, into: &output)
                 contentChunks += 1
+            case .thinking(let text, let signature):
+                sendRoleIfNeeded(into: &output)
+                encoder.thinkingBlocksChunk([ThinkingBlock(type: "thinking", thinking: text, signature: signature)], into: &output)
+            case .redactedThinking(let data):
+                sendRoleIfNeeded(into: &output)
+                encoder.thinkingBlocksChunk([ThinkingBlock(type: "redacted_thinking", data: data)], into: &output)
+            default:
+                break
             }
             blocks[index] = nil
         }
@@ -140,9 +174,13 @@ extension AnthropicStreamTranslator {
                 closeBlock(at: index, into: &output)
             }
             sendRoleIfNeeded(into: &output)
-            encoder.finishChunk(AnthropicAdapter.finishReason(stopReason), model: model, into: &output)
-            if clientWantsUsage, let usage {
-                encoder.usageChunk(usage, model: model, into: &output)
+            encoder.finishChunk(AnthropicAdapter.finishReason(stopReason), into: &output)
+            if clientWantsUsage {
+                // Without reported usage the client still gets the chunk, with the
+                // estimate the ledger records.
+                let reported = usage ?? encoder.labels.estimatedUsage(contentChunks: contentChunks)
+                usage = reported
+                encoder.usageChunk(reported, into: &output)
             }
             encoder.done(into: &output)
             phase = .finished
@@ -157,17 +195,24 @@ extension AnthropicStreamTranslator {
         private mutating func sendRoleIfNeeded(into output: inout ByteBuffer) {
             guard !sentRole else { return }
             sentRole = true
-            encoder.roleChunk(model: model, into: &output)
+            encoder.roleChunk(into: &output)
         }
 
         private mutating func sendContent(_ text: String, into output: inout ByteBuffer) {
             sendRoleIfNeeded(into: &output)
-            encoder.contentChunk(text, model: model, into: &output)
+            encoder.contentChunk(text, into: &output)
+            contentChunks += 1
+        }
+
+        private mutating func sendReasoning(_ text: String, into output: inout ByteBuffer) {
+            sendRoleIfNeeded(into: &output)
+            encoder.reasoningChunk(text, into: &output)
             contentChunks += 1
         }
 
         private mutating func mergeUsage(_ newer: AnthropicUsage) {
             reportedUsage = reportedUsage?.updated(with: newer) ?? newer
+            usage = reportedUsage?.tokenUsage
         }
     }
 }

@@ -5,9 +5,11 @@ import NIOCore
 ///
 /// The role chunk goes out at `message_start`; text deltas become content chunks and
 /// `tool_use` blocks become tool calls numbered 0, 1, … in order; `message_stop` brings the
-/// finish chunk, the usage chunk when the client asked for it, and `[DONE]`. Thinking,
-/// signatures, server-tool blocks and pings send nothing. An `event: error` is relayed as
-/// an OpenAI error event and ends the translation.
+/// finish chunk, the usage chunk when the client asked for it, and `[DONE]`. Thinking goes
+/// out as `reasoning_content` deltas, and each finished thinking block with its signature
+/// as `thinking_blocks`, when reasoning is exposed; otherwise, like server-tool blocks
+/// and pings, it sends nothing. An `event: error`, or a bare JSON error in place of
+/// events, is relayed as an OpenAI error event and ends the translation.
 public struct AnthropicStreamTranslator: StreamTranslator {
     private var parser = SSEParser()
     private var machine: StateMachine
@@ -16,7 +18,10 @@ public struct AnthropicStreamTranslator: StreamTranslator {
     ///   - clientWantsUsage: whether to send the usage chunk before `[DONE]`.
     ///   - labels: the id and creation time of the chunks; the model when the stream names none.
     public init(clientWantsUsage: Bool, labels: ResponseLabels) {
-        machine = StateMachine(encoder: ChatCompletionEncoder(labels: labels), clientWantsUsage: clientWantsUsage)
+        machine = StateMachine(
+            encoder: ChatCompletionEncoder(labels: labels), clientWantsUsage: clientWantsUsage,
+            exposeReasoning: labels.exposeReasoning
+        )
     }
 
     public var usage: TokenUsage? { machine.usage }
@@ -37,6 +42,9 @@ public struct AnthropicStreamTranslator: StreamTranslator {
         var output = ByteBuffer()
         if let event = parser.finish() {
             machine.receive(event, into: &output)
+        }
+        if let body = parser.strayError {
+            machine.receiveStrayError(body, into: &output)
         }
         machine.endOfStream(into: &output)
         return output

@@ -22,7 +22,10 @@ public struct GeminiAdapter: ProviderAdapter {
                 code: "unsupported_endpoint"
             )
         }
-        let request = try GeminiRequest(ChatRequest.decode(body))
+        let request = try GeminiRequest(
+            ChatRequest.decode(body), upstreamModel: deployment.upstreamModel,
+            exposeReasoning: deployment.exposeReasoning
+        )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         guard let json = try? encoder.encode(request) else {

@@ -89,6 +89,12 @@ extension GeminiError {
             return OpenAIError(status: 504, message: "The upstream provider timed out.", type: "server_error", code: "upstream_timeout")
         case "UNAVAILABLE":
             return .upstreamUnavailable("The upstream provider is unavailable; retry shortly.")
+        case "CANCELLED":
+            // Sent in place of the rest of a stream: the answer so far is incomplete.
+            return OpenAIError(
+                status: 502, message: "The upstream provider cancelled the answer before it was complete.",
+                type: "server_error", code: "upstream_cancelled"
+            )
         default:
             return .upstreamFailed("The upstream provider failed (\(name)).")
         }

@@ -2,14 +2,54 @@ extension GeminiRequest {
     /// Translates an OpenAI Chat Completions request.
     ///
     /// - Throws: `OpenAIError` 400 naming the parameter or message Gemini cannot honour.
-    init(_ chat: ChatRequest) throws(OpenAIError) {
+    ///
+    /// - Parameters:
+    ///   - upstreamModel: the Gemini model, whose generation decides how a reasoning
+    ///     effort is said (Gemini 3 takes a thinking level, earlier models a budget).
+    ///   - exposeReasoning: whether the deployment exposes reasoning: thought summaries
+    ///     are asked for even when the request set no `reasoning_effort`.
+    init(_ chat: ChatRequest, upstreamModel: String = "", exposeReasoning: Bool = false) throws(OpenAIError) {
         try Self.refuseUnsupported(chat)
         let conversation = try GeminiConversation(chat.messages)
         self.init(contents: conversation.contents, systemInstruction: conversation.systemInstruction)
         tools = try Self.tools(chat.tools)
         toolConfig = Self.toolConfig(chat.toolChoice)
-        let config = Self.generationConfig(chat)
+        var config = Self.generationConfig(chat)
+        config.thinkingConfig = try Self.thinkingConfig(
+            effort: chat.reasoningEffort, upstreamModel: upstreamModel, exposeReasoning: exposeReasoning
+        )
         generationConfig = config.isEmpty ? nil : config
+    }
+
+    /// OpenAI's `reasoning_effort` in Gemini's terms, as Google's own OpenAI layer maps
+    /// it: Gemini 3 models take `thinkingLevel` (`low`, `high`), earlier ones a token
+    /// budget (1,024, 8,192, 24,576; `none` turns thinking off where the model allows).
+    /// Thought summaries are included when the request asked for reasoning or the
+    /// deployment exposes it.
+    static func thinkingConfig(effort: String?, upstreamModel: String, exposeReasoning: Bool) throws(OpenAIError) -> GeminiThinkingConfig? {
+        let modelName = upstreamModel.split(separator: "/").last.map(String.init) ?? upstreamModel
+        let levels = modelName.hasPrefix("gemini-3")
+        var config = GeminiThinkingConfig()
+        switch effort {
+        case nil:
+            break
+        case "none":
+            if levels { config.thinkingLevel = "low" } else { config.thinkingBudget = 0 }
+        case "minimal", "low":
+            if levels { config.thinkingLevel = "low" } else { config.thinkingBudget = 1024 }
+        case "medium":
+            if levels { config.thinkingLevel = "high" } else { config.thinkingBudget = 8192 }
+        case "high", "xhigh":
+            if levels { config.thinkingLevel = "high" } else { config.thinkingBudget = 24576 }
+        case let other?:
+            throw OpenAIError.invalidRequest(
+                "Invalid value for 'reasoning_effort': '\(other.prefix(40))'. Supported values are: 'none', 'minimal', 'low', 'medium', 'high' and 'xhigh'.",
+                param: "reasoning_effort", code: "invalid_value"
+            )
+        }
+        let asked = effort.map { $0 != "none" } ?? false
+        if asked || (exposeReasoning && effort == nil) { config.includeThoughts = true }
+        return config == GeminiThinkingConfig() ? nil : config
     }
 
     // MARK: What Gemini cannot do
@@ -30,6 +70,8 @@ extension GeminiRequest {
         "store", "metadata",
         // OpenAI's processing tier: latency and price, not content.
         "service_tier",
+        // Mapped to Gemini's thinking configuration.
+        "reasoning_effort",
     ]
 
     private static func refuseUnsupported(_ chat: ChatRequest) throws(OpenAIError) {
@@ -51,12 +93,6 @@ extension GeminiRequest {
         }
         if chat.parallelToolCalls == false {
             throw unsupported("parallel_tool_calls", "This model cannot be limited to one tool call per answer")
-        }
-        if chat.reasoningEffort != nil {
-            // Gemini's thinking budget is a token count whose range and meaning depend on
-            // the model (some cannot turn thinking off); no mapping of effort levels to it
-            // holds for every model a deployment may name.
-            throw unsupported("reasoning_effort", "Reasoning effort cannot be set with this model")
         }
         if let seed = chat.seed, Int32(exactly: seed) == nil {
             throw OpenAIError.invalidRequest(

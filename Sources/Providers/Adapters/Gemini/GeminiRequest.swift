@@ -86,6 +86,15 @@ struct GeminiGenerationConfig: Encodable, Sendable, Equatable {
     var responseJsonSchema: JSONValue?
     var presencePenalty: Double?
     var frequencyPenalty: Double?
+    var thinkingConfig: GeminiThinkingConfig?
 
     var isEmpty: Bool { self == GeminiGenerationConfig() }
+}
+
+/// `ThinkingConfig`: whether thought summaries come with the answer, and how much the
+/// model thinks (a token budget, or for Gemini 3 a level).
+struct GeminiThinkingConfig: Encodable, Sendable, Equatable {
+    var includeThoughts: Bool?
+    var thinkingBudget: Int?
+    var thinkingLevel: String?
 }

@@ -16,15 +16,50 @@ struct GeminiResponse: Decodable, Sendable {
     /// never enables the tools or modalities that produce them.
     struct Part: Decodable, Sendable {
         var text: String?
-        /// Set on thought summaries, which are not part of the answer.
+        /// Set on thought summaries, which are reasoning, not part of the answer.
         var thought: Bool?
         var functionCall: FunctionCall?
     }
 
+    /// A function call, whole (`name`, `args`) or one piece of a streamed one
+    /// (`partialArgs`, `willContinue`).
     struct FunctionCall: Decodable, Sendable {
         var id: String?
         var name: String?
         var args: JSONValue?
+        var partialArgs: [PartialArg]?
+        /// True while more pieces of this call follow.
+        var willContinue: Bool?
+    }
+
+    /// One piece of a streamed call's arguments: the value at `jsonPath`; a string value
+    /// continues in the next piece for the same path while `willContinue` is true.
+    struct PartialArg: Decodable, Sendable {
+        var jsonPath: String?
+        var stringValue: String?
+        var numberValue: Double?
+        var boolValue: Bool?
+        /// Present (as JSON `null` or `"NULL_VALUE"`) for a null value.
+        var nullValue: Bool?
+        var structValue: JSONValue?
+        var listValue: JSONValue?
+        var willContinue: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case jsonPath, stringValue, numberValue, boolValue, nullValue, structValue, listValue, willContinue
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            jsonPath = try container.decodeIfPresent(String.self, forKey: .jsonPath)
+            stringValue = try container.decodeIfPresent(String.self, forKey: .stringValue)
+            numberValue = try container.decodeIfPresent(Double.self, forKey: .numberValue)
+            boolValue = try container.decodeIfPresent(Bool.self, forKey: .boolValue)
+            nullValue = container.contains(.nullValue) ? true : nil
+            structValue = try container.decodeIfPresent(JSONValue.self, forKey: .structValue)
+            listValue = try container.decodeIfPresent(JSONValue.self, forKey: .listValue)
+            willContinue = try container.decodeIfPresent(Bool.self, forKey: .willContinue)
+        }
     }
 
     struct PromptFeedback: Decodable, Sendable {
@@ -51,9 +86,9 @@ struct GeminiResponse: Decodable, Sendable {
         try? JSONDecoder().decode(GeminiResponse.self, from: Data(bytes))
     }
 
-    /// The parts of the first candidate that belong to the answer: thoughts left out.
-    var answerParts: [Part] {
-        (candidates?.first?.content?.parts ?? []).filter { $0.thought != true }
+    /// The parts of the first candidate: thought summaries (`thought: true`) among them.
+    var parts: [Part] {
+        candidates?.first?.content?.parts ?? []
     }
 }
 
@@ -70,17 +105,6 @@ extension GeminiResponse.UsageMetadata {
             completionTokens: TokenUsage.sum(candidatesTokenCount, thoughts),
             reasoningTokens: thoughts
         )
-    }
-}
-
-extension GeminiResponse.FunctionCall {
-    /// The OpenAI tool call for the `index`th call of an answer. Gemini's own id is kept
-    /// when it sends one; otherwise `call_<index>` is unique within the answer, and a
-    /// later `tool` message's `tool_call_id` is resolved against the latest assistant
-    /// message that used it.
-    func toolCall(index: Int) -> ToolCall {
-        let identifier = id.flatMap { $0.isEmpty ? nil : $0 } ?? "call_\(index)"
-        return ToolCall(id: identifier, name: name ?? "", arguments: (args ?? .object([:])).jsonText)
     }
 }
 

@@ -4,17 +4,18 @@ import NIOCore
 ///
 /// Gemini frames each `GenerateContentResponse` as `data: {json}` with CRLF line ends and
 /// sends no `[DONE]`: the stream is over when the upstream closes, and a candidate with
-/// a `finishReason` says it ended on purpose. Text parts become content chunks; function
-/// calls arrive whole and become one tool-call chunk each, with their full arguments;
-/// `usageMetadata` is cumulative, so the last one counts.
+/// a `finishReason` says it ended on purpose. Text parts become content chunks; thought
+/// summaries become `reasoning_content` when reasoning is exposed; function calls, whole
+/// or with streamed arguments, become one tool call each (`GeminiFunctionCalls`);
+/// `usageMetadata` is cumulative, so the last one counts. A bare JSON error object after
+/// the events (Gemini's way of failing a stream late) ends it as an error event.
 public struct GeminiStreamTranslator: StreamTranslator {
     private let encoder: ChatCompletionEncoder
     private let clientWantsUsage: Bool
+    private let exposeReasoning: Bool
     private var parser = SSEParser()
-    /// The model Gemini names (`modelVersion`) in its first event; every chunk carries it.
-    private var model: String?
     private var sentRole = false
-    private var toolCalls = 0
+    private var calls = GeminiFunctionCalls()
     /// Gemini's last finish reason, once an event carried one.
     private var lastFinishReason: String?
     /// Gemini refused the prompt (`promptFeedback.blockReason`): no candidate follows.
@@ -31,6 +32,7 @@ public struct GeminiStreamTranslator: StreamTranslator {
     public init(labels: ResponseLabels, clientWantsUsage: Bool) {
         self.encoder = ChatCompletionEncoder(labels: labels)
         self.clientWantsUsage = clientWantsUsage
+        self.exposeReasoning = labels.exposeReasoning
     }
 
     public mutating func translate(_ chunk: ByteBuffer) -> ByteBuffer {
@@ -51,18 +53,30 @@ public struct GeminiStreamTranslator: StreamTranslator {
             handle(event, into: &output)
         }
         guard upstreamError == nil else { return output }
+        if let body = parser.strayError {
+            let error = GeminiError.decode(body)?.openAIError(httpStatus: 500)
+                ?? .upstreamFailed("The upstream ended the stream with an error.")
+            fail(error, into: &output)
+            return output
+        }
+        send(calls.finish(), into: &output)
         let reason: String
         if promptBlocked {
             reason = GeminiFinishReason.promptBlocked
         } else if let lastFinishReason {
-            reason = GeminiFinishReason.openAI(lastFinishReason, sawToolCalls: toolCalls > 0)
+            reason = GeminiFinishReason.openAI(lastFinishReason, sawToolCalls: calls.count > 0)
         } else {
             fail(.upstreamFailed("upstream stream ended early"), into: &output)
             return output
         }
-        encoder.finishChunk(reason, model: model, into: &output)
-        if clientWantsUsage, let usage {
-            encoder.usageChunk(usage, model: model, into: &output)
+        sendRoleIfNeeded(into: &output)
+        encoder.finishChunk(reason, into: &output)
+        if clientWantsUsage {
+            // A blocked prompt may come without usage; the client still gets the chunk,
+            // with the estimate the ledger records.
+            let reported = usage ?? encoder.labels.estimatedUsage(contentChunks: contentChunks)
+            usage = reported
+            encoder.usageChunk(reported, into: &output)
         }
         encoder.done(into: &output)
         return output
@@ -80,34 +94,49 @@ public struct GeminiStreamTranslator: StreamTranslator {
             fail(error.openAIError(httpStatus: error.code ?? 500), into: &output)
             return
         }
-        if !sentRole {
-            model = response.modelVersion
-            encoder.roleChunk(model: model, into: &output)
-            sentRole = true
-        }
+        sendRoleIfNeeded(into: &output)
         if let usageMetadata = response.usageMetadata {
             usage = usageMetadata.tokenUsage
         }
         if response.promptFeedback?.blockReason != nil {
             promptBlocked = true
         }
-        for part in response.answerParts {
+        for part in response.parts {
             if let text = part.text, !text.isEmpty {
-                encoder.contentChunk(text, model: model, into: &output)
-                contentChunks += 1
+                if part.thought == true {
+                    if exposeReasoning {
+                        encoder.reasoningChunk(text, into: &output)
+                        contentChunks += 1
+                    }
+                } else {
+                    encoder.contentChunk(text, into: &output)
+                    contentChunks += 1
+                }
             }
             if let call = part.functionCall {
-                let toolCall = call.toolCall(index: toolCalls)
-                encoder.toolCallStartChunk(
-                    index: toolCalls, id: toolCall.id, name: toolCall.function.name,
-                    arguments: toolCall.function.arguments, model: model, into: &output
-                )
-                toolCalls += 1
-                contentChunks += 1
+                send(calls.receive(call), into: &output)
             }
         }
         if let reason = response.candidates?.first?.finishReason {
             lastFinishReason = reason
+        }
+    }
+
+    private mutating func sendRoleIfNeeded(into output: inout ByteBuffer) {
+        guard !sentRole else { return }
+        encoder.roleChunk(into: &output)
+        sentRole = true
+    }
+
+    private mutating func send(_ events: [GeminiFunctionCalls.Event], into output: inout ByteBuffer) {
+        for event in events {
+            switch event {
+            case .start(let index, let id, let name, let arguments):
+                encoder.toolCallStartChunk(index: index, id: id, name: name, arguments: arguments, into: &output)
+            case .arguments(let index, let fragment):
+                encoder.toolCallArgumentsChunk(index: index, fragment: fragment, into: &output)
+            }
+            contentChunks += 1
         }
     }
 
