@@ -390,3 +390,33 @@ struct ModelNameRewriterTests {
         }
     }
 }
+
+// MARK: - The request head's reasoning_effort
+
+@Suite("InferenceRequestHead reasoning_effort")
+struct ReasoningEffortHeadTests {
+    static func head(_ member: String) throws -> InferenceRequestHead {
+        try InferenceRequestHead.parse(ByteBuffer(string: #"{"model":"m","messages":[]\#(member)}"#), endpoint: .chatCompletions)
+    }
+
+    @Test func readAndAskingForReasoning() throws {
+        #expect(try Self.head(#","reasoning_effort":"low""#).asksForReasoning)
+        #expect(try !Self.head(#","reasoning_effort":"none""#).asksForReasoning)
+        #expect(try !Self.head(#","reasoning_effort":null"#).asksForReasoning)
+        #expect(try !Self.head("").asksForReasoning)
+    }
+
+    @Test(arguments: [#","reasoning_effort":3"#, #","reasoning_effort":{"x":1}"#, #","reasoning_effort":"low","reasoning_effort":"high""#])
+    func wrongOrRepeatedIsA400(member: String) {
+        let error = #expect(throws: OpenAIError.self) { try Self.head(member) }
+        #expect(error?.status == 400)
+        #expect(error?.param == "reasoning_effort")
+    }
+
+    @Test func aDeploymentThatExposesReasoningDoesSoUnasked() throws {
+        let head = try Self.head("")
+        #expect(DeploymentSettings(upstreamModel: "x", exposeReasoning: true).exposesReasoning(for: head))
+        #expect(!DeploymentSettings(upstreamModel: "x").exposesReasoning(for: head))
+        #expect(DeploymentSettings(upstreamModel: "x").exposesReasoning(for: try Self.head(#","reasoning_effort":"high""#)))
+    }
+}

@@ -288,10 +288,12 @@ class Corpus:
                 ("top_logprobs",): "integer",
                 ("tools",): "array",
                 ("response_format",): "object",
+                ("reasoning_effort",): "string",
+                ("messages", 0, "thinking_blocks"): "array",
             },
             numeric=["max_tokens", "max_completion_tokens", "temperature", "top_p", "n", "presence_penalty",
                      "frequency_penalty", "seed", "top_logprobs"],
-            strings=[("model",), ("messages", 0, "content"), ("messages", 0, "role"), ("user",)],
+            strings=[("model",), ("messages", 0, "content"), ("messages", 0, "role"), ("user",), ("reasoning_effort",)],
             streams=True,
         ),
         "completions": dict(
@@ -339,7 +341,8 @@ class Corpus:
 
     # Fields the proxy itself reads and validates (InferenceRequestHead); every other
     # field goes upstream unchanged and the simulator decides.
-    PROXY_VALIDATED = {("model",), ("stream",), ("max_tokens",), ("max_completion_tokens",), ("stream_options",)}
+    PROXY_VALIDATED = {("model",), ("stream",), ("max_tokens",), ("max_completion_tokens",), ("stream_options",),
+                       ("reasoning_effort",)}
 
     def prefix(self, key: str) -> tuple[str, str]:
         """A base path and family prefix: /v1, or the tenant-scoped copy (by id or name) of

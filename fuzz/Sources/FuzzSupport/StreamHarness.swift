@@ -77,7 +77,11 @@ public func checkTranslatedStream(_ outcome: StreamOutcome) {
 public func responseLabels(_ choice: UInt8) -> ResponseLabels {
     let models = ["gpt-4o-mini", "", #"m"o\d"e\#u{1}l"#, "caf\u{e9} \u{1F600}\n"]
     let ids = ["chatcmpl-req_fuzz", #"chatcmpl-"\\"#]
-    return ResponseLabels(id: ids[Int(choice >> 2) % ids.count], created: 1_700_000_000, model: models[Int(choice) % models.count])
+    // Bit 3 exposes reasoning, so thinking and thought summaries are translated too.
+    return ResponseLabels(
+        id: ids[Int(choice >> 2) % ids.count], created: 1_700_000_000, model: models[Int(choice) % models.count],
+        exposeReasoning: choice & 0b1000 != 0, promptTokenEstimate: Int(choice >> 4)
+    )
 }
 
 /// The head of a streaming chat request, with or without `stream_options.include_usage`.
