@@ -2,18 +2,28 @@
 # Starts a Switchyard demo on this machine: installs what is missing, builds a release
 # binary, starts the engine simulator (a stand-in for a GPU engine) and the proxy on the
 # default providers.json with an embedded SQLite database, creates a demo tenant and
-# prints its key and a working curl command.
+# prints its key and commands that work from any directory.
 #
 #   scripts/demo.sh          start (or restart) the demo
 #   scripts/demo.sh stop     stop it
+#
+# Environment (each optional):
+#   SWITCHYARD_PORT          the proxy's port (8080)
+#   SWITCHYARD_ENGINE_PORT   the engine simulator's port (8001, where providers.json expects it)
+#   SWITCHYARD_DEMO_DIR      where the database, admin token, master key and logs live (var/)
+#   SWITCHYARD_DEMO_BIN      a switchyard binary to run instead of installing and building one
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT="$(pwd -P)"
 export PATH="/opt/swift/usr/bin:$PATH"
 
 PROXY_PORT="${SWITCHYARD_PORT:-8080}"
-ENGINE_PORT=8001
-STATE=var/demo
-mkdir -p "$STATE"
+ENGINE_PORT="${SWITCHYARD_ENGINE_PORT:-8001}"
+mkdir -p "${SWITCHYARD_DEMO_DIR:-var}/demo"
+DIR="$(cd "${SWITCHYARD_DEMO_DIR:-var}" && pwd -P)"
+STATE="$DIR/demo"
+DB="$DIR/switchyard.sqlite"
+TOKEN_FILE="$DIR/switchyard.admin-token"
 
 stop_demo() {
     for name in switchyard sim-engine; do
@@ -30,10 +40,14 @@ if [[ "${1:-}" == "stop" ]]; then
     exit 0
 fi
 
-scripts/install-deps.sh
-echo "==> building Switchyard (release; the first build takes several minutes)"
-swift build -c release --scratch-path .build-release --product switchyard 2>&1 | tail -n 5
-BIN="$(swift build -c release --scratch-path .build-release --show-bin-path)/switchyard"
+if [[ -n "${SWITCHYARD_DEMO_BIN:-}" ]]; then
+    BIN="$(cd "$(dirname "$SWITCHYARD_DEMO_BIN")" && pwd -P)/$(basename "$SWITCHYARD_DEMO_BIN")"
+else
+    scripts/install-deps.sh
+    echo "==> building Switchyard (release; the first build takes several minutes)"
+    swift build -c release --scratch-path .build-release --product switchyard 2>&1 | tail -n 5
+    BIN="$(swift build -c release --scratch-path .build-release --show-bin-path)/switchyard"
+fi
 
 stop_demo
 wait_for() {
@@ -45,43 +59,73 @@ wait_for() {
     exit 1
 }
 
+CONFIG="$ROOT/providers.json"
+if [[ "$ENGINE_PORT" != 8001 ]]; then
+    # The shipped configuration expects the engine on 8001.
+    CONFIG="$STATE/providers.json"
+    python3 - "$ROOT/providers.json" "$CONFIG" "$ENGINE_PORT" <<'PY'
+import json, sys
+source, target, port = sys.argv[1:]
+config = json.load(open(source))
+config.pop("$schema", None)
+for pool in config["engine_pools"]:
+    for replica in pool["replicas"]:
+        replica["url"] = f"http://127.0.0.1:{port}/v1"
+json.dump(config, open(target, "w"), indent=2)
+PY
+fi
+
 echo "==> starting the engine simulator on :$ENGINE_PORT"
 nohup "$BIN" sim-engine --port "$ENGINE_PORT" --ttft-ms 150 --tokens-per-second 40 --slots 8 >"$STATE/sim-engine.log" 2>&1 &
 echo $! >"$STATE/sim-engine.pid"
 wait_for "http://127.0.0.1:$ENGINE_PORT/health"
 
 echo "==> starting switchyard serve on :$PROXY_PORT"
-nohup "$BIN" serve --config providers.json --db var/switchyard.sqlite --port "$PROXY_PORT" >"$STATE/switchyard.log" 2>&1 &
+nohup "$BIN" serve --config "$CONFIG" --db "$DB" --port "$PROXY_PORT" >"$STATE/switchyard.log" 2>&1 &
 echo $! >"$STATE/switchyard.pid"
 wait_for "http://127.0.0.1:$PROXY_PORT/health"
 
 export SWITCHYARD_URL="http://127.0.0.1:$PROXY_PORT"
-export SWITCHYARD_ADMIN_TOKEN="${SWITCHYARD_ADMIN_TOKEN:-$(cat var/switchyard.admin-token)}"
+if [[ -n "${SWITCHYARD_ADMIN_TOKEN:-}" ]]; then
+    # serve took the token from the environment and wrote no file.
+    TOKEN_NOTE="SWITCHYARD_ADMIN_TOKEN, from your environment (the admin commands below need it set)"
+    ADMIN_ARGS="--server $SWITCHYARD_URL"
+else
+    export SWITCHYARD_ADMIN_TOKEN="$(cat "$TOKEN_FILE")"
+    TOKEN_NOTE="in $TOKEN_FILE (mode 0600)"
+    ADMIN_ARGS="--server $SWITCHYARD_URL --token-file $(printf %q "$TOKEN_FILE")"
+fi
 TENANT=$("$BIN" tenant list --json | python3 -c 'import json,sys; print(next((t["id"] for t in json.load(sys.stdin)["data"] if t["name"] == "demo"), ""))')
 if [[ -z "$TENANT" ]]; then
     TENANT=$("$BIN" tenant create --name demo --tier enterprise --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 fi
 KEY=$("$BIN" key create --tenant "$TENANT" --name "demo-$(date +%s)" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
+QBIN="$(printf %q "$BIN")"
+STOP="$(printf %q "$ROOT/scripts/demo.sh") stop"
+if [[ -n "${SWITCHYARD_DEMO_DIR:-}" ]]; then
+    STOP="SWITCHYARD_DEMO_DIR=$(printf %q "$DIR") $STOP"
+fi
+
 cat <<TXT
 
-Switchyard is running at $SWITCHYARD_URL (logs in $STATE/, database var/switchyard.sqlite).
+Switchyard is running at $SWITCHYARD_URL (logs in $STATE/, database $DB).
 
-  Demo tenant: $TENANT
+  Demo tenant: demo ($TENANT)
   Tenant key:  $KEY      (shown once)
-  Admin token: in var/switchyard.admin-token (mode 0600)
+  Admin token: $TOKEN_NOTE
 
-Try it:
+Try it (from any directory):
 
   curl $SWITCHYARD_URL/v1/chat/completions \\
     -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\
     -d '{"model":"chat-small","messages":[{"role":"user","content":"Hello, Switchyard"}],"max_tokens":20}'
 
-  SWITCHYARD_ADMIN_TOKEN=\$(cat var/switchyard.admin-token) $BIN usage --tenant $TENANT
+  $QBIN usage --tenant demo $ADMIN_ARGS
 
 To serve chat-large too, give the openai provider a key (it is stored encrypted):
 
-  echo "\$OPENAI_API_KEY" | SWITCHYARD_ADMIN_TOKEN=\$(cat var/switchyard.admin-token) $BIN provider-key add --provider openai --label my-account
+  echo "\$OPENAI_API_KEY" | $QBIN provider-key add --provider openai --label my-account $ADMIN_ARGS
 
-Stop it with: scripts/demo.sh stop
+Stop it with: $STOP
 TXT

@@ -13,7 +13,7 @@ struct KeyCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: AdminOptions
 
-        @Option(help: "The tenant's id.")
+        @Option(help: "The tenant's id or name.")
         var tenant: String
 
         @Option(help: "A name for the key, e.g. the application using it.")
@@ -26,7 +26,9 @@ struct KeyCommand: AsyncParsableCommand {
             try await reportingErrors {
                 var body: [String: Any] = ["name": name]
                 if let expiresAt { body["expires_at"] = expiresAt }
-                let key = try await connection.client().send(.POST, "/admin/v1/tenants/\(tenant)/keys", body: body)
+                let client = try connection.client()
+                let tenantID = try await client.tenantID(tenant)
+                let key = try await client.send(.POST, "/admin/v1/tenants/\(tenantID)/keys", body: body)
                 if connection.json { return Output.printJSON(key) }
                 Output.printTable([key], columns: ["id", "name", "prefix", "expires_at"])
                 print("\nSecret (shown once, store it now):\n  \(Output.text(key["key"]))")
@@ -39,12 +41,13 @@ struct KeyCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: AdminOptions
 
-        @Option(help: "The tenant's id.")
+        @Option(help: "The tenant's id or name.")
         var tenant: String
 
         func run() async throws {
             try await reportingErrors {
-                let list = try await connection.client().send(.GET, "/admin/v1/tenants/\(tenant)/keys")
+                let client = try connection.client()
+                let list = try await client.send(.GET, "/admin/v1/tenants/\(try await client.tenantID(tenant))/keys")
                 if connection.json { return Output.printJSON(list) }
                 Output.printTable(
                     list["data"] as? [[String: Any]] ?? [],

@@ -40,7 +40,7 @@ extension TenantCommand {
 
         @OptionGroup var connection: AdminOptions
 
-        @Argument(help: "The tenant's id.")
+        @Argument(help: "The tenant's id or name.")
         var tenant: String
 
         @Argument(help: "MODEL=DEPLOYMENT pairs, e.g. chat-small=local-llama-8b.")
@@ -64,7 +64,9 @@ extension TenantCommand {
                     let parts = pin.split(separator: "=", maxSplits: 1)
                     body[String(parts[0])] = String(parts[1])
                 }
-                let updated = try await connection.client().send(.PUT, "/admin/v1/tenants/\(tenant)/pinning", body: body)
+                let client = try connection.client()
+                let tenantID = try await client.tenantID(tenant)
+                let updated = try await client.send(.PUT, "/admin/v1/tenants/\(tenantID)/pinning", body: body)
                 if connection.json { return Output.printJSON(updated) }
                 let pinning = (updated["pinning"] as? [String: Any] ?? [:]).sorted { $0.key < $1.key }
                 print("Tenant \(Output.text(updated["id"])) (\(Output.text(updated["name"]))): \(pinning.isEmpty ? "no model pinned" : "pinned")")

@@ -45,7 +45,7 @@ struct ProviderKeyCommand: AsyncParsableCommand {
         @Option(help: "Dedicate the key to a tier (repeatable); default: every tier.")
         var tier: [String] = []
 
-        @Option(help: "Dedicate the key to a tenant id (repeatable); default: every tenant.")
+        @Option(help: "Dedicate the key to a tenant, by id or name (repeatable); default: every tenant.")
         var tenant: [String] = []
 
         @Option(help: "Read the key from this environment variable.")
@@ -63,8 +63,13 @@ struct ProviderKeyCommand: AsyncParsableCommand {
                 if let rpm { body["requests_per_minute"] = rpm }
                 if let tpm { body["tokens_per_minute"] = tpm }
                 if !tier.isEmpty { body["tiers"] = tier }
-                if !tenant.isEmpty { body["tenants"] = tenant }
-                let key = try await connection.client().send(.POST, "/admin/v1/provider-keys", body: body)
+                let client = try connection.client()
+                if !tenant.isEmpty {
+                    var tenantIDs: [String] = []
+                    for reference in tenant { tenantIDs.append(try await client.tenantID(reference)) }
+                    body["tenants"] = tenantIDs
+                }
+                let key = try await client.send(.POST, "/admin/v1/provider-keys", body: body)
                 if connection.json { return Output.printJSON(key) }
                 Output.printTable([key], columns: ["id", "provider", "label", "last_four", "weight", "state"])
             }

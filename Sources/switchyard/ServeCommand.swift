@@ -164,9 +164,12 @@ struct ServeCommand: AsyncParsableCommand {
             ),
             logger: logger
         )
-        server.topology.logSummary(logger)
-        try await server.run { boundPort in
-            logger.info("Switchyard listening", metadata: ["address": "http://\(host):\(boundPort)", "database": "\(databasePath)"])
+        server.logServableModels()
+        try await NetworkFailure.reportingListenFailure(host: host, port: port) { listening in
+            try await server.run { boundPort in
+                listening()
+                logger.info("Switchyard listening", metadata: ["address": "http://\(host):\(boundPort)", "database": "\(databasePath)"])
+            }
         }
         logger.info("Switchyard stopped")
     }

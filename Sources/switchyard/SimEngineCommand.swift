@@ -11,8 +11,8 @@ struct SimEngineCommand: AsyncParsableCommand {
     @Option(help: "The address to listen on.")
     var host: String = "127.0.0.1"
 
-    @Option(help: "The port to listen on.")
-    var port: Int = 8000
+    @Option(help: "The port to listen on (the shipped providers.json's engine pool expects 8001).")
+    var port: Int = 8001
 
     @Option(help: "Milliseconds before the first token.")
     var ttftMs: Int = 200
@@ -42,8 +42,11 @@ struct SimEngineCommand: AsyncParsableCommand {
             logger: logger
         )
         let host = host
-        try await simulator.makeApplication { boundPort in
-            logger.info("engine simulator listening", metadata: ["address": "http://\(host):\(boundPort)/v1"])
-        }.runService()
+        try await NetworkFailure.reportingListenFailure(host: host, port: port) { listening in
+            try await simulator.makeApplication { boundPort in
+                listening()
+                logger.info("engine simulator listening", metadata: ["address": "http://\(host):\(boundPort)/v1"])
+            }.runService()
+        }
     }
 }

@@ -53,7 +53,7 @@ extension TenantCommand {
 
         @OptionGroup var connection: AdminOptions
 
-        @Argument(help: "The tenant's id.")
+        @Argument(help: "The tenant's id or name.")
         var tenant: String
 
         @Option(help: "Requests per minute.")
@@ -83,7 +83,9 @@ extension TenantCommand {
                 if let rpm { body["requests_per_minute"] = rpm }
                 if let tpm { body["tokens_per_minute"] = tpm }
                 if let concurrent { body["concurrent_requests"] = concurrent }
-                let updated = try await connection.client().send(.PUT, "/admin/v1/tenants/\(tenant)/limits", body: body)
+                let client = try connection.client()
+                let tenantID = try await client.tenantID(tenant)
+                let updated = try await client.send(.PUT, "/admin/v1/tenants/\(tenantID)/limits", body: body)
                 if connection.json { return Output.printJSON(updated) }
                 let limits = updated["limits"] as? [String: Any] ?? [:]
                 let overrides = updated["limit_overrides"] as? [String: Any] ?? [:]

@@ -9,7 +9,7 @@ struct UsageCommand: AsyncParsableCommand {
 
     @OptionGroup var connection: AdminOptions
 
-    @Option(help: "Only this tenant's usage (its id).")
+    @Option(help: "Only this tenant's usage (its id or name).")
     var tenant: String?
 
     @Option(help: "Start, inclusive: a date (2026-11-01) or an RFC 3339 time.")
@@ -23,12 +23,13 @@ struct UsageCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingErrors {
+            let client = try connection.client()
             var query = URLComponents()
             query.queryItems = [URLQueryItem(name: "group_by", value: groupBy)]
-            if let tenant { query.queryItems?.append(URLQueryItem(name: "tenant", value: tenant)) }
+            if let tenant { query.queryItems?.append(URLQueryItem(name: "tenant", value: try await client.tenantID(tenant))) }
             if let from { query.queryItems?.append(URLQueryItem(name: "from", value: from)) }
             if let to { query.queryItems?.append(URLQueryItem(name: "to", value: to)) }
-            let report = try await connection.client().send(.GET, "/admin/v1/usage?" + (query.percentEncodedQuery ?? ""))
+            let report = try await client.send(.GET, "/admin/v1/usage?" + (query.percentEncodedQuery ?? ""))
             if connection.json { return Output.printJSON(report) }
             Output.printTable(
                 report["data"] as? [[String: Any]] ?? [],

@@ -197,15 +197,4 @@ public struct Topology: Sendable {
             contract.allows(model: model) && (resolvedRoutes[model]?.contains(where: isServable) ?? false)
         }
     }
-
-    /// Logs which providers are off and why, once at start.
-    public func logSummary(_ logger: Logger) {
-        for (id, variable) in keylessProviders {
-            logger.info(
-                "provider has no key from its variable; it serves once a key is added (switchyard provider-key add)",
-                metadata: ["provider": "\(id)", "variable": "\(variable)"]
-            )
-        }
-        logger.info("serving models", metadata: ["models": "\(routes.models.joined(separator: ", "))"])
-    }
 }
