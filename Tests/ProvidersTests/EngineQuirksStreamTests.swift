@@ -199,7 +199,8 @@ struct EngineQuirksStreamTests {
 
         let error = #"{"error":{"message":"overloaded","type":"server_error"}}"#
         let (errored, erroredRelay) = EngineStream.relay(EngineStream.sse([content, finish, error], done: false), wantsUsage: false)
-        #expect(errored == EngineStream.named(EngineStream.sse([content, finish, error], done: false)))
+        let sent = #"{"error":{"message":"overloaded","type":"server_error","param":null,"code":null}}"#
+        #expect(errored == EngineStream.named(EngineStream.sse([content, finish, sent], done: false)))
         #expect(erroredRelay.upstreamError != nil)
 
         let (openAI, _) = EngineStream.relay(EngineStream.sse([content, finish], done: false), wantsUsage: false, engine: false)

@@ -420,3 +420,115 @@ struct ReasoningEffortHeadTests {
         #expect(DeploymentSettings(upstreamModel: "x").exposesReasoning(for: try Self.head(#","reasoning_effort":"high""#)))
     }
 }
+
+// MARK: - Found by trying to break it
+
+@Suite("Fidelity edge cases")
+struct FidelityEdgeCaseTests {
+    static let labels = ResponseLabels(
+        id: "chatcmpl-req_edge", created: 1, model: "chat-public", promptTokenEstimate: 5,
+        redaction: SecretRedaction(secrets: ["sk-edge-0123456789"], renaming: ["gpt-4o": "chat-public"])
+    )
+
+    static func relay(_ text: String, usage: Bool = true) -> (output: String, relay: OpenAIStreamRelay) {
+        var relay = OpenAIStreamRelay(clientWantsUsage: usage, labels: labels)
+        var output = relay.translate(ByteBuffer(string: text))
+        var tail = relay.finish()
+        output.writeBuffer(&tail)
+        return (String(buffer: output), relay)
+    }
+
+    @Test func anErrorEventWithAProviderLinkStaysOneValidEvent() throws {
+        let (output, relay) = Self.relay(
+            #"data: {"error":{"message":"Quota exceeded for gpt-4o. Learn more: https://ai.google.dev/gemini-api/docs/rate-limits","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}"#
+                + "\n\n" + "data: [DONE]\n\n"
+        )
+        let payloads = openAIEventPayloads(Array(output.utf8))
+        #expect(payloads.count == 1, "the error, and no [DONE] after it")
+        let error = try #require(try foundationObject(Array(payloads[0].utf8))["error"] as? [String: Any])
+        #expect(error["message"] as? String == "Quota exceeded for chat-public. Learn more: [link removed]")
+        #expect(relay.upstreamError?.code == "rate_limit_exceeded")
+    }
+
+    @Test func theAnswerBeforeAnErrorIsNotScrubbed() throws {
+        let content = #"data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"chat-public","choices":[{"index":0,"delta":{"content":"OpenAI docs: https://platform.openai.com/docs"}}]}"#
+        let (output, _) = Self.relay(content + "\n\n" + #"data: {"error":{"message":"boom \"https://platform.openai.com/x\" sk-edge-0123456789","type":"server_error"}}"# + "\n\n")
+        let payloads = openAIEventPayloads(Array(output.utf8))
+        #expect(payloads.count == 2)
+        #expect(payloads[0] == String(content.dropFirst(6)), "the model's own words go through as they came")
+        let error = try #require(try foundationObject(Array(payloads[1].utf8))["error"] as? [String: Any])
+        #expect(error["message"] as? String == #"boom "[link removed]" [redacted]"#)
+    }
+
+    @Test func aUsageObjectOfAnotherShapeIsNotDoubledByAnEstimate() {
+        let (output, relay) = Self.relay(
+            #"data: {"id":"c","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}]}"# + "\n\n"
+                + #"data: {"id":"c","choices":[],"usage":{"input_tokens":3,"output_tokens":1}}"# + "\n\n" + "data: [DONE]\n\n"
+        )
+        #expect(output.components(separatedBy: #""usage""#).count == 2, "one usage chunk")
+        #expect(relay.usage == nil)
+    }
+
+    @Test func strayLinesThatAreNoErrorObjectDoNotEndAGoodStream() throws {
+        let good = #"data: {"candidates":[{"content":{"parts":[{"text":"ok"}]},"finishReason":"STOP"}]}"# + "\r\n\r\n"
+        let (output, translator) = GeminiHarness.stream(good + #"x-debug: {"error":null}"# + "\n")
+        #expect(output.hasSuffix("data: [DONE]\n\n"))
+        #expect(translator.upstreamError == nil)
+    }
+
+    @Test func anErrorObjectFollowedByAProxysWordsIsStillAnError() {
+        let (output, relay) = Self.relay(
+            #"data: {"id":"c","choices":[{"index":0,"delta":{"content":"x"}}]}"# + "\n\n"
+                + #"{"error":{"message":"upstream reset","type":"server_error"}}"# + "\nupstream connect error or disconnect\n"
+        )
+        #expect(relay.upstreamError != nil)
+        #expect(output.hasSuffix(#""type":"server_error","param":null,"code":null}}"# + "\n\n"))
+    }
+
+    @Test func aWholeCallWhosePiecesAllCameInOnePart() throws {
+        var calls = GeminiFunctionCalls()
+        let call = try JSONDecoder().decode(
+            GeminiResponse.FunctionCall.self,
+            from: Data(#"{"name":"f","partialArgs":[{"jsonPath":"$.x","numberValue":1},{"jsonPath":"$.y","stringValue":"a"}]}"#.utf8)
+        )
+        #expect(calls.receive(call) == [.start(index: 0, id: "call_0", name: "f", arguments: #"{"x":1,"y":"a"}"#)])
+    }
+
+    @Test func aContinuationThatRepeatsTheNameIsTheSameCall() throws {
+        var calls = GeminiFunctionCalls()
+        func part(_ json: String) throws -> GeminiResponse.FunctionCall {
+            try JSONDecoder().decode(GeminiResponse.FunctionCall.self, from: Data(json.utf8))
+        }
+        var events = calls.receive(try part(#"{"name":"f","willContinue":true}"#))
+        events += calls.receive(try part(#"{"name":"f","partialArgs":[{"jsonPath":"$.p","numberValue":1}],"willContinue":true}"#))
+        events += calls.receive(try part(#"{"name":"f","partialArgs":[{"jsonPath":"$.q","boolValue":true}]}"#))
+        events += calls.receive(try part(#"{"name":"f","args":{"again":1}}"#))
+        let starts = events.filter { if case .start = $0 { true } else { false } }
+        #expect(starts.count == 2, "the last part, after the first call ended, is a new call")
+        let arguments = events.compactMap { event -> String? in
+            if case .arguments(0, let fragment) = event { fragment } else { nil }
+        }.joined()
+        #expect(arguments == #"{"p":1,"q":true}"#)
+    }
+
+    @Test func aGapOfManyElementsIsDropped() throws {
+        let text = try PartialArgumentsWriterTests.write([
+            #"{"jsonPath":"$.a[65535]","numberValue":1}"#, #"{"jsonPath":"$.b","numberValue":2}"#,
+        ])
+        #expect(text == #"{"b":2}"#)
+    }
+}
+
+@Suite("SecretRedaction: names stand alone")
+struct RenamingTests {
+    let redaction = SecretRedaction(secrets: [], renaming: ["gpt-4o": "chat-small"])
+
+    @Test(arguments: [
+        ("The model gpt-4o does not exist.", "The model chat-small does not exist."),
+        ("gpt-4o-mini, chatgpt-4o-latest, gpt-4o.1, gpt-4o:8b", "gpt-4o-mini, chatgpt-4o-latest, gpt-4o.1, gpt-4o:8b"),
+        ("`gpt-4o`; models/gpt-4o, (gpt-4o)", "`chat-small`; models/chat-small, (chat-small)"),
+    ])
+    func onlyWholeNamesAreRenamed(text: String, expected: String) {
+        #expect(redaction.redact(text) == expected)
+    }
+}

@@ -193,6 +193,15 @@ public struct ChatCompletionEncoder: Sendable {
         buffer.writeStaticString("]")
     }
 
+    /// A mid-stream error event with the provider's words scrubbed (`labels.redaction`);
+    /// nothing may follow it. Returns the error as sent.
+    @discardableResult
+    public func errorEvent(_ error: OpenAIError, into buffer: inout ByteBuffer) -> OpenAIError {
+        let scrubbed = labels.redaction.redact(error)
+        Self.errorEvent(scrubbed, into: &buffer)
+        return scrubbed
+    }
+
     /// A mid-stream error event; nothing may follow it.
     public static func errorEvent(_ error: OpenAIError, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("data: ")

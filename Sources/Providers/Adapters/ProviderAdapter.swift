@@ -59,13 +59,21 @@ public struct ResponseLabels: Sendable {
     /// Prompt tokens to report when the upstream reports none: the estimate the ledger
     /// records, from the request's size.
     public var promptTokenEstimate: Int
+    /// Scrubs the provider's words in a stream's error event (the one part of a stream
+    /// that carries them) before it is encoded: the key it was sent with, the upstream
+    /// model, provider names and links.
+    public var redaction: SecretRedaction
 
-    public init(id: String, created: Int, model: String, exposeReasoning: Bool = false, promptTokenEstimate: Int = 0) {
+    public init(
+        id: String, created: Int, model: String, exposeReasoning: Bool = false, promptTokenEstimate: Int = 0,
+        redaction: SecretRedaction = .credentialShapes
+    ) {
         self.id = id
         self.created = created
         self.model = model
         self.exposeReasoning = exposeReasoning
         self.promptTokenEstimate = promptTokenEstimate
+        self.redaction = redaction
     }
 
     /// The usage to report for an answer whose upstream reported none: the prompt

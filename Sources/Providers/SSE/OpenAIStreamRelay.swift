@@ -27,6 +27,9 @@ public struct OpenAIStreamRelay: StreamTranslator {
     private var chunkID: [UInt8]?
     private var chunkObject: [UInt8]?
     private var chunkCreated: [UInt8]?
+    /// Whether the upstream sent a usage object at all, read or not (in a shape
+    /// Switchyard does not know): the client then gets that one, not an estimate too.
+    private var upstreamSentUsage = false
 
     /// Usage reported by the upstream, once its usage chunk went by.
     public private(set) var usage: TokenUsage?
@@ -68,7 +71,7 @@ public struct OpenAIStreamRelay: StreamTranslator {
         if let event = parser.finish() { emit(event, into: &output) }
         if !sawDone, upstreamError == nil, let body = parser.strayError {
             // The upstream ended the stream with a bare error object, not an event.
-            let error = UpstreamError.map(status: 502, body: body)
+            let error = labels.redaction.redact(UpstreamError.map(status: 502, body: body))
             upstreamError = error
             ChatCompletionEncoder.errorEvent(error, into: &output)
             return output
@@ -85,7 +88,7 @@ public struct OpenAIStreamRelay: StreamTranslator {
     /// A client that asked for usage gets a usage chunk even when the upstream sent none:
     /// the estimate, which is also what the ledger records.
     private mutating func writeEstimatedUsageIfOwed(into output: inout ByteBuffer) {
-        guard clientWantsUsage, usage == nil, upstreamError == nil else { return }
+        guard clientWantsUsage, usage == nil, !upstreamSentUsage, upstreamError == nil else { return }
         let estimate = labels.estimatedUsage(contentChunks: contentChunks)
         usage = estimate
         output.writeStaticString(#"data: {"id":"#)
@@ -102,6 +105,8 @@ public struct OpenAIStreamRelay: StreamTranslator {
     }
 
     private mutating func emit(_ event: SSEEvent, into output: inout ByteBuffer) {
+        // Nothing follows an error event, not even the upstream's `[DONE]`.
+        guard upstreamError == nil else { return }
         if event.isDone {
             sawDone = true
             if upstreamError == nil, var quirks = engineQuirks {
@@ -125,7 +130,7 @@ public struct OpenAIStreamRelay: StreamTranslator {
                 } else if scanner.key(member, equals: "choices"), scanner.kind(at: member.value.lowerBound) == .array {
                     choices = (try? scanner.countElements(ofArrayAt: member.value)) ?? 0
                 } else if scanner.key(member, equals: "error") {
-                    upstreamError = UpstreamError.map(status: 502, body: ByteBuffer(bytes: event.data))
+                    upstreamError = labels.redaction.redact(UpstreamError.map(status: 502, body: ByteBuffer(bytes: event.data)))
                 } else if scanner.key(member, equals: "model") {
                     if scanner.kind(at: member.value.lowerBound) == .string,
                        !raw[member.value].elementsEqual(publicModel) {
@@ -143,6 +148,7 @@ public struct OpenAIStreamRelay: StreamTranslator {
             engineQuirks?.normalise(members, scanner: scanner, edits: &edits)
             guard let usageMember else { return }
             let isNull = scanner.isNull(at: usageMember.value)
+            if !isNull { upstreamSentUsage = true }
             if !isNull, let reported = TokenUsage.read(usageAt: usageMember.value, scanner: scanner) {
                 usage = reported
             }
@@ -165,6 +171,12 @@ public struct OpenAIStreamRelay: StreamTranslator {
             }
         }
         if drop { return }
+        if let upstreamError {
+            // The error event carries the provider's words: it goes out in Switchyard's
+            // encoding, scrubbed, and nothing follows it.
+            ChatCompletionEncoder.errorEvent(upstreamError, into: &output)
+            return
+        }
         if let name = event.name {
             output.writeStaticString("event: ")
             output.writeString(name)

@@ -126,31 +126,35 @@ public struct SSEParser: Sendable {
         return nil
     }
 
-    /// The JSON error object the stray lines make up, when they do: `{"error":…}` or
-    /// Google's one-element array of it. Nil when there are none or they are no error.
+    /// The JSON error object the stray lines make up, when they do: `{"error":{…}}` or
+    /// Google's one-element array of it, from the first `{` or `[` of the stray lines;
+    /// text after it (a proxy's own words) does not hide it. Nil when there is none.
     public var strayError: ByteBuffer? {
-        guard let first = stray.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }) else {
-            return nil
+        var from = stray.startIndex
+        while let start = stray[from...].firstIndex(where: { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "[") }) {
+            if let error = Self.errorValue(in: Array(stray[start...])) { return ByteBuffer(bytes: error) }
+            from = start + 1
         }
-        // Only the bytes from the first `{` or `[`: an upstream may put text before it.
-        guard let start = stray[first...].firstIndex(where: { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: "[") }) else {
-            return nil
-        }
-        let candidate = Array(stray[start...])
-        let isError = candidate.withUnsafeBytes { raw -> Bool in
+        return nil
+    }
+
+    /// The first JSON value of `bytes` when it is an error object (an `error` member that
+    /// is an object), or an array whose first element is one.
+    private static func errorValue(in bytes: [UInt8]) -> [UInt8]? {
+        bytes.withUnsafeBytes { raw -> [UInt8]? in
             let scanner = JSONScanner(raw)
-            if let members = try? scanner.topLevelMembers() {
-                return members.contains { scanner.key($0, equals: "error") }
+            guard let end = try? scanner.scanValue(from: 0, depth: 0) else { return nil }
+            var object = 0..<end
+            if scanner.kind(at: 0) == .array {
+                guard let first = (try? scanner.elements(ofArrayAt: 0..<end))?.first else { return nil }
+                object = first
             }
-            // `[{"error":…}]`: look inside the first element.
-            guard scanner.kind(at: 0) == .array, (try? scanner.validateDocument()) != nil,
-                  let elements = try? scanner.elements(ofArrayAt: 0..<raw.count),
-                  let element = elements.first, scanner.kind(at: element.lowerBound) == .object,
-                  let members = try? scanner.members(ofObjectAt: element)
-            else { return false }
-            return members.contains { scanner.key($0, equals: "error") }
+            guard scanner.kind(at: object.lowerBound) == .object,
+                  let members = try? scanner.members(ofObjectAt: object),
+                  members.contains(where: { scanner.key($0, equals: "error") && scanner.kind(at: $0.value.lowerBound) == .object })
+            else { return nil }
+            return Array(raw[0..<end])
         }
-        return isError ? ByteBuffer(bytes: candidate) : nil
     }
 
     private mutating func dispatch() -> SSEEvent? {

@@ -85,12 +85,38 @@ public struct SecretRedaction: Sendable {
 
     // MARK: What stands behind the endpoint
 
+    /// Each upstream name, where it stands as a name of its own (not inside a longer
+    /// one: `gpt-4o` in `gpt-4o-mini` stays), becomes the public one.
     private func renamed(_ text: String) -> String {
         var text = text
         for (from, to) in renames where text.contains(from) {
-            text = text.replacingOccurrences(of: from, with: to)
+            var result = ""
+            var rest = text[...]
+            while let range = rest.range(of: from) {
+                let before = range.lowerBound == text.startIndex ? nil : text[text.index(before: range.lowerBound)]
+                let after = range.upperBound == text.endIndex ? nil : text[range.upperBound]
+                let next = range.upperBound == text.endIndex || text.index(after: range.upperBound) == text.endIndex
+                    ? nil : text[text.index(after: range.upperBound)]
+                let standsAlone = !Self.continuesName(before, next: nil) && !Self.continuesName(after, next: next)
+                result += rest[..<range.lowerBound]
+                result += standsAlone ? to : from
+                rest = rest[range.upperBound...]
+            }
+            text = result + rest
         }
         return text
+    }
+
+    /// Whether a character next to a name makes it part of a longer name: letters,
+    /// digits, `-` and `_`, and `.`, `:` or `@` followed by a letter or digit.
+    private static func continuesName(_ character: Character?, next: Character?) -> Bool {
+        guard let character else { return false }
+        if character.isLetter || character.isNumber || character == "-" || character == "_" { return true }
+        if character == "." || character == ":" || character == "@" {
+            guard let next else { return false }
+            return next.isLetter || next.isNumber
+        }
+        return false
     }
 
     /// Provider names as upstream messages write them, longest first so "Azure OpenAI"
@@ -109,29 +135,8 @@ public struct SecretRedaction: Sendable {
 
     /// Names and links that would tell a tenant which provider answered.
     static func withoutProviderNames(_ text: String) -> String {
-        guard providerNames.contains(where: text.contains) || text.contains("http") else { return text }
-        var text = text
-        if text.contains("http") {
-            var words: [Substring] = []
-            var changed = false
-            for word in text.split(separator: " ", omittingEmptySubsequences: false) {
-                if let scheme = word.range(of: "http"), word.contains("://"), providerHosts.contains(where: { word.contains($0) }) {
-                    // Keep what surrounds the link: an opening bracket, a full stop.
-                    let leading = word[..<scheme.lowerBound]
-                    var link = word[scheme.lowerBound...]
-                    var trailing = Substring("")
-                    while let last = link.last, ".,;:)]>\"'".contains(last) {
-                        trailing = link.suffix(1) + trailing
-                        link = link.dropLast()
-                    }
-                    words.append(leading + Substring(removedLink) + trailing)
-                    changed = true
-                } else {
-                    words.append(word)
-                }
-            }
-            if changed { text = words.joined(separator: " ") }
-        }
+        guard providerNames.contains(where: text.contains) || text.contains("://") else { return text }
+        var text = withoutProviderLinks(text)
         for name in providerNames where text.contains(name) {
             // "the Anthropic models", "an OpenAI key": the article is already there.
             for (article, replacement) in [("the ", "the provider"), ("The ", "The provider"), ("an ", "a provider"), ("An ", "A provider"), ("a ", "a provider"), ("A ", "A provider")] {
@@ -140,6 +145,30 @@ public struct SecretRedaction: Sendable {
             text = text.replacingOccurrences(of: name, with: providerWord)
         }
         return text
+    }
+
+    /// Each link to a provider's site becomes `removedLink`: from its scheme to the first
+    /// character a URL in running text does not hold (whitespace, quotes, brackets), less
+    /// a sentence's closing punctuation. What surrounds it stays as it was.
+    static func withoutProviderLinks(_ text: String) -> String {
+        guard text.contains("://") else { return text }
+        var result = ""
+        var rest = text[...]
+        while let scheme = rest.range(of: "http") {
+            var end = scheme.lowerBound
+            while end < rest.endIndex, !Self.endsLink(rest[end]) { end = rest.index(after: end) }
+            var link = rest[scheme.lowerBound..<end]
+            while let last = link.last, ".,;:!?".contains(last) { link = link.dropLast() }
+            result += rest[..<scheme.lowerBound]
+            let isProviders = link.contains("://") && providerHosts.contains(where: { link.contains($0) })
+            result += isProviders ? removedLink : String(link)
+            rest = rest[link.endIndex...]
+        }
+        return result + rest
+    }
+
+    private static func endsLink(_ character: Character) -> Bool {
+        character.isWhitespace || "\"'<>()[]{}`\\".contains(character)
     }
 
     /// The error with its message and parameter redacted.

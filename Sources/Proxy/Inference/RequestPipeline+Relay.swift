@@ -24,7 +24,8 @@ extension RequestPipeline {
         let labels = ResponseLabels(
             id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: head.model,
             exposeReasoning: deployment.settings.exposesReasoning(for: head),
-            promptTokenEstimate: meter.promptTokenEstimate
+            promptTokenEstimate: meter.promptTokenEstimate,
+            redaction: placement.redaction(naming: head.model)
         )
         if !head.stream, deployment.adapter.translatesResponses(for: head.endpoint) {
             var response = await translateWhole(
@@ -57,10 +58,9 @@ extension RequestPipeline {
                     if outcome.firstByte == nil { outcome.firstByte = .now }
                     var output: ByteBuffer
                     if head.stream {
+                        // An error event, the one part of a stream that carries the
+                        // provider's words, is scrubbed by the translator.
                         output = streamRelay.translate(chunk)
-                        // An error event ends the stream; it is the one part of a stream
-                        // that carries the provider's words, which may quote the key.
-                        if streamRelay.upstreamError != nil { output = placement.redaction(naming: head.model).redact(output) }
                     } else {
                         received.append(chunk)
                         receivedBytes += chunk.readableBytes
@@ -75,9 +75,7 @@ extension RequestPipeline {
                     }
                 }
                 if clientError == nil, head.stream {
-                    var tail = streamRelay.finish()
-                    // The last event may be an error the upstream left unterminated.
-                    if streamRelay.upstreamError != nil { tail = placement.redaction(naming: head.model).redact(tail) }
+                    let tail = streamRelay.finish()
                     if tail.readableBytes > 0 { try await writer.write(tail) }
                 }
             } catch {

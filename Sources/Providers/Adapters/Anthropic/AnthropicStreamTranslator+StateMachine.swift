@@ -187,8 +187,7 @@ extension AnthropicStreamTranslator {
         }
 
         private mutating func fail(_ error: OpenAIError, into output: inout ByteBuffer) {
-            upstreamError = error
-            ChatCompletionEncoder.errorEvent(error, into: &output)
+            upstreamError = encoder.errorEvent(error, into: &output)
             phase = .failed
         }
 

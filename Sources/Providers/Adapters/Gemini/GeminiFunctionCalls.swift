@@ -17,22 +17,28 @@ struct GeminiFunctionCalls: Sendable {
 
     /// The calls opened so far.
     private(set) var count = 0
-    /// The call whose arguments are still streaming, and its argument writer.
-    private var open: (index: Int, writer: PartialArgumentsWriter)?
+    /// The call whose arguments are still streaming: its index, name, Gemini's id, and
+    /// its argument writer.
+    private var open: (index: Int, name: String, id: String?, writer: PartialArgumentsWriter)?
 
     /// Feeds one `functionCall` part; returns what to send.
     mutating func receive(_ call: GeminiResponse.FunctionCall) -> [Event] {
         var events: [Event] = []
-        if let name = call.name, !name.isEmpty {
+        if let name = call.name, !name.isEmpty, !continuesOpenCall(name: name, id: call.id) {
             close(into: &events)
             let index = count
             count += 1
             let id = call.id.flatMap { $0.isEmpty ? nil : $0 } ?? "call_\(index)"
             guard call.willContinue == true else {
-                // A whole call: `args`, or, should they come that way, pieces in one part.
+                // A whole call: `args`, or pieces that all came in this one part.
+                guard let pieces = call.partialArgs else {
+                    events.append(.start(index: index, id: id, name: name, arguments: (call.args ?? .object([:])).jsonText))
+                    return events
+                }
                 var writer = PartialArgumentsWriter()
-                for piece in call.partialArgs ?? [] { _ = writer.apply(piece) }
-                let arguments = call.partialArgs == nil ? (call.args ?? .object([:])).jsonText : writer.finish(startingWith: call.args)
+                var arguments = writer.begin(with: call.args)
+                for piece in pieces { arguments += writer.apply(piece) }
+                arguments += writer.finish()
                 events.append(.start(index: index, id: id, name: name, arguments: arguments))
                 return events
             }
@@ -40,19 +46,27 @@ struct GeminiFunctionCalls: Sendable {
             events.append(.start(index: index, id: id, name: name, arguments: ""))
             let opening = writer.begin(with: call.args)
             if !opening.isEmpty { events.append(.arguments(index: index, fragment: opening)) }
-            open = (index, writer)
+            open = (index, name, call.id, writer)
         }
-        guard var (index, writer) = open else { return events }
+        guard var (index, name, id, writer) = open else { return events }
         var fragment = ""
         for piece in call.partialArgs ?? [] { fragment += writer.apply(piece) }
         if call.willContinue != true {
             fragment += writer.finish()
             open = nil
         } else {
-            open = (index, writer)
+            open = (index, name, id, writer)
         }
         if !fragment.isEmpty { events.append(.arguments(index: index, fragment: fragment)) }
         return events
+    }
+
+    /// Whether a part that names a function continues the call still open rather than
+    /// starting one: the open call asked for more and this part names the same function
+    /// (and no other id). A new call can only start once the open one ended.
+    private func continuesOpenCall(name: String, id: String?) -> Bool {
+        guard let open else { return false }
+        return open.name == name && (id == nil || id == "" || open.id == nil || id == open.id)
     }
 
     /// The stream ended: a call still open is closed, its arguments completed.
@@ -63,7 +77,7 @@ struct GeminiFunctionCalls: Sendable {
     }
 
     private mutating func close(into events: inout [Event]) {
-        guard var (index, writer) = open else { return }
+        guard var (index, _, _, writer) = open else { return }
         open = nil
         let rest = writer.finish()
         if !rest.isEmpty { events.append(.arguments(index: index, fragment: rest)) }
@@ -74,8 +88,10 @@ struct GeminiFunctionCalls: Sendable {
 /// (`$.a.b[2].c`, `$['x.y']`), so that the text written so far is always a prefix of the
 /// object and the whole text parses as the object the pieces describe.
 ///
-/// Pieces arrive in document order; a piece that would reopen a closed object or array
-/// (or contradicts an open one's kind) cannot be written as a prefix and is dropped.
+/// Pieces arrive in document order. A piece that contradicts the kind of an open object
+/// or array, or addresses an array element already written, cannot be written as a
+/// prefix and is dropped; one that returns to an object member already closed is written
+/// as that member again (JSON readers keep the last), so the text always parses.
 struct PartialArgumentsWriter: Sendable {
     enum Step: Sendable, Equatable {
         case key(String)
@@ -89,6 +105,9 @@ struct PartialArgumentsWriter: Sendable {
         /// The key or index of the member now being written, for matching later paths.
         var current: Step?
     }
+
+    /// The most elements a piece may skip (written as `null`).
+    static let longestGap = 64
 
     /// The open containers, the root object first; empty before anything was written.
     private var containers: [Container] = []
@@ -130,12 +149,9 @@ struct PartialArgumentsWriter: Sendable {
     }
 
     /// Closes what is open; returns the closing text (`{}` when nothing was written).
-    mutating func finish(startingWith args: JSONValue? = nil) -> String {
+    mutating func finish() -> String {
         var text = ""
-        if !started {
-            text += begin(with: args)
-            if !started { return text + "{}" }
-        }
+        if !started { return "{}" }
         if openString != nil {
             text += "\""
             openString = nil
@@ -188,7 +204,8 @@ struct PartialArgumentsWriter: Sendable {
                 if parent.count > 0 { opening += "," }
                 opening += Self.quoted(key) + ":"
             case .index(let index):
-                guard parent.isArray, index >= parent.count else { return text }
+                // Elements go in order; a gap beyond a few is no stream of arguments.
+                guard parent.isArray, index >= parent.count, index - parent.count <= Self.longestGap else { return text }
                 if parent.count > 0 { opening += "," }
                 // Elements the pieces skipped are null.
                 for _ in parent.count..<index { opening += "null," }

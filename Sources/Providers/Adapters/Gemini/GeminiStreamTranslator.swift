@@ -142,7 +142,6 @@ public struct GeminiStreamTranslator: StreamTranslator {
 
     /// Sends the error event; nothing follows it.
     private mutating func fail(_ error: OpenAIError, into output: inout ByteBuffer) {
-        upstreamError = error
-        ChatCompletionEncoder.errorEvent(error, into: &output)
+        upstreamError = encoder.errorEvent(error, into: &output)
     }
 }
