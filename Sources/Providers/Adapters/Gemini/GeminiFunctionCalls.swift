@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Turns Gemini's function calls, whole or streamed in pieces, into OpenAI tool calls.
 ///
 /// A call comes whole (`name` and `args`), or, with streamed function-call arguments, as
@@ -275,26 +277,12 @@ struct PartialArgumentsWriter: Sendable {
         "\"" + escaped(text) + "\""
     }
 
-    /// The JSON escaping of a string's content, without quotes.
+    /// The JSON escaping of a string's content, without quotes: Switchyard's one JSON
+    /// string writer, less its quotes.
     static func escaped(_ text: String) -> String {
-        var result = ""
-        result.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    result += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count)
-                        + String(scalar.value, radix: 16)
-                } else {
-                    result.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return result
+        var buffer = ByteBuffer()
+        buffer.writeJSONString(text)
+        let quoted = buffer.readableBytesView
+        return String(decoding: quoted.dropFirst().dropLast(), as: UTF8.self)
     }
 }
