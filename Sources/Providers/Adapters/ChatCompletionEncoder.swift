@@ -28,18 +28,19 @@ public struct ChatCompletionEncoder: Sendable {
     }
 
     public func contentChunk(_ text: String, into buffer: inout ByteBuffer) {
-        var delta = ByteBuffer()
-        delta.writeStaticString(#"{"content":"#)
-        delta.writeJSONString(text)
-        delta.writeStaticString("}")
-        chunk(deltaJSON: String(buffer: delta), into: &buffer)
+        textChunk(#"{"content":"#, text, into: &buffer)
     }
 
     /// A piece of the model's reasoning, as `reasoning_content` (the field vLLM and
     /// DeepSeek use).
     public func reasoningChunk(_ text: String, into buffer: inout ByteBuffer) {
+        textChunk(#"{"reasoning_content":"#, text, into: &buffer)
+    }
+
+    /// A chunk whose delta is one string member; `opening` is `{"name":`.
+    private func textChunk(_ opening: StaticString, _ text: String, into buffer: inout ByteBuffer) {
         var delta = ByteBuffer()
-        delta.writeStaticString(#"{"reasoning_content":"#)
+        delta.writeStaticString(opening)
         delta.writeJSONString(text)
         delta.writeStaticString("}")
         chunk(deltaJSON: String(buffer: delta), into: &buffer)

@@ -9,9 +9,7 @@ enum EngineResponseQuirks {
     static func normalise(_ body: ByteBuffer, labels: ResponseLabels) -> ByteBuffer {
         let data = Array(body.readableBytesView)
         var edits = JSONEdits()
-        var publicModel = ByteBuffer()
-        publicModel.writeJSONString(labels.model)
-        let model = Array(publicModel.readableBytesView)
+        let model = [UInt8].jsonString(labels.model)
         data.withUnsafeBytes { raw in
             let scanner = JSONScanner(raw)
             guard let members = try? scanner.topLevelMembers() else { return }
@@ -20,9 +18,7 @@ enum EngineResponseQuirks {
                    !raw[member.value].elementsEqual(model) {
                     edits.replace(member.value, with: model)
                 } else if scanner.key(member, equals: "id"), scanner.isNullOrEmptyString(at: member.value) {
-                    var id = ByteBuffer()
-                    id.writeJSONString(labels.id)
-                    edits.replace(member.value, with: Array(id.readableBytesView))
+                    edits.replace(member.value, with: .jsonString(labels.id))
                 } else if scanner.key(member, equals: "choices"), scanner.kind(at: member.value.lowerBound) == .array {
                     for choice in (try? scanner.elements(ofArrayAt: member.value)) ?? [] {
                         fixFinishReason(ofChoiceAt: choice, scanner: scanner, edits: &edits)

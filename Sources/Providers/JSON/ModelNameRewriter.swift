@@ -35,9 +35,7 @@ public struct ModelNameRewriter: Sendable {
 
     /// - Parameter model: the public model name.
     public init(model: String) {
-        var buffer = ByteBuffer()
-        buffer.writeJSONString(model)
-        replacement = Array(buffer.readableBytesView)
+        replacement = .jsonString(model)
     }
 
     /// The bytes to relay for the next chunk of the answer.

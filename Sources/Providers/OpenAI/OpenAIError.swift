@@ -99,6 +99,15 @@ extension OpenAIError {
 
 // MARK: - JSON string encoding
 
+extension Array where Element == UInt8 {
+    /// `string` as a quoted, escaped JSON string, for splicing into JSON text.
+    public static func jsonString(_ string: String) -> [UInt8] {
+        var buffer = ByteBuffer()
+        buffer.writeJSONString(string)
+        return Array(buffer.readableBytesView)
+    }
+}
+
 extension ByteBuffer {
     /// Writes `string` as a quoted, escaped JSON string.
     public mutating func writeJSONString(_ string: String) {

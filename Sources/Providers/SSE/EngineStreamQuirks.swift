@@ -40,10 +40,10 @@ struct EngineStreamQuirks: Sendable {
     private var deferredUsage: [UInt8]?
 
     init(labels: ResponseLabels) {
-        labelID = Self.json(labels.id)
+        labelID = [UInt8].jsonString(labels.id)
         id = labelID
         created = Array(String(labels.created).utf8)
-        model = Self.json(labels.model)
+        model = [UInt8].jsonString(labels.model)
     }
 
     /// Whether every choice that appeared has finished, so an end without `[DONE]` is a
@@ -244,9 +244,4 @@ struct EngineStreamQuirks: Sendable {
         output.writeStaticString("}\n\n")
     }
 
-    private static func json(_ string: String) -> [UInt8] {
-        var buffer = ByteBuffer()
-        buffer.writeJSONString(string)
-        return Array(buffer.readableBytesView)
-    }
 }

@@ -49,9 +49,7 @@ public struct OpenAIStreamRelay: StreamTranslator {
         self.clientWantsUsage = clientWantsUsage
         self.labels = labels
         self.engineQuirks = engine ? EngineStreamQuirks(labels: labels) : nil
-        var model = ByteBuffer()
-        model.writeJSONString(labels.model)
-        self.publicModel = Array(model.readableBytesView)
+        self.publicModel = .jsonString(labels.model)
     }
 
     /// Consumes one chunk from the upstream and returns the bytes to send to the client.

@@ -27,8 +27,6 @@ public struct SecretRedaction: Sendable {
     private let secrets: [[UInt8]]
     /// Secrets too short to match in pieces (a weak engine key): matched whole.
     private let shortSecrets: [[UInt8]]
-    /// Every 8-byte window of every secret, packed, for a cheap first test.
-    private let windows: Set<UInt64>
 
     /// Upstream names and what the tenant knows them as, longest first.
     private let renames: [(from: String, to: String)]
@@ -44,13 +42,6 @@ public struct SecretRedaction: Sendable {
         let secrets = all.filter { $0.count >= Self.shortestFragment }
         self.secrets = secrets
         self.shortSecrets = all.filter { (4..<Self.shortestFragment).contains($0.count) }
-        var windows = Set<UInt64>()
-        for secret in secrets {
-            for start in 0...(secret.count - Self.shortestFragment) {
-                windows.insert(Self.pack(secret, at: start))
-            }
-        }
-        self.windows = windows
     }
 
     /// Redacts only credential-shaped values, knowing no secret.
@@ -197,6 +188,14 @@ public struct SecretRedaction: Sendable {
             }
         }
         guard !secrets.isEmpty, bytes.count >= Self.shortestFragment else { return any }
+        // Every 8-byte window of every secret, packed, for a cheap first test. Built here,
+        // not at init: every answer carries a redaction, few ever redact.
+        var windows = Set<UInt64>()
+        for secret in secrets {
+            for start in 0...(secret.count - Self.shortestFragment) {
+                windows.insert(Self.pack(secret, at: start))
+            }
+        }
         var start = 0
         while start <= bytes.count - Self.shortestFragment {
             guard windows.contains(Self.pack(bytes, at: start)) else {

@@ -48,7 +48,8 @@ extension RequestPipeline {
             var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
             defer { meter.finish(outcome) }
             var streamRelay = deployment.adapter.makeStreamTranslator(head: head, labels: labels)
-            var modelRewriter = ModelNameRewriter(model: labels.model)
+            // A whole answer names its model once; a stream's relay renames every chunk.
+            var modelRewriter = head.stream ? nil : ModelNameRewriter(model: labels.model)
             var received: [ByteBuffer] = []
             var receivedBytes = 0
             var clientError: (any Error)?
@@ -64,7 +65,7 @@ extension RequestPipeline {
                     } else {
                         received.append(chunk)
                         receivedBytes += chunk.readableBytes
-                        output = modelRewriter.rewrite(chunk)
+                        output = modelRewriter?.rewrite(chunk) ?? chunk
                     }
                     guard output.readableBytes > 0 else { continue }
                     do {

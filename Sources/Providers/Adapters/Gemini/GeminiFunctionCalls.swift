@@ -280,9 +280,6 @@ struct PartialArgumentsWriter: Sendable {
     /// The JSON escaping of a string's content, without quotes: Switchyard's one JSON
     /// string writer, less its quotes.
     static func escaped(_ text: String) -> String {
-        var buffer = ByteBuffer()
-        buffer.writeJSONString(text)
-        let quoted = buffer.readableBytesView
-        return String(decoding: quoted.dropFirst().dropLast(), as: UTF8.self)
+        String(decoding: [UInt8].jsonString(text).dropFirst().dropLast(), as: UTF8.self)
     }
 }
