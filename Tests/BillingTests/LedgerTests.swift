@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @testable import Billing
@@ -24,6 +25,31 @@ struct LedgerTests {
         let reopened = try Ledger(path: path)
         #expect(try await reopened.tenant(id: tenantID)?.name == "Acme")
         #expect(try await reopened.usageEvent(requestID: "req-1")?.tenantID == tenantID)
+    }
+
+    @Test("a v3 database migrates to v4 keeping its events, which were not billed")
+    func migrateToV4() async throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        do {
+            let pool = try DatabasePool(path: folder.ledgerPath)
+            try Ledger.migrator.migrate(pool, upTo: "v3: queue wait and spill-over of usage events, tenant pinning")
+            try await pool.write { db in
+                try db.execute(sql: """
+                    INSERT INTO usage_events (
+                        request_id, tenant_id, model, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens,
+                        tokens_estimated, cost_micros, currency, status, started_at, duration_ms, streamed, client_aborted
+                    ) VALUES ('old', 'ten_a', 'chat-large', 100, 0, 50, 0, 0, 1000, 'USD', 200, 1772000000000, 900, 1, 0)
+                    """)
+            }
+        }
+        let ledger = try Ledger(path: folder.ledgerPath)
+        #expect(try await ledger.usageEvent(requestID: "old")?.billedMicros == nil)
+        let rows = try await ledger.usageSummary(UsageQuery(groupBy: .tenant))
+        #expect(rows.map(\.billedMicros) == [0])
+        #expect(rows.map(\.marginMicros) == [-1_000])
+        let month = BudgetPeriod.month.interval(containing: Date(ledgerMilliseconds: 1_772_000_000_000))
+        #expect(try await ledger.budgetUsage(.quota("ten_a"), period: month) == BudgetUsage(tokens: 150, micros: 1_000))
     }
 
     @Test("a checkpoint empties the write-ahead log")

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 
 @testable import Billing
@@ -77,4 +78,44 @@ func usageEvent(
         durationMilliseconds: 900,
         streamed: true
     )
+}
+
+/// A tenant and one key of it, made in the ledger.
+func makeTenantAndKey(_ ledger: Ledger, name: String = "Acme", now: Date = date("2026-01-01T00:00:00Z")) async throws -> (tenant: String, key: String) {
+    let tenant = try await ledger.createTenant(name: name, tier: "standard", now: now)
+    let key = try await ledger.createKey(
+        tenantID: tenant.id, name: "default", prefix: "sk-\(name.prefix(3))", secretHash: Array(name.utf8) + [0x01], now: now
+    )
+    return (tenant.id, key.id)
+}
+
+/// `event` billed under `terms`.
+func billed(_ event: UsageEvent, _ terms: BillingTerms?) -> UsageEvent {
+    var event = event
+    event.terms = terms
+    return event
+}
+
+extension Ledger {
+    /// The single integer `sql` selects, for looking at tables no API reads.
+    func integer(_ sql: String, _ arguments: StatementArguments = []) async throws -> Int64? {
+        try await pool.read { db in try Int64.fetchOne(db, sql: sql, arguments: arguments) }
+    }
+
+    /// The rows `sql` selects, as text, for comparing whole tables.
+    func rows(_ sql: String, _ arguments: StatementArguments = []) async throws -> [String] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                row.databaseValues.map { value in
+                    switch value.storage {
+                    case .null: "NULL"
+                    case .int64(let integer): "\(integer)"
+                    case .double(let double): "\(double)"
+                    case .string(let string): string
+                    case .blob(let data): "\(data.count) bytes"
+                    }
+                }.joined(separator: "|")
+            }
+        }
+    }
 }

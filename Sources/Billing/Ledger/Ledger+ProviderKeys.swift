@@ -92,7 +92,7 @@ extension Ledger {
 
     /// Runs `body` with SQLite overwriting deleted content with zeros, so a page that held a
     /// secret does not keep its bytes in free space (SQLite builds differ in their default).
-    private static func withSecureDelete(_ db: GRDB.Database, _ body: () throws -> Void) throws {
+    static func withSecureDelete(_ db: GRDB.Database, _ body: () throws -> Void) throws {
         let previous = try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? 0
         try db.execute(sql: "PRAGMA secure_delete = ON")
         defer { try? db.execute(sql: "PRAGMA secure_delete = \(previous)") }

@@ -39,6 +39,12 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
         case tenantNotFound
         /// A retired provider key's state cannot change.
         case retired
+        /// No tenant key with that id belongs to the tenant.
+        case keyNotFound
+        /// A budget's scope, limits or thresholds are not ones a budget can have.
+        case invalidBudget
+        /// A webhook subscribes to no event, or to one that does not exist.
+        case invalidWebhook
     }
 
     public var code: Code
@@ -47,6 +53,15 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
     static let duplicateName = LedgerError(code: .duplicateName, description: "a tenant with that name exists")
     static let tenantNotFound = LedgerError(code: .tenantNotFound, description: "no such tenant")
     static let retired = LedgerError(code: .retired, description: "the provider key is retired and its state cannot change")
+    static let keyNotFound = LedgerError(code: .keyNotFound, description: "no such tenant key")
+    static let invalidWebhook = LedgerError(
+        code: .invalidWebhook,
+        description: "a webhook subscribes to one or more of: \(BudgetAlert.allCases.map(\.rawValue).joined(separator: ", "))"
+    )
+
+    static func invalidBudget(_ reason: String) -> LedgerError {
+        LedgerError(code: .invalidBudget, description: reason)
+    }
 }
 
 extension Ledger {

@@ -1,7 +1,8 @@
 import Foundation
 import GRDB
 
-/// The SQLite database of Switchyard: tenants, tenant keys and the usage ledger.
+/// The SQLite database of Switchyard: tenants, tenant keys, the usage ledger, budgets and
+/// the webhook outbox.
 /// One per process; every write method is one transaction.
 public struct Ledger: Sendable {
     let pool: DatabasePool
@@ -115,6 +116,76 @@ public struct Ledger: Sendable {
                 ALTER TABLE usage_events ADD COLUMN queue_ms INTEGER;
                 ALTER TABLE usage_events ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE tenants ADD COLUMN pinning TEXT;
+                """)
+        }
+        migrator.registerMigration("v4: budgets, billed amounts, webhooks") { db in
+            // usage_events.billed_micros is what the tenant is billed for the request beyond its
+            // quota, NULL when the tenant is not billed through Switchyard (and for older events).
+            // budget_usage holds running totals per budget, key budget and tier quota ('quota',
+            // tenant id, month) and period; budget_crossings makes each alert once per threshold
+            // and period; webhook_deliveries is the outbox, written in the transaction that
+            // records the crossing. soft_thresholds and events are JSON arrays; times are ledger
+            // milliseconds.
+            try db.execute(sql: """
+                ALTER TABLE usage_events ADD COLUMN billed_micros INTEGER;
+                CREATE TABLE budgets (
+                    scope_kind TEXT NOT NULL CHECK (scope_kind IN ('tenant', 'key')),
+                    scope_id TEXT NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    period TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
+                    limit_tokens INTEGER,
+                    limit_micros INTEGER,
+                    soft_thresholds TEXT NOT NULL,
+                    action TEXT NOT NULL CHECK (action IN ('block', 'throttle')),
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (scope_kind, scope_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX budgets_by_tenant ON budgets(tenant_id);
+                CREATE TABLE budget_usage (
+                    scope_kind TEXT NOT NULL CHECK (scope_kind IN ('tenant', 'key', 'quota')),
+                    scope_id TEXT NOT NULL,
+                    period_start INTEGER NOT NULL,
+                    used_tokens INTEGER NOT NULL,
+                    used_micros INTEGER NOT NULL,
+                    PRIMARY KEY (scope_kind, scope_id, period_start)
+                ) WITHOUT ROWID;
+                CREATE TABLE budget_crossings (
+                    scope_kind TEXT NOT NULL,
+                    scope_id TEXT NOT NULL,
+                    period_start INTEGER NOT NULL,
+                    event TEXT NOT NULL,
+                    threshold REAL NOT NULL DEFAULT 0,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (scope_kind, scope_id, period_start, event, threshold)
+                ) WITHOUT ROWID;
+                CREATE TABLE webhooks (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    url TEXT NOT NULL,
+                    events TEXT NOT NULL,
+                    sealed_secret BLOB NOT NULL,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE INDEX webhooks_by_tenant ON webhooks(tenant_id);
+                CREATE TABLE webhook_deliveries (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    webhook_id TEXT NOT NULL REFERENCES webhooks(id),
+                    tenant_id TEXT NOT NULL,
+                    event TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    next_attempt_at INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    claimed_until INTEGER,
+                    delivered_at INTEGER,
+                    failed_at INTEGER,
+                    last_status INTEGER,
+                    last_error TEXT
+                );
+                CREATE INDEX webhook_deliveries_pending ON webhook_deliveries(next_attempt_at)
+                    WHERE delivered_at IS NULL AND failed_at IS NULL;
+                CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook_id, created_at);
                 """)
         }
         return migrator

@@ -4,19 +4,27 @@ import GRDB
 extension Ledger {
     /// Stores a batch of usage events and key uses in one transaction. A request id seen
     /// before is ignored, so a retried batch never meters a request twice.
-    public func record(_ events: [UsageEvent], keyUses: [String: Date] = [:]) async throws {
+    ///
+    /// Each new event is added to the running totals of its tenant's tier quota and
+    /// budgets; with `terms` it is billed for the tokens beyond the quota. Alerts it raises
+    /// are recorded with their webhook deliveries in the same transaction.
+    /// - Parameters:
+    ///   - events: the events; their `billedMicros` is ignored (the ledger works it out).
+    ///   - keyUses: when tenant keys last authenticated a request.
+    ///   - now: the time alerts and their deliveries are recorded at.
+    public func record(_ events: [UsageEvent], keyUses: [String: Date] = [:], now: Date = Date()) async throws {
         guard !events.isEmpty || !keyUses.isEmpty else { return }
-        try await pool.write { db in try Self.insert(events, keyUses: keyUses, in: db) }
+        try await pool.write { db in try Self.insert(events, keyUses: keyUses, now: now, in: db) }
     }
 
     /// The same as `record`, blocking the caller: for the last flush at shutdown, which
     /// must happen even when the task that makes it has been cancelled.
-    public func recordBlocking(_ events: [UsageEvent], keyUses: [String: Date] = [:]) throws {
+    public func recordBlocking(_ events: [UsageEvent], keyUses: [String: Date] = [:], now: Date = Date()) throws {
         guard !events.isEmpty || !keyUses.isEmpty else { return }
-        try pool.write { db in try Self.insert(events, keyUses: keyUses, in: db) }
+        try pool.write { db in try Self.insert(events, keyUses: keyUses, now: now, in: db) }
     }
 
-    private static func insert(_ events: [UsageEvent], keyUses: [String: Date], in db: GRDB.Database) throws {
+    private static func insert(_ events: [UsageEvent], keyUses: [String: Date], now: Date, in db: GRDB.Database) throws {
         let statement = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO usage_events (
                 request_id, tenant_id, tenant_key_id, model, deployment, provider, provider_key_id,
@@ -25,6 +33,8 @@ extension Ledger {
                 streamed, client_aborted, queue_ms, spilled
             ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
+        let bill = try db.cachedStatement(sql: "UPDATE usage_events SET billed_micros = ? WHERE id = ?")
+        var tally = BudgetTally(now: now)
         for event in events {
             try statement.execute(arguments: [
                 event.requestID, event.tenantID, event.tenantKeyID, event.model, event.deployment, event.provider,
@@ -33,6 +43,12 @@ extension Ledger {
                 event.startedAt.ledgerMilliseconds, event.timeToFirstTokenMilliseconds, event.durationMilliseconds,
                 event.streamed, event.clientAborted, event.queueMilliseconds, event.spilled,
             ])
+            // A request id seen before inserts nothing, and must change no total either.
+            guard db.changesCount == 1 else { continue }
+            let rowID = db.lastInsertedRowID
+            if let billed = try tally.meter(event, in: db) {
+                try bill.execute(arguments: [billed, rowID])
+            }
         }
         try touchKeys(keyUses, in: db)
     }
@@ -68,6 +84,7 @@ extension Ledger {
                    count(*) AS requests,
                    sum(prompt_tokens) AS prompt_tokens, sum(cached_tokens) AS cached_tokens,
                    sum(completion_tokens) AS completion_tokens, sum(cost_micros) AS cost_micros,
+                   sum(coalesce(billed_micros, 0)) AS billed_micros,
                    sum(tokens_estimated) AS estimated_requests
             FROM usage_events \(filter)
             GROUP BY grp, currency
@@ -76,14 +93,18 @@ extension Ledger {
         let finalArguments = arguments
         return try await pool.read { db in
             try Row.fetchAll(db, sql: sql, arguments: finalArguments).map { row in
-                UsageSummaryRow(
+                let cost: Int64 = row["cost_micros"]
+                let billed: Int64 = row["billed_micros"]
+                return UsageSummaryRow(
                     group: row["grp"] ?? "",
                     currency: row["currency"],
                     requests: row["requests"],
                     promptTokens: row["prompt_tokens"],
                     cachedTokens: row["cached_tokens"],
                     completionTokens: row["completion_tokens"],
-                    costMicros: row["cost_micros"],
+                    costMicros: cost,
+                    billedMicros: billed,
+                    marginMicros: billed - cost,
                     estimatedRequests: row["estimated_requests"]
                 )
             }
@@ -114,7 +135,8 @@ extension Ledger {
             streamed: row["streamed"],
             clientAborted: row["client_aborted"],
             queueMilliseconds: row["queue_ms"],
-            spilled: row["spilled"]
+            spilled: row["spilled"],
+            billedMicros: row["billed_micros"]
         )
     }
 }
@@ -160,6 +182,11 @@ public struct UsageSummaryRow: Sendable, Equatable {
     public var cachedTokens: Int
     public var completionTokens: Int
     public var costMicros: Int64
+    /// What the tenants were billed through Switchyard, in micro-units (0 for requests
+    /// not billed through it).
+    public var billedMicros: Int64
+    /// `billedMicros - costMicros`: what billing made over what upstreams cost.
+    public var marginMicros: Int64
     /// How many of the requests carry estimated token counts.
     public var estimatedRequests: Int
 }

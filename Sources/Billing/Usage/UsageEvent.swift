@@ -33,6 +33,13 @@ public struct UsageEvent: Sendable, Equatable {
     public var queueMilliseconds: Int?
     /// True when a saturated engine pool sent the request to an external provider.
     public var spilled: Bool
+    /// What the tenant is billed for the request beyond its quota, in micro-units of
+    /// `currency`; nil when it is not billed through Switchyard. Set by the ledger when it
+    /// stores the event (from `terms`); ignored on the way in.
+    public var billedMicros: Int64?
+    /// The terms the request is billed under; read when the event is stored, never stored
+    /// itself (an event read back has nil).
+    public var terms: BillingTerms?
 
     public init(
         requestID: String,
@@ -57,7 +64,9 @@ public struct UsageEvent: Sendable, Equatable {
         streamed: Bool,
         clientAborted: Bool = false,
         queueMilliseconds: Int? = nil,
-        spilled: Bool = false
+        spilled: Bool = false,
+        billedMicros: Int64? = nil,
+        terms: BillingTerms? = nil
     ) {
         self.requestID = requestID
         self.tenantID = tenantID
@@ -82,5 +91,7 @@ public struct UsageEvent: Sendable, Equatable {
         self.clientAborted = clientAborted
         self.queueMilliseconds = queueMilliseconds
         self.spilled = spilled
+        self.billedMicros = billedMicros
+        self.terms = terms
     }
 }
