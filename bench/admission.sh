@@ -7,7 +7,11 @@
 #   none      serve --redis, a tenant whose tier has no limits: no admission at all;
 #   redis     serve --redis, a tenant whose tier has limits too large to refuse: the admit
 #             script runs in Redis on every request, settlements are pipelined;
-#   inproc    serve without --redis, the same limited tenant: in-process admission.
+#   inproc    serve without --redis, the same limited tenant: in-process admission;
+#   redis+budget, inproc+budget
+#             the same, for a tenant of the limited tier that also has a tenant budget
+#             and a key budget too large to refuse: both reserved and settled with the
+#             rate limits in the one admission step.
 # Modes alternate within each round; figures are medians across rounds, and the added
 # p50 is the median of the per-round differences p50(redis) - p50(none).
 # Progress goes to stderr, figures to stdout.
@@ -55,15 +59,25 @@ new_key() { # tier -> a tenant key of a new tenant of that tier
 }
 OPEN_KEY=$(new_key bench-open)
 LIMITED_KEY=$(new_key bench-limited)
+# A limited tenant with a monthly budget and a daily key budget that never refuse.
+BUDGET_TENANT=$("$BIN" tenant create --name bench-budgeted --tier bench-limited --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+BUDGET_KEY_JSON=$("$BIN" key create --tenant "$BUDGET_TENANT" --name bench --json)
+BUDGET_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "$BUDGET_KEY_JSON")
+BUDGET_KEY_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$BUDGET_KEY_JSON")
+"$BIN" budget set --tenant "$BUDGET_TENANT" --period month --limit-tokens 1000000000000000 --limit-micros 1000000000000000 >/dev/null
+"$BIN" budget set --key "$BUDGET_KEY_ID" --period day --limit-tokens 1000000000000000 >/dev/null
 
 BODY='{"model":"chat-small","messages":[{"role":"user","content":"Benchmark the admission path"}],"max_tokens":16}'
 declare -A URL=(
     [none]="http://127.0.0.1:$REDIS_PROXY_PORT/v1/chat/completions"
     [redis]="http://127.0.0.1:$REDIS_PROXY_PORT/v1/chat/completions"
     [inproc]="http://127.0.0.1:$LOCAL_PROXY_PORT/v1/chat/completions"
+    [redis+budget]="http://127.0.0.1:$REDIS_PROXY_PORT/v1/chat/completions"
+    [inproc+budget]="http://127.0.0.1:$LOCAL_PROXY_PORT/v1/chat/completions"
 )
-declare -A KEY=([none]="$OPEN_KEY" [redis]="$LIMITED_KEY" [inproc]="$LIMITED_KEY")
-MODES=(none redis inproc)
+declare -A KEY=([none]="$OPEN_KEY" [redis]="$LIMITED_KEY" [inproc]="$LIMITED_KEY" [redis+budget]="$BUDGET_KEY"
+    [inproc+budget]="$BUDGET_KEY")
+MODES=(none redis inproc redis+budget inproc+budget)
 
 # Each mode must answer 200, and admission must run exactly where it should: the
 # rate-limit headers come with admitted requests only.
@@ -110,7 +124,8 @@ python3 - "$RESULTS" "$TARGET_US" "$ROUNDS" "$DURATION" "$EVALSHA" <<'PY'
 import statistics, sys
 path, target, rounds, duration, evalsha = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 runs = [dict(item.split("=", 1) for item in line.split()) for line in open(path) if line.strip()]
-names = {"none": "no limits (no admission)", "redis": "Redis admission", "inproc": "in-process admission"}
+names = {"none": "no limits (no admission)", "redis": "Redis admission", "inproc": "in-process admission",
+         "redis+budget": "Redis, with budgets", "inproc+budget": "in process, with budgets"}
 
 def low_median(values):
     values = sorted(values)
@@ -138,11 +153,15 @@ for connections in dict.fromkeys(run["connections"] for run in runs):
               f" range {min(added):+.0f} to {max(added):+.0f}; difference of medians {of_medians:+.0f} us)")
         if mode == "redis":
             verdicts.append((connections, statistics.median(added)))
+    for mode, base in [("redis+budget", "redis"), ("inproc+budget", "inproc")]:
+        added = [a - b for a, b in zip(figure(mode, connections, "p50_us"), figure(base, connections, "p50_us"))]
+        print(f"       added p50 of two budgets, {names[base]}: {statistics.median(added):+.0f} us (median of per-round"
+              f" differences, range {min(added):+.0f} to {max(added):+.0f})")
     print()
 for connections, added in verdicts:
     verdict = "met" if added <= target else "NOT met"
     print(f"target: Redis admission adds at most {target} us to p50 -> {verdict} at {connections} connection(s) ({added:+.0f} us)")
-redis_requests = sum(int(run["requests"]) for run in runs if run["mode"] == "redis")
+redis_requests = sum(int(run["requests"]) for run in runs if run["mode"] in ("redis", "redis+budget"))
 stats = dict(item.split("=") for item in evalsha.split(",")) if evalsha else {}
 if stats:
     calls, usec = int(stats["calls"]), int(stats["usec"])

@@ -73,15 +73,16 @@ struct AdminClient {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
-    /// Sends a request and returns the decoded JSON object; exits with the server's
-    /// message on an error status.
-    func send(_ method: HTTPMethod, _ path: String, body: [String: Any]? = nil) async throws -> [String: Any] {
+    /// Sends a request and returns the decoded JSON object (empty for an answer without
+    /// one); exits with the server's message on an error status. `body` is any JSON value,
+    /// `NSNull()` included.
+    func send(_ method: HTTPMethod, _ path: String, body: Any? = nil) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         request.headers.add(name: "authorization", value: "Bearer \(token)")
         if let body {
             request.headers.add(name: "content-type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
+            request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body, options: [.fragmentsAllowed])))
         }
         let status: HTTPResponseStatus
         let data: Data

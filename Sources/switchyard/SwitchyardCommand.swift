@@ -11,6 +11,7 @@ struct SwitchyardCommand: AsyncParsableCommand {
             KeyCommand.self,
             ProviderKeyCommand.self,
             UsageCommand.self,
+            BudgetCommand.self,
             PoolsCommand.self,
             SimEngineCommand.self,
         ]

@@ -4,7 +4,7 @@ import Testing
 @testable import Pools
 
 /// `RedisAdmission` against a real redis-server: several replicas sharing one Redis,
-/// settling, expiry, key names and lifetimes, script reloading, and Redis going away.
+/// settling, expiry, budgets, key names and lifetimes, script reloading, and Redis going away.
 @Suite("RedisAdmission", .timeLimit(.minutes(2)))
 struct RedisAdmissionTests {
     private let start = ContinuousClock.now
@@ -17,6 +17,26 @@ struct RedisAdmissionTests {
 
     private func request(_ prompt: Int, _ output: Int) -> AdmissionRequest {
         AdmissionRequest(promptTokens: prompt, maximumOutputTokens: output)
+    }
+
+    /// An hour-long period that started at Redis millisecond `base`.
+    private var period: BudgetPeriodKey { BudgetPeriodKey(scope: "tenant", periodStart: Int64(base)) }
+    private var periodEnd: Int64 { Int64(base) + 3_600_000 }
+
+    private func budget(
+        tokens: Int? = nil, micros: Int64? = nil, _ whenSpent: BudgetDemand.WhenSpent = .refuse, seed: BudgetAmounts? = nil
+    ) -> BudgetDemand {
+        BudgetDemand(key: period, resetsAt: periodEnd, limitTokens: tokens, limitMicros: micros, whenSpent: whenSpent, seed: seed)
+    }
+
+    /// A request at `wall` ms after `base` on the proxy's clock.
+    private func request(
+        _ prompt: Int, _ output: Int, micros: Int64 = 0, _ budgets: [BudgetDemand], wall: Int = 0, throttled: Int = 10
+    ) -> AdmissionRequest {
+        AdmissionRequest(
+            promptTokens: prompt, maximumOutputTokens: output, maximumCostMicros: micros, budgets: budgets,
+            wallClockMilliseconds: Int64(base + wall), throttledRequestsPerMinute: throttled
+        )
     }
 
     // MARK: Replicas
@@ -141,6 +161,167 @@ struct RedisAdmissionTests {
             #expect(try await client.command(["ZSCORE", keys.inflight, crashed.id.description]) == .nil)
             #expect(try await client.command(["HGET", keys.reserved, crashed.id.description]) == .nil)
             #expect(try await admission.settleImmediately(crashed, actualTokens: 0, at: at(10_001)) == nil)
+        }
+    }
+
+    // MARK: Budgets
+
+    @Test("a period Redis holds no state for asks for a seed, changes nothing, and starts from the seed")
+    func needsSeed() async throws {
+        try await withRedis { _, client in
+            let admission = RedisAdmission(client: client)
+            let keys = RedisAdmission.Keys(tenantID: "acme")
+            let unseeded = budget(tokens: 1_000, micros: 50_000)
+            let decision = try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(100, 100, micros: 2_000, [unseeded]), at: at(0))
+            #expect(decision == .needsSeed([period]))
+            #expect(try await client.command(["EXISTS", keys.inflight, keys.reserved, keys.budgets]) == .integer(0))
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(0)) == nil)
+
+            let seeded = budget(tokens: 1_000, micros: 50_000, seed: BudgetAmounts(tokens: 700, micros: 10_000))
+            let first = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(100, 100, micros: 2_000, [seeded, seeded]), at: at(0)).reservation)
+            #expect(first.budgets == [period], "a period named twice is reserved in once")
+            #expect(first.micros == 2_000 && !first.throttled)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(0)) == BudgetStatus(
+                used: BudgetAmounts(tokens: 700, micros: 10_000), reserved: BudgetAmounts(tokens: 200, micros: 2_000)
+            ))
+            #expect(try await client.command(["HGET", keys.reserved, first.id.description]) == .string("200 2000 \(period)"))
+            // The budgets hash outlives the period's reset by the margin.
+            let ttl = try #require(try await client.command(["PTTL", keys.budgets]).integer)
+            #expect(ttl > 3_600_000 && ttl <= 3_720_000, "budgets: \(ttl) ms")
+
+            // With state, no seed is asked for: 900 of 1000 tokens held still admits...
+            #expect(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(100, 100, [unseeded]), at: at(0)).reservation != nil)
+            // ...and 1100 refuses until the reset, whatever the request's size.
+            let late = request(1, 0, micros: 5, [unseeded], wall: 600_000)
+            let refusal = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: late, at: at(1)).refusal)
+            #expect(refusal.limit == .budget)
+            #expect(refusal.budget == unseeded)
+            #expect(!refusal.throttled)
+            #expect((refusal.limitValue, refusal.remaining, refusal.requested) == (1_000, 0, 1))
+            #expect(refusal.retryAfter == .milliseconds(3_000_000), "the reset, from the proxy's clock")
+            // Money is reported when only money is spent.
+            let money = budget(micros: 12_000)
+            let moneyRefusal = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(1, 0, micros: 5, [money]), at: at(2)).refusal)
+            #expect((moneyRefusal.limitValue, moneyRefusal.remaining, moneyRefusal.requested) == (12_000, 0, 5))
+        }
+    }
+
+    @Test("settling after the reservation expired still counts its usage; what it reserved came back at expiry")
+    func settleAfterExpiry() async throws {
+        try await withRedis { _, client in
+            let admission = RedisAdmission(client: client, reservationTTL: .seconds(10))
+            let seeded = budget(tokens: 10_000, micros: 1_000_000, seed: BudgetAmounts(tokens: 100, micros: 1_000))
+            let crashed = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(100, 200, micros: 900, [seeded]), at: at(0)).reservation)
+            let alive = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(10, 10, micros: 40, [seeded]), at: at(5_000)).reservation)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(9_999))?.reserved == BudgetAmounts(tokens: 320, micros: 940))
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(10_000))?.reserved == BudgetAmounts(tokens: 20, micros: 40))
+
+            #expect(try await admission.settleImmediately(crashed, actualTokens: 150, actualMicros: 600, at: at(12_000)) == nil)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(12_000)) == BudgetStatus(
+                used: BudgetAmounts(tokens: 250, micros: 1_600), reserved: BudgetAmounts(tokens: 20, micros: 40)
+            ))
+            // Through the queue, held: reserved moves to used at the actual amounts.
+            admission.settle(alive, actualTokens: 15, actualMicros: 30, atMilliseconds: base + 13_000)
+            await admission.flush()
+            #expect(admission.statistics.settled == 1)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(13_000)) == BudgetStatus(
+                used: BudgetAmounts(tokens: 265, micros: 1_630), reserved: .zero
+            ))
+        }
+    }
+
+    @Test("after FLUSHALL a period has no state, and the next admission asks for its seed again")
+    func flushForgetsBudgets() async throws {
+        try await withRedis { _, client in
+            let admission = RedisAdmission(client: client)
+            let seeded = budget(tokens: 1_000, seed: BudgetAmounts(tokens: 300, micros: 0))
+            let before = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(50, 50, [seeded]), at: at(0)).reservation)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(0)) != nil)
+
+            _ = try await client.command(["FLUSHALL"])
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(1)) == nil)
+            #expect(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(50, 50, [budget(tokens: 1_000)]), at: at(1)) == .needsSeed([period]))
+            // The ledger now counts more; the period starts from its figure.
+            let reseeded = budget(tokens: 1_000, seed: BudgetAmounts(tokens: 420, micros: 0))
+            #expect(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(50, 50, [reseeded]), at: at(2)).reservation != nil)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(2)) == BudgetStatus(
+                used: BudgetAmounts(tokens: 420, micros: 0), reserved: BudgetAmounts(tokens: 100, micros: 0)
+            ))
+            // The reservation from before the flush is gone, but its usage still counts.
+            #expect(try await admission.settleImmediately(before, actualTokens: 30, at: at(3)) == nil)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(3))?.used.tokens == 450)
+        }
+    }
+
+    @Test("a spent throttling budget admits at the throttled rate, marked throttled, and refuses beyond it")
+    func throttles() async throws {
+        try await withRedis { _, client in
+            let admission = RedisAdmission(client: client)
+            let spent = budget(tokens: 100, .throttle, seed: BudgetAmounts(tokens: 100, micros: 0))
+            for _ in 0..<2 {
+                let reservation = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(10, 10, [spent], throttled: 2), at: at(0)).reservation)
+                #expect(reservation.throttled)
+            }
+            let refusal = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(10, 10, [spent], throttled: 2), at: at(0)).refusal)
+            #expect(refusal.limit == .budget && refusal.throttled)
+            #expect((refusal.limitValue, refusal.remaining, refusal.requested) == (2, 0, 1))
+            #expect(refusal.retryAfter == .seconds(30), "two per minute: one every 30 s")
+            #expect(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(10, 10, [spent], throttled: 2), at: at(30_000)).reservation?.throttled == true)
+            let keys = RedisAdmission.Keys(tenantID: "acme")
+            #expect(try await client.command(["HGET", keys.buckets, "throttle.limit"]) == .string("2"))
+            // A budget with room is not throttled.
+            let free = BudgetDemand(
+                key: BudgetPeriodKey(scope: "quota", periodStart: Int64(base)), resetsAt: periodEnd, limitTokens: 1_000,
+                whenSpent: .throttle, seed: .zero
+            )
+            #expect(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(1, 1, [free], throttled: 2), at: at(30_000)).reservation?.throttled == false)
+        }
+    }
+
+    @Test("a record in the old form (tokens only) still expires and settles")
+    func oldRecords() async throws {
+        try await withRedis { _, client in
+            let admission = RedisAdmission(client: client)
+            let keys = RedisAdmission.Keys(tenantID: "acme")
+            _ = try await client.command(["HSET", keys.reserved, "11", "7", "12", "9"])
+            _ = try await client.command(["ZADD", keys.inflight, String(base + 1_000), "11", String(base + 900_000), "12"])
+            let seeded = budget(tokens: 1_000, seed: .zero)
+            let reservation = try #require(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(1, 1, [seeded]), at: at(2_000)).reservation)
+            #expect(try await client.command(["HEXISTS", keys.reserved, "11"]) == .integer(0), "expired")
+            let old = Reservation(id: .init(12), tenantID: "acme", tokens: 9, expiresAt: start + .seconds(900), headers: .init(requests: nil, tokens: nil))
+            #expect(try await admission.settleImmediately(old, actualTokens: 9, at: at(2_000))?.reservedTokens == 9)
+            #expect(try await admission.settleImmediately(reservation, actualTokens: 2, at: at(2_000))?.reservedTokens == 2)
+            #expect(try await admission.budgetStatus(tenantID: "acme", key: period, at: at(2_000)) == BudgetStatus(used: BudgetAmounts(tokens: 2, micros: 0), reserved: .zero))
+        }
+    }
+
+    @Test("concurrent admissions from several replicas never reserve past a budget by more than one request")
+    func replicasShareBudgets() async throws {
+        let server = try RedisTestServer()
+        defer { server.stop() }
+        try await withReplicas(server, count: 3) { replicas in
+            let now = at(0)
+            let tokens = budget(tokens: 1_000, seed: .zero)
+            let money = BudgetDemand(
+                key: BudgetPeriodKey(scope: "key:k1", periodStart: Int64(base)), resetsAt: periodEnd, limitMicros: 10_000,
+                whenSpent: .refuse, seed: BudgetAmounts(tokens: 0, micros: 200)
+            )
+            async let byTokens = admitted(200, replicas) { replica in
+                try await replica.admit(tenantID: "tokens", limits: .unlimited, request: request(20, 10, [tokens]), at: now)
+            }
+            async let byMoney = admitted(200, replicas) { replica in
+                try await replica.admit(tenantID: "money", limits: .unlimited, request: request(1, 1, micros: 700, [money]), at: now)
+            }
+            let (tokenReservations, moneyReservations) = try await (byTokens, byMoney)
+            // Admitted while some of the budget is free: 0, 30, ..., 990 of 1000 held.
+            #expect(tokenReservations.count == 34)
+            let tokenStatus = try await replicas[1].budgetStatus(tenantID: "tokens", key: tokens.key, at: now)
+            #expect(tokenStatus?.reserved == BudgetAmounts(tokens: 1_020, micros: 0))
+            // 200 seeded, then 700 each: 200 + 14 * 700 = 10,000 is spent.
+            #expect(moneyReservations.count == 14)
+            let moneyStatus = try await replicas[2].budgetStatus(tenantID: "money", key: money.key, at: now)
+            #expect(moneyStatus.map { $0.used.micros + $0.reserved.micros } == 10_000)
+            #expect(moneyStatus.map { $0.used.micros + $0.reserved.micros < 10_000 + 700 } == true)
         }
     }
 

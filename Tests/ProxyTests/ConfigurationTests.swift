@@ -123,6 +123,53 @@ struct ConfigurationTests {
         #expect(overridden.weight == 3 && overridden.reservedShare == 0.6)
     }
 
+    @Test func quotaTermsAreReadIntoTheContract() throws {
+        let json = Self.valid.replacingOccurrences(
+            of: #"{ "name": "standard", "priority": 10, "models": ["chat-small"] }"#,
+            with: #"{ "name": "standard", "priority": 10, "models": ["chat-small"], "monthly_quota_tokens": 5000, "overage_per_million": 2000000, "throttled_requests_per_minute": 3 }"#
+        )
+        let topology = Topology(configuration: try parse(json), environment: [:])
+        let standard = topology.contract(tier: "standard")
+        // With an overage price the quota serves and bills when exhausted, by default.
+        #expect(standard.quota == Contract.Quota(monthlyTokens: 5000, whenExhausted: .overage))
+        #expect(standard.overagePerMillion == 2_000_000)
+        #expect(standard.throttledRequestsPerMinute == 3)
+        #expect(standard.throttled.band == Contract.throttledBand && standard.throttled.reservedShare == 0)
+        let enterprise = topology.contract(tier: "enterprise")
+        #expect(enterprise.quota == nil && enterprise.overagePerMillion == nil)
+        #expect(enterprise.throttledRequestsPerMinute == AdmissionRequest.defaultThrottledRequestsPerMinute)
+
+        // Blocking: the overage price is not billed, as nothing beyond the quota is served.
+        let blocking = Self.valid.replacingOccurrences(
+            of: #"{ "name": "standard", "priority": 10, "models": ["chat-small"] }"#,
+            with: #"{ "name": "standard", "priority": 10, "models": ["chat-small"], "monthly_quota_tokens": 5000, "overage_per_million": 2000000, "on_quota_exhausted": "block" }"#
+        )
+        let blocked = Topology(configuration: try parse(blocking), environment: [:]).contract(tier: "standard")
+        #expect(blocked.quota?.whenExhausted == .block && blocked.overagePerMillion == nil)
+    }
+
+    @Test func quotaMistakesNameTheirPath() {
+        func tier(_ terms: String) -> String {
+            Self.valid.replacingOccurrences(
+                of: #"{ "name": "standard", "priority": 10, "models": ["chat-small"] }"#,
+                with: #"{ "name": "standard", "priority": 10, "models": ["chat-small"], \#(terms) }"#
+            )
+        }
+        // sim-llama's output price, 2000000 per million, is the dearest chat-small can reach.
+        let floor = error(tier(#""monthly_quota_tokens": 10, "overage_per_million": 1999999"#))
+        #expect(floor?.path == "$.tiers[1].overage_per_million")
+        #expect(floor?.message.contains("output_per_million of deployment 'sim-llama' (2000000)") == true)
+        #expect(floor?.message.contains("below cost") == true)
+        #expect(error(tier(#""monthly_quota_tokens": 10, "overage_per_million": 2000000"#)) == nil)
+        #expect(error(tier(#""on_quota_exhausted": "block""#))?.path == "$.tiers[1].on_quota_exhausted")
+        #expect(error(tier(#""monthly_quota_tokens": 10, "on_quota_exhausted": "overage""#))?.path == "$.tiers[1].on_quota_exhausted")
+        #expect(error(tier(#""monthly_quota_tokens": 10, "on_quota_exhausted": "sometimes""#))?.path == "$.tiers[1].on_quota_exhausted")
+        #expect(error(tier(#""monthly_quota_tokens": -1"#))?.path == "$.tiers[1].monthly_quota_tokens")
+        #expect(error(tier(#""throttled_requests_per_minute": -1"#))?.path == "$.tiers[1].throttled_requests_per_minute")
+        // Without a quota every token is overage, and the floor holds all the same.
+        #expect(error(tier(#""overage_per_million": 5"#))?.path == "$.tiers[1].overage_per_million")
+    }
+
     @Test func tiersLimitModels() throws {
         let topology = Topology(configuration: try parse(Self.valid), environment: [:])
         #expect(topology.models(for: topology.contract(tier: "standard")) == ["chat-small"])

@@ -93,9 +93,11 @@ def start_deployment(
     serve_args: tuple[str, ...] = (),
     environment_overrides: dict[str, str | None] | None = None,
     preexec_fn=None,
+    configure=None,
 ) -> Deployment:
     """Starts a simulator and `switchyard serve` in front of it. `serve_args` are added to
-    serve's command line; `environment_overrides` set (or, with None, unset) variables."""
+    serve's command line; `environment_overrides` set (or, with None, unset) variables;
+    `configure` may edit the providers.json object before it is written."""
     engine_port, proxy_port = free_port(), free_port()
     sim = subprocess.Popen(
         [binary(), "sim-engine", "--port", str(engine_port), "--ttft-ms", ttft_ms,
@@ -109,6 +111,8 @@ def start_deployment(
         for replica in pool["replicas"]:
             replica["url"] = f"http://127.0.0.1:{engine_port}/v1"
     config["tiers"].append({"name": "e2e-limited", "priority": 1, "requests_per_minute": 2})
+    if configure is not None:
+        configure(config)
     (directory / "providers.json").write_text(json.dumps(config))
     database = directory / "switchyard.sqlite"
     environment = {

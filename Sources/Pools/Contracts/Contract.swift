@@ -36,6 +36,47 @@ public struct Contract: Sendable, Equatable {
     public var models: Set<String>?
     /// Public model -> the one deployment that must serve it (compliance pinning).
     public var pinning: [String: String]
+    /// The tokens bundled with the tier each calendar month, and what happens beyond them.
+    public var quota: Quota?
+    /// The price of tokens beyond the quota (integer micro-units per million), when they
+    /// are billed: with `Quota.WhenExhausted.overage`, or with no quota at all (every token
+    /// is then overage). nil: nothing is billed through Switchyard.
+    public var overagePerMillion: Int64?
+    /// Requests per minute while a quota or budget that throttles is spent.
+    public var throttledRequestsPerMinute: Int = AdmissionRequest.defaultThrottledRequestsPerMinute
+
+    /// The tokens a tier bundles per calendar month (UTC).
+    public struct Quota: Sendable, Equatable {
+        public enum WhenExhausted: String, Sendable, Equatable, CaseIterable {
+            /// Serve, and bill the tokens beyond the quota at the overage price.
+            case overage
+            /// Serve in the lowest band at the throttled rate.
+            case throttle
+            /// Refuse with 429 `insufficient_quota` until the month resets.
+            case block
+        }
+
+        public var monthlyTokens: Int
+        public var whenExhausted: WhenExhausted
+
+        public init(monthlyTokens: Int, whenExhausted: WhenExhausted) {
+            self.monthlyTokens = max(0, monthlyTokens)
+            self.whenExhausted = whenExhausted
+        }
+    }
+
+    /// The band a throttled request dispatches in: below every tier's.
+    public static let throttledBand = 0
+
+    /// The same contract for a request admitted at the throttled rate: the lowest band,
+    /// no reserved capacity, the smallest share.
+    public var throttled: Contract {
+        var contract = self
+        contract.band = Self.throttledBand
+        contract.weight = 1
+        contract.reservedShare = 0
+        return contract
+    }
 
     /// The parts of a contract a tenant can have set apart from its tier.
     public struct Overrides: Sendable, Equatable {

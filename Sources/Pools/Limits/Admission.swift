@@ -5,12 +5,47 @@ public struct AdmissionRequest: Sendable, Hashable {
     /// The most output tokens the request may produce (`max_tokens` or the model's default).
     public var maximumOutputTokens: Int
 
+    /// The most the request can cost, in micro-units: its tokens at the dearest of its
+    /// candidate deployments' prices. What it reserves of money budgets.
+    public var maximumCostMicros: Int64
+    /// The budgets and quota to reserve in, in the order they are checked; at most one per
+    /// scope (a scope's new period forgets its old ones).
+    public var budgets: [BudgetDemand]
+    /// The wall-clock instant the budgets' periods were chosen at, Unix milliseconds: the
+    /// refusal of a spent budget waits from here to its reset.
+    public var wallClockMilliseconds: Int64
+    /// The rate at which requests are admitted while a `throttle` budget is spent.
+    public var throttledRequestsPerMinute: Int
+
+    /// The throttled rate when a tier sets none.
+    public static let defaultThrottledRequestsPerMinute = 10
+
     /// - Parameters:
     ///   - promptTokens: Prompt tokens; negative counts as zero.
     ///   - maximumOutputTokens: Output tokens at most; negative counts as zero.
-    public init(promptTokens: Int, maximumOutputTokens: Int) {
+    ///   - maximumCostMicros: The worst-case cost; negative counts as zero.
+    ///   - budgets: Budgets and quota, checked in this order.
+    ///   - wallClockMilliseconds: When the budgets' periods were chosen.
+    ///   - throttledRequestsPerMinute: Requests per minute while a throttling budget is spent.
+    public init(
+        promptTokens: Int,
+        maximumOutputTokens: Int,
+        maximumCostMicros: Int64 = 0,
+        budgets: [BudgetDemand] = [],
+        wallClockMilliseconds: Int64 = 0,
+        throttledRequestsPerMinute: Int = AdmissionRequest.defaultThrottledRequestsPerMinute
+    ) {
         self.promptTokens = max(0, promptTokens)
         self.maximumOutputTokens = max(0, maximumOutputTokens)
+        self.maximumCostMicros = max(0, maximumCostMicros)
+        self.budgets = budgets
+        self.wallClockMilliseconds = wallClockMilliseconds
+        self.throttledRequestsPerMinute = max(0, throttledRequestsPerMinute)
+    }
+
+    /// What the request reserves in each budget.
+    public var reservedAmounts: BudgetAmounts {
+        BudgetAmounts(tokens: reservedTokens, micros: maximumCostMicros)
     }
 
     /// The tokens reserved at admission: the prompt plus the most the answer can take.
@@ -43,6 +78,13 @@ public struct Reservation: Sendable, Hashable {
     public var expiresAt: ContinuousClock.Instant
     /// The tenant's limits as they stood right after admission.
     public var headers: RateLimitHeaders
+    /// The worst-case cost reserved in money budgets.
+    public var micros: Int64 = 0
+    /// The budget periods the request reserved in; settling adds its usage to each.
+    public var budgets: [BudgetPeriodKey] = []
+    /// True when a spent `throttle` budget admitted the request at the throttled rate:
+    /// it is served in the lowest band.
+    public var throttled = false
 }
 
 /// Why a request was not admitted; nothing was reserved.
@@ -52,6 +94,9 @@ public struct AdmissionRefusal: Sendable, Hashable, Error {
         case requests
         case tokens
         case concurrency
+        /// A budget or quota is spent (`budget`), or it is spent and throttling, and the
+        /// throttled rate has no request left (`throttled`).
+        case budget
     }
 
     /// The limit that keeps the request waiting longest.
@@ -68,6 +113,11 @@ public struct AdmissionRefusal: Sendable, Hashable, Error {
     public var retryAfter: Duration?
     /// The tenant's limits as they stand.
     public var headers: RateLimitHeaders
+    /// For `.budget`: the budget that is spent.
+    public var budget: BudgetDemand? = nil
+    /// For `.budget`: true when the budget throttles and the throttled rate refused; the
+    /// wait is then the throttled rate's, not the reset's.
+    public var throttled = false
 
     /// The `retry-after` header value: whole seconds, rounded up.
     public var retryAfterSeconds: Int? {
@@ -84,6 +134,7 @@ public struct AdmissionRefusal: Sendable, Hashable, Error {
         case .requests: what = "requests per minute"
         case .tokens: what = "tokens per minute"
         case .concurrency: what = "concurrent requests"
+        case .budget: return "The budget is spent."
         }
         let counts = "Limit \(limitValue), remaining \(remaining), requested \(requested)."
         guard let retryAfter else {
@@ -97,12 +148,16 @@ public struct AdmissionRefusal: Sendable, Hashable, Error {
 public enum AdmissionDecision: Sendable, Hashable {
     case admitted(Reservation)
     case refused(AdmissionRefusal)
+    /// The store holds no state for these budget periods: ask again with each one's
+    /// `seed`, the used amount the ledger records. Nothing was reserved.
+    case needsSeed([BudgetPeriodKey])
 
     /// The rate-limit headers to send with the response either way.
     public var headers: RateLimitHeaders {
         switch self {
         case .admitted(let reservation): reservation.headers
         case .refused(let refusal): refusal.headers
+        case .needsSeed: RateLimitHeaders(requests: nil, tokens: nil)
         }
     }
 

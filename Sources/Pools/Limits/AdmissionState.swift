@@ -10,6 +10,9 @@ public struct AdmissionState: Sendable, Hashable {
     struct OpenReservation: Sendable, Hashable {
         var tokens: Int
         var expiresAt: ContinuousClock.Instant
+        /// What it holds in each budget period: the same amounts in each.
+        var budgetAmounts: BudgetAmounts = .zero
+        var budgets: [BudgetPeriodKey] = []
     }
 
     public let tenantID: String
@@ -21,6 +24,13 @@ public struct AdmissionState: Sendable, Hashable {
 
     private(set) var requests: TokenBucket?
     private(set) var tokens: TokenBucket?
+    /// The throttled rate, while some `throttle` budget is known: one request per admission
+    /// made while such a budget is spent.
+    private(set) var throttle: TokenBucket?
+    /// Budget periods with state: used (from the ledger's seed on) and reserved amounts.
+    private(set) var budgets: [BudgetPeriodKey: BudgetStatus] = [:]
+    /// When a budget last changed; a tenant is idle only some time after it.
+    private var lastBudgetChange: ContinuousClock.Instant?
     private(set) var open: [Reservation.ID: OpenReservation] = [:]
     /// No open reservation expires before this; it may be earlier than the earliest one
     /// (after a settle), which only costs one fruitless scan.
@@ -58,7 +68,40 @@ public struct AdmissionState: Sendable, Hashable {
     ///   - now: The current instant.
     public mutating func admit(request: AdmissionRequest, id: Reservation.ID, now: ContinuousClock.Instant) -> AdmissionDecision {
         expireReservations(now: now)
+        // A period without state is built from the ledger's figure, or asked for.
+        let missing = request.budgets.filter { budgets[$0.key] == nil && $0.seed == nil }.map(\.key)
+        if !missing.isEmpty { return .needsSeed(missing) }
+        for budget in request.budgets where budgets[budget.key] == nil {
+            startPeriod(budget, now: now)
+        }
+        if request.budgets.contains(where: { $0.whenSpent == .throttle }) {
+            throttle = Self.bucket(throttle, limit: request.throttledRequestsPerMinute, now: now)
+        }
+
+        // Budgets first, in the order given: a spent budget refuses until its reset, longer
+        // than any rate limit would.
+        var throttledBy: BudgetDemand?
+        for budget in request.budgets {
+            let status = budgets[budget.key]!
+            guard budget.isSpent(used: status.used, reserved: status.reserved) else { continue }
+            switch budget.whenSpent {
+            case .refuse:
+                return .refused(budgetRefusal(budget, request: request, now: now))
+            case .throttle:
+                if throttledBy == nil { throttledBy = budget }
+            case .serve:
+                continue
+            }
+        }
         // Decide on refilled copies so a refusal leaves the buckets as they were.
+        var throttle = self.throttle?.refilled(now: now)
+        if let throttledBy, let bucket = throttle {
+            // nil: a throttled rate of zero, which admits nothing until the reset.
+            let wait = bucket.timeUntilAvailable(1, now: now)
+            if wait.map({ $0 > .zero }) ?? true {
+                return .refused(budgetRefusal(throttledBy, request: request, throttled: true, throttledWait: wait, now: now))
+            }
+        }
         var requests = self.requests?.refilled(now: now)
         var tokens = self.tokens?.refilled(now: now)
         let needed = request.reservedTokens
@@ -70,13 +113,67 @@ public struct AdmissionState: Sendable, Hashable {
         _ = tokens?.tryTake(needed, now: now)
         self.requests = requests
         self.tokens = tokens
+        if throttledBy != nil {
+            _ = throttle?.tryTake(1, now: now)
+            self.throttle = throttle
+        }
+        let amounts = request.reservedAmounts
+        var seen = Set<BudgetPeriodKey>()
+        let keys = request.budgets.map(\.key).filter { seen.insert($0).inserted }
+        for key in keys {
+            budgets[key]!.reserved = budgets[key]!.reserved.adding(amounts)
+        }
+        if !keys.isEmpty { lastBudgetChange = now }
         let expiresAt = now + reservationTTL
         assert(open[id] == nil, "reservation \(id) is already open")
-        open[id] = OpenReservation(tokens: needed, expiresAt: expiresAt)
+        open[id] = OpenReservation(tokens: needed, expiresAt: expiresAt, budgetAmounts: amounts, budgets: keys)
         earliestExpiry = min(earliestExpiry ?? expiresAt, expiresAt)
-        return .admitted(
-            Reservation(id: id, tenantID: tenantID, tokens: needed, expiresAt: expiresAt, headers: headers(now: now))
+        var reservation = Reservation(id: id, tenantID: tenantID, tokens: needed, expiresAt: expiresAt, headers: headers(now: now))
+        reservation.micros = amounts.micros
+        reservation.budgets = keys
+        reservation.throttled = throttledBy != nil
+        return .admitted(reservation)
+    }
+
+    /// Builds the state of a budget's period from the ledger's figure, and forgets the
+    /// same budget's other periods that no open reservation holds.
+    private mutating func startPeriod(_ budget: BudgetDemand, now: ContinuousClock.Instant) {
+        let held = Set(open.values.flatMap(\.budgets))
+        for key in budgets.keys where key.scope == budget.key.scope && !held.contains(key) {
+            budgets[key] = nil
+        }
+        budgets[budget.key] = BudgetStatus(used: budget.seed ?? .zero, reserved: .zero)
+        lastBudgetChange = now
+    }
+
+    /// The refusal of a spent budget: until its reset, or, when it throttles, until the
+    /// throttled rate has room (`throttledWait`; never past the reset).
+    private func budgetRefusal(
+        _ budget: BudgetDemand, request: AdmissionRequest, throttled: Bool = false, throttledWait: Duration? = nil,
+        now: ContinuousClock.Instant
+    ) -> AdmissionRefusal {
+        let untilReset = Duration.milliseconds(max(0, budget.resetsAt - request.wallClockMilliseconds))
+        let held = budgets[budget.key].map { $0.used.adding($0.reserved) } ?? .zero
+        // The limit reported: tokens when they are spent, money otherwise.
+        let (limitValue, remaining, requested): (Int, Int, Int)
+        if throttled, let throttle {
+            (limitValue, remaining, requested) = (throttle.capacity, throttle.refilled(now: now).available, 1)
+        } else if let limitTokens = budget.limitTokens, held.tokens >= limitTokens || budget.limitMicros == nil {
+            (limitValue, remaining, requested) = (limitTokens, max(0, limitTokens - held.tokens), request.reservedTokens)
+        } else {
+            let limitMicros = budget.limitMicros ?? 0
+            (limitValue, remaining, requested) = (
+                Int(clamping: limitMicros), Int(clamping: max(0, limitMicros - held.micros)), Int(clamping: request.maximumCostMicros)
+            )
+        }
+        var refusal = AdmissionRefusal(
+            limit: .budget, limitValue: limitValue, remaining: remaining, requested: requested,
+            retryAfter: throttled ? min(throttledWait ?? untilReset, untilReset) : untilReset,
+            headers: headers(now: now)
         )
+        refusal.budget = budget
+        refusal.throttled = throttled
+        return refusal
     }
 
     /// The refusal of the limit that keeps the request waiting longest, or nil when all fit.
@@ -120,9 +217,24 @@ public struct AdmissionState: Sendable, Hashable {
     /// not use (never past the capacity), takes what it used beyond the reservation (into
     /// debt if need be, so later requests wait), and frees its concurrency slot.
     /// - Returns: What was settled; nil when the reservation was already settled or expired.
-    public mutating func settle(reservation: Reservation, actualTokens: Int, now: ContinuousClock.Instant) -> Settlement? {
+    ///
+    /// The usage is added to each budget period the reservation names even when the
+    /// reservation itself expired or was lost: the request's usage event reaches the ledger
+    /// either way, and the budget keeps agreeing with it.
+    public mutating func settle(
+        reservation: Reservation, actualTokens: Int, actualMicros: Int64 = 0, now: ContinuousClock.Instant
+    ) -> Settlement? {
         expireReservations(now: now)
-        guard let held = open.removeValue(forKey: reservation.id) else { return nil }
+        let held = open.removeValue(forKey: reservation.id)
+        let used = BudgetAmounts(tokens: actualTokens, micros: actualMicros)
+        for key in reservation.budgets where budgets[key] != nil {
+            budgets[key]!.used = budgets[key]!.used.adding(used)
+            if let held, held.budgets.contains(key) {
+                budgets[key]!.reserved = budgets[key]!.reserved.subtracting(held.budgetAmounts)
+            }
+            lastBudgetChange = now
+        }
+        guard let held else { return nil }
         if open.isEmpty { earliestExpiry = nil }
         let actual = max(0, actualTokens)
         let settlement = Settlement(
@@ -140,8 +252,21 @@ public struct AdmissionState: Sendable, Hashable {
     /// stay taken: a request that never reported is assumed to have used its reservation.
     public mutating func expireReservations(now: ContinuousClock.Instant) {
         guard let earliest = earliestExpiry, earliest <= now else { return }
+        for (_, expired) in open where expired.expiresAt <= now {
+            // What it held in budgets is given back: its usage, if any, is settled apart.
+            for key in expired.budgets where budgets[key] != nil {
+                budgets[key]!.reserved = budgets[key]!.reserved.subtracting(expired.budgetAmounts)
+            }
+        }
         open = open.filter { $0.value.expiresAt > now }
         earliestExpiry = open.values.map(\.expiresAt).min()
+    }
+
+    /// A budget period's state; nil when there is none (the ledger's figure stands).
+    public func budget(_ key: BudgetPeriodKey, now: ContinuousClock.Instant) -> BudgetStatus? {
+        var copy = self
+        copy.expireReservations(now: now)
+        return copy.budgets[key]
     }
 
     // MARK: Limits and state
@@ -169,6 +294,9 @@ public struct AdmissionState: Sendable, Hashable {
         )
     }
 
+    /// How long after a budget's last change its usage is surely in the ledger.
+    static let budgetSettleTime: Duration = .seconds(60)
+
     /// Requests admitted and neither settled nor expired by `now`.
     public func inFlight(now: ContinuousClock.Instant) -> Int {
         open.values.count { $0.expiresAt > now }
@@ -176,8 +304,13 @@ public struct AdmissionState: Sendable, Hashable {
 
     /// True when the tenant holds nothing at `now`: no request in flight and full buckets.
     /// Forgetting an idle tenant loses nothing, since a fresh state is the same.
+    ///
+    /// Budget state is rebuilt from the ledger, so it does not keep a tenant from being
+    /// idle, but only once the ledger has had time to write what was last settled.
     public func isIdle(now: ContinuousClock.Instant) -> Bool {
         inFlight(now: now) == 0
+            && (lastBudgetChange.map { now - $0 >= Self.budgetSettleTime } ?? true)
+            && (throttle?.timeUntilFull(now: now) ?? .zero) == .zero
             && (requests?.timeUntilFull(now: now) ?? .zero) == .zero
             && (tokens?.timeUntilFull(now: now) ?? .zero) == .zero
     }

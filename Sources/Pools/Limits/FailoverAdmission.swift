@@ -40,12 +40,24 @@ public final class FailoverAdmission: TenantAdmission {
         }
     }
 
-    public func settle(_ reservation: Reservation, actualTokens: Int) {
+    public func settle(_ reservation: Reservation, actualTokens: Int, actualMicros: Int64) {
         let wasFallback = fallbackReservations.withLock { $0.remove(reservation.id.rawValue) != nil }
         if wasFallback {
-            fallback.settle(reservation: reservation, actualTokens: actualTokens, now: .now)
+            fallback.settle(reservation: reservation, actualTokens: actualTokens, actualMicros: actualMicros, now: .now)
         } else {
-            primary.settle(reservation, actualTokens: actualTokens)
+            primary.settle(reservation, actualTokens: actualTokens, actualMicros: actualMicros)
+        }
+    }
+
+    /// The store's state, or the fallback's while the store cannot be reached.
+    public func budgetStatus(tenantID: String, key: BudgetPeriodKey) async throws -> BudgetStatus? {
+        do {
+            return try await primary.budgetStatus(tenantID: tenantID, key: key)
+        } catch is CancellationError where Task.isCancelled {
+            throw CancellationError()
+        } catch {
+            try failover.failed(error)
+            return fallback.budgetStatus(tenantID: tenantID, key: key, now: .now)
         }
     }
 }

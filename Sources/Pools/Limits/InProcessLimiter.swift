@@ -56,12 +56,21 @@ public final class InProcessLimiter: Sendable {
     /// - Returns: What was settled; nil when it was already settled, had expired, or its
     ///   tenant was forgotten.
     @discardableResult
-    public func settle(reservation: Reservation, actualTokens: Int, now: ContinuousClock.Instant = .now) -> Settlement? {
+    public func settle(
+        reservation: Reservation, actualTokens: Int, actualMicros: Int64 = 0, now: ContinuousClock.Instant = .now
+    ) -> Settlement? {
         state.withLock { table in
             guard table.tenants[reservation.tenantID] != nil else { return nil }
             table.tenants[reservation.tenantID]!.lastUsed = max(table.tenants[reservation.tenantID]!.lastUsed, now)
-            return table.tenants[reservation.tenantID]!.admission.settle(reservation: reservation, actualTokens: actualTokens, now: now)
+            return table.tenants[reservation.tenantID]!.admission.settle(
+                reservation: reservation, actualTokens: actualTokens, actualMicros: actualMicros, now: now
+            )
         }
+    }
+
+    /// A budget period's state; nil when this process holds none for it.
+    public func budgetStatus(tenantID: String, key: BudgetPeriodKey, now: ContinuousClock.Instant = .now) -> BudgetStatus? {
+        state.withLock { $0.tenants[tenantID]?.admission.budget(key, now: now) }
     }
 
     /// The rate-limit header values of a tenant at `now`, without admitting anything; nil

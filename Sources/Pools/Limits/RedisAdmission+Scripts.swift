@@ -10,26 +10,46 @@
 // written to Redis with `int()` (`%.0f`): Redis would otherwise render a Lua number in
 // floating-point notation (`1.2345678901235e+17`) and lose digits.
 //
+// Budgets count tokens and money (integer micro-units). Every count, cost, limit and seed
+// sent is capped at `largestCount` (2^52), and a budget's sums saturate at 2^53 as
+// `BudgetAmounts` saturates at `Int.max`: above every limit, so a saturated sum compares
+// as the true one would.
+//
 // Time. `now` is Redis's own clock (`TIME`, whole milliseconds), so replicas with skewed
-// clocks agree; tests may pass an explicit `now` instead (the last argument; empty in
-// production). With whole-millisecond instants a refill always ends at `now` exactly, as
-// `TokenBucket.refill` does when the instants are whole ticks apart.
+// clocks agree; tests may pass an explicit `now` instead (empty in production). With
+// whole-millisecond instants a refill always ends at `now` exactly, as `TokenBucket.refill`
+// does when the instants are whole ticks apart. A budget's reset and the request's wall
+// clock are the proxy's (Unix milliseconds): only their difference is used, for the wait.
 //
 // Keys, all of one tenant, in one Cluster slot by their hash tag `{tenant:<id>}`:
 //   KEYS[1] buckets   hash: requests.units / requests.at / requests.limit and the same for
-//                     tokens; a bucket without fields is a limit not set.
+//                     tokens and throttle (the throttled rate); a bucket without fields is
+//                     a limit not set.
 //   KEYS[2] inflight  sorted set: reservation id -> expiry (ms). Expired members are
 //                     removed at the start of every call; its size is the concurrency count.
-//   KEYS[3] reserved  hash: reservation id -> reserved tokens, for settling once.
-// Every write ends with all three keys set to expire `margin` ms after the latest of: both
-// buckets full again, the last open reservation expired. A key that expires therefore held
-// nothing a fresh tenant does not: an idle tenant or a crashed proxy leaks nothing for long.
+//   KEYS[3] reserved  hash: reservation id -> what it holds, for settling once and for
+//                     giving budgets back when it expires: "<tokens>", or "<tokens>
+//                     <micros> <period> <period> ..." when it reserved in budget periods
+//                     (a period is "<scope>|<periodStart>").
+//   KEYS[4] budgets   hash: "<period>|ut" / "|um" / "|rt" / "|rm", the used and reserved
+//                     tokens and micros of each budget period with state; a period
+//                     without "ut" has none.
+// Every write ends with the first three keys set to expire `margin` ms after the latest
+// of: every bucket full again, the last open reservation expired. A key that expires
+// therefore held nothing a fresh tenant does not: an idle tenant or a crashed proxy leaks
+// nothing for long. The budgets hash lives at least as long, and at least `margin` past
+// the reset of every period an admission used, and its lifetime is never shortened: a
+// period is not forgotten while a request may still be admitted or settled in it.
 
 extension RedisAdmission {
-    /// Definitions both scripts share: the token bucket, expiry, key lifetimes.
+    /// Definitions every script shares: the token bucket, budget periods, expiry, key lifetimes.
     static let scriptPrelude = #"""
         -- Ticks (ms) per minute: the fixed-point units in one token of a per-minute bucket.
         local P = 60000
+        -- Where budget sums saturate: above every limit sent (at most 2^52).
+        local MOST = 2 ^ 53
+        -- The longest key lifetime set (ms): Redis refuses one that overflows its clock.
+        local LONGEST = 2 ^ 52
 
         local function now_ms(override)
           if override ~= '' then return tonumber(override) end
@@ -110,72 +130,9 @@ extension RedisAdmission {
           redis.call('HSET', key, name .. '.units', int(b.units), name .. '.at', int(b.at), name .. '.limit', int(b.cap))
         end
 
-        -- RateLimitHeaders.Window: limit, remaining, reset (ms); -1s when the limit is not set.
-        local function window(b, now)
-          if not b then return -1, -1, -1 end
-          local c = refilled(b, now)
-          return c.cap, available(c), time_until_full(b, now)
-        end
-
-        -- AdmissionState.expireReservations(now:): frees the slots of reservations that
-        -- expired by now; their tokens stay taken.
-        local function expire(inflight, reserved, now)
-          local expired = redis.call('ZRANGEBYSCORE', inflight, '-inf', int(now))
-          if #expired == 0 then return end
-          redis.call('ZREMRANGEBYSCORE', inflight, '-inf', int(now))
-          -- unpack() has a limit on how many values it returns; delete in chunks.
-          for i = 1, #expired, 1000 do
-            redis.call('HDEL', reserved, unpack(expired, i, math.min(i + 999, #expired)))
-          end
-        end
-
-        -- Sets all three keys to expire `margin` ms after the tenant's state equals a fresh
-        -- tenant's: both buckets full and the last reservation expired.
-        local function keep(keys, requests, tokens, now, margin)
-          local longest = 0
-          if requests then longest = math.max(longest, time_until_full(requests, now)) end
-          if tokens then longest = math.max(longest, time_until_full(tokens, now)) end
-          local last = redis.call('ZRANGE', keys[2], -1, -1, 'WITHSCORES')
-          if #last == 2 then longest = math.max(longest, tonumber(last[2]) - now) end
-          local ttl = int(longest + margin)
-          for i = 1, 3 do redis.call('PEXPIRE', keys[i], ttl) end
-        end
-
-        -- Redis before 5 refuses writes after TIME unless scripts replicate their effects.
-        if redis.replicate_commands then redis.replicate_commands() end
-
-        """#
-
-    /// `AdmissionState.apply` then `AdmissionState.admit`, atomically.
-    ///
-    /// ARGV: reservation id, reserved tokens, requests per minute, tokens per minute,
-    /// concurrent requests (each -1 when not set), reservation TTL (ms), concurrency
-    /// retry-after (ms), key margin (ms), now (ms; empty for `TIME`).
-    ///
-    /// Reply: `{status, limit, limitValue, remaining, retryAfter, requests limit, requests
-    /// remaining, requests reset, tokens limit, tokens remaining, tokens reset}`, where
-    /// status is 1 admitted, 0 refused, 2 the id is already open (nothing changed); limit
-    /// is 1 requests, 2 tokens, 3 concurrency; -1 stands for nil (a wait that never ends,
-    /// a limit not set).
-    static let admitScript = RedisScript(scriptPrelude + #"""
-        local id = ARGV[1]
-        local needed = tonumber(ARGV[2])
-        local rpm, tpm, slots = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-        local ttl, hint, margin = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-        local now = now_ms(ARGV[9])
-
-        expire(KEYS[2], KEYS[3], now)
-        -- The caller draws another id; nothing else has changed.
-        if redis.call('HEXISTS', KEYS[3], id) == 1 then return { 2 } end
-
-        -- AdmissionState.apply: a new limit starts full; a changed one keeps what was used;
-        -- a removed one is forgotten. The result stands even if the request is refused.
-        local function apply(name, limit)
-          local b = load(KEYS[1], name)
-          if limit < 0 then
-            if b then redis.call('HDEL', KEYS[1], name .. '.units', name .. '.at', name .. '.limit') end
-            return nil
-          end
+        -- AdmissionState.bucket(_:limit:now:): a new limit starts full, a changed one keeps
+        -- what was used (TokenBucket.resized), the same one is kept as it is.
+        local function applied(key, name, b, limit, now)
           if not b then
             b = bucket(limit, limit * P, now)
           elseif b.cap ~= limit then
@@ -186,99 +143,106 @@ extension RedisAdmission {
           else
             return b
           end
-          save(KEYS[1], name, b)
+          save(key, name, b)
           return b
         end
-        local requests = apply('requests', rpm)
-        local tokens = apply('tokens', tpm)
 
-        -- AdmissionState.refusal: the limit that keeps the request waiting longest; nil
-        -- waits forever; ties keep the limit named first.
-        local worst = nil
-        local function consider(code, value, remaining, wait)
-          if wait ~= nil and wait <= 0 then return end
-          if worst ~= nil and (worst.wait == nil or (wait ~= nil and wait <= worst.wait)) then return end
-          worst = { code = code, value = value, remaining = remaining, wait = wait }
+        -- RateLimitHeaders.Window: limit, remaining, reset (ms); -1s when the limit is not set.
+        local function window(b, now)
+          if not b then return -1, -1, -1 end
+          local c = refilled(b, now)
+          return c.cap, available(c), time_until_full(b, now)
         end
-        if requests then
-          local c = refilled(requests, now)
-          consider(1, c.cap, available(c), time_until_available(c, 1, now))
+
+        -- BudgetAmounts.adding and .subtracting, for one of its two amounts.
+        local function add(a, b) return math.min(MOST, a + b) end
+        local function sub(a, b) return math.max(0, a - b) end
+
+        -- A budget period's fields: used tokens, used micros, reserved tokens, reserved micros.
+        local function period_fields(period)
+          return period .. '|ut', period .. '|um', period .. '|rt', period .. '|rm'
         end
-        if tokens then
-          local c = refilled(tokens, now)
-          consider(2, c.cap, available(c), time_until_available(c, needed, now))
+
+        -- A budget period's BudgetStatus, or nil when it has no state.
+        local function load_period(key, period)
+          local f = redis.call('HMGET', key, period_fields(period))
+          if not f[1] then return nil end
+          return { ut = tonumber(f[1]), um = tonumber(f[2]) or 0, rt = tonumber(f[3]) or 0, rm = tonumber(f[4]) or 0 }
         end
-        if slots >= 0 and redis.call('ZCARD', KEYS[2]) >= slots then
-          -- A slot is certain to free only when the earliest reservation expires; the
-          -- configured hint caps the wait. No slots at all: it never frees.
-          local wait = nil
-          if slots > 0 then
-            local first = now
-            local earliest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-            if #earliest == 2 then first = tonumber(earliest[2]) end
-            wait = math.min(hint, math.max(0, first - now))
+
+        local function save_period(key, period, s)
+          local ut, um, rt, rm = period_fields(period)
+          redis.call('HSET', key, ut, int(s.ut), um, int(s.um), rt, int(s.rt), rm, int(s.rm))
+        end
+
+        -- AdmissionState.OpenReservation, from its record in the reserved hash.
+        local function parse_record(value)
+          local words = {}
+          for word in string.gmatch(value, '%S+') do words[#words + 1] = word end
+          local r = { tokens = tonumber(words[1]), micros = tonumber(words[2] or '0'), periods = {} }
+          for i = 3, #words do r.periods[#r.periods + 1] = words[i] end
+          return r
+        end
+
+        local function format_record(tokens, micros, periods)
+          if #periods == 0 then return int(tokens) end
+          return int(tokens) .. ' ' .. int(micros) .. ' ' .. table.concat(periods, ' ')
+        end
+
+        -- AdmissionState.expireReservations(now:): frees the slots of reservations that
+        -- expired by now and gives back what they held in budget periods; their tokens stay
+        -- taken.
+        local function expire(keys, now)
+          local expired = redis.call('ZRANGEBYSCORE', keys[2], '-inf', int(now))
+          if #expired == 0 then return end
+          redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', int(now))
+          -- unpack() has a limit on how many values it returns; read and delete in chunks.
+          for i = 1, #expired, 1000 do
+            local last = math.min(i + 999, #expired)
+            local records = redis.call('HMGET', keys[3], unpack(expired, i, last))
+            for j = 1, #records do
+              if records[j] then
+                local r = parse_record(records[j])
+                for _, period in ipairs(r.periods) do
+                  local s = load_period(keys[4], period)
+                  if s then
+                    local _, _, rt, rm = period_fields(period)
+                    redis.call('HSET', keys[4], rt, int(sub(s.rt, r.tokens)), rm, int(sub(s.rm, r.micros)))
+                  end
+                end
+              end
+            end
+            redis.call('HDEL', keys[3], unpack(expired, i, last))
           end
-          consider(3, slots, 0, wait)
         end
 
-        local rl, rr, rs = window(requests, now)
-        if worst then
-          keep(KEYS, requests, tokens, now, margin)
-          local tl, tr, ts = window(tokens, now)
-          return { 0, worst.code, worst.value, worst.remaining, worst.wait or -1, rl, rr, rs, tl, tr, ts }
+        -- Sets the first three keys to expire `margin` ms after the tenant's state equals a
+        -- fresh tenant's: every bucket full and the last reservation expired. Returns that
+        -- lifetime (ms).
+        local function keep(keys, now, margin, requests, tokens, throttle)
+          local longest = 0
+          for _, b in pairs({ requests, tokens, throttle }) do
+            longest = math.max(longest, time_until_full(b, now))
+          end
+          local last = redis.call('ZRANGE', keys[2], -1, -1, 'WITHSCORES')
+          if #last == 2 then longest = math.max(longest, tonumber(last[2]) - now) end
+          local ttl = longest + margin
+          for i = 1, 3 do redis.call('PEXPIRE', keys[i], int(ttl)) end
+          return ttl
         end
 
-        -- Admitted: one request, the reserved tokens and a slot.
-        if requests then
-          refill(requests, now)
-          requests.units = requests.units - P
-          save(KEYS[1], 'requests', requests)
+        -- Lengthens the budgets hash's lifetime to `ttl` (keep's) and to `margin` past the
+        -- reset of each period in `demands`; never shortens it.
+        local function keep_budgets(key, ttl, demands, now, margin)
+          for _, d in ipairs(demands) do ttl = math.max(ttl, d.resets - now + margin) end
+          ttl = math.min(ttl, LONGEST)
+          local current = redis.call('PTTL', key)
+          if current == -2 or current >= ttl then return end
+          redis.call('PEXPIRE', key, int(ttl))
         end
-        if tokens then
-          refill(tokens, now)
-          tokens.units = tokens.units - math.max(0, needed) * P
-          save(KEYS[1], 'tokens', tokens)
-        end
-        redis.call('ZADD', KEYS[2], int(now + ttl), id)
-        redis.call('HSET', KEYS[3], id, int(needed))
-        keep(KEYS, requests, tokens, now, margin)
-        rl, rr, rs = window(requests, now)
-        local tl, tr, ts = window(tokens, now)
-        return { 1, 0, 0, 0, 0, rl, rr, rs, tl, tr, ts }
-        """#)
 
-    /// `AdmissionState.settle`, atomically: gives back unused tokens (never past the
-    /// capacity), takes tokens used beyond the reservation (into debt, at most one bucket),
-    /// frees the slot; does nothing for a reservation already settled or expired.
-    ///
-    /// ARGV: reservation id, actual tokens (at least 0), key margin (ms), now (ms; empty
-    /// for `TIME`).
-    ///
-    /// Reply: `{1, reserved tokens}` when settled, `{0}` when there was nothing to settle.
-    static let settleScript = RedisScript(scriptPrelude + #"""
-        local id = ARGV[1]
-        local actual = tonumber(ARGV[2])
-        local margin = tonumber(ARGV[3])
-        local now = now_ms(ARGV[4])
+        -- Redis before 5 refuses writes after TIME unless scripts replicate their effects.
+        if redis.replicate_commands then redis.replicate_commands() end
 
-        expire(KEYS[2], KEYS[3], now)
-        local held = redis.call('HGET', KEYS[3], id)
-        if not held then return { 0 } end
-        held = tonumber(held)
-        redis.call('HDEL', KEYS[3], id)
-        redis.call('ZREM', KEYS[2], id)
-
-        local requests = load(KEYS[1], 'requests')
-        local tokens = load(KEYS[1], 'tokens')
-        if tokens then
-          -- giveBack(unused) then take(excess); one of them is zero.
-          refill(tokens, now)
-          local full = tokens.cap * P
-          tokens.units = math.min(full, tokens.units + clamped_units(tokens, math.max(0, held - actual)))
-          tokens.units = math.max(-full, tokens.units - clamped_units(tokens, math.max(0, actual - held)))
-          save(KEYS[1], 'tokens', tokens)
-        end
-        keep(KEYS, requests, tokens, now, margin)
-        return { 1, held }
-        """#)
+        """#
 }

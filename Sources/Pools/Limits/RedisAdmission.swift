@@ -4,17 +4,19 @@ import Synchronization
 /// Tenant rate limits kept in Redis, so that every proxy replica pointed at the same Redis
 /// holds a tenant to the same limits.
 ///
-/// Each admission and each settlement is one Lua script (``RedisAdmission/admitScript``,
-/// ``RedisAdmission/settleScript``) that runs `AdmissionState`'s arithmetic atomically on
-/// the tenant's keys, with Redis's own clock: the decisions, refusals, retry-afters and
-/// header values are those of one `InProcessLimiter` serving every replica.
+/// Each admission, each settlement and each budget read is one Lua script
+/// (``RedisAdmission/admitScript``, ``RedisAdmission/settleScript``,
+/// ``RedisAdmission/budgetStatusScript``) that runs `AdmissionState`'s arithmetic
+/// atomically on the tenant's keys, with Redis's own clock: the decisions, refusals,
+/// retry-afters, header values and budget amounts are those of one `InProcessLimiter`
+/// serving every replica.
 ///
-/// Settling never blocks: ``settle(_:actualTokens:)`` queues the settlement (a bounded
-/// queue; when it is full, settlements are dropped and counted, and the reservations they
-/// would have ended expire after `reservationTTL`). ``run()`` sends the queue in pipelined
-/// batches and must be running for settlements to reach Redis; Pools cannot depend on
-/// ServiceLifecycle, so the proxy wraps it in its `Service`. ``shutdown()`` sends what is
-/// left. Shut down the admission before its `RedisClient`.
+/// Settling never blocks: ``settle(_:actualTokens:actualMicros:)`` queues the settlement
+/// (a bounded queue; when it is full, settlements are dropped and counted, and the
+/// reservations they would have ended expire after `reservationTTL`). ``run()`` sends the
+/// queue in pipelined batches and must be running for settlements to reach Redis; Pools
+/// cannot depend on ServiceLifecycle, so the proxy wraps it in its `Service`.
+/// ``shutdown()`` sends what is left. Shut down the admission before its `RedisClient`.
 ///
 /// Reservation ids are a random 64-bit starting point per instance plus a counter, so
 /// replicas draw from unrelated ranges; the admit script refuses an id that is already open
@@ -29,17 +31,23 @@ public final class RedisAdmission: TenantAdmission, Sendable {
         public let buckets: String
         /// A sorted set: open reservation id -> expiry in Redis milliseconds.
         public let inflight: String
-        /// A hash: open reservation id -> reserved tokens.
+        /// A hash: open reservation id -> reserved tokens, and the reserved micros and budget
+        /// periods when it reserved in budgets (`"<tokens> <micros> <scope>|<periodStart> …"`).
         public let reserved: String
+        /// A hash: each budget period's used and reserved tokens and micros, under
+        /// `<scope>|<periodStart>|ut`, `|um`, `|rt` and `|rm`; a period without `ut` has no
+        /// state. It lives at least until the last period it holds resets, plus a margin.
+        public let budgets: String
 
         public init(tenantID: String) {
             let prefix = "sy:{tenant:\(tenantID)}"
             buckets = prefix + ":buckets"
             inflight = prefix + ":inflight"
             reserved = prefix + ":reserved"
+            budgets = prefix + ":budgets"
         }
 
-        var all: [String] { [buckets, inflight, reserved] }
+        var all: [String] { [buckets, inflight, reserved, budgets] }
     }
 
     /// Settlements sent, settlements Redis had nothing for (already settled or expired),
@@ -55,8 +63,9 @@ public final class RedisAdmission: TenantAdmission, Sendable {
     /// are treated as this one. Lua's doubles hold integers exactly below 2^53, and a level
     /// needs up to three full buckets of 60,000 units per token.
     public static let largestLimit = 50_000_000_000
-    /// Token counts sent to the scripts are capped here: far above `largestLimit`, so a
-    /// capped count is refused or clamped exactly as the true one would be.
+    /// Token counts, costs in micros, budget limits and seeds sent to the scripts are capped
+    /// here: far above `largestLimit`, so a capped count is refused or clamped exactly as
+    /// the true one would be.
     static let largestCount = 1 << 52
     /// How long the keys outlive the moment the tenant's state becomes a fresh tenant's.
     static let keyMargin: Duration = .seconds(120)
@@ -122,8 +131,9 @@ public final class RedisAdmission: TenantAdmission, Sendable {
 
     // MARK: Admission
 
-    /// Reserves one request, its tokens and a concurrency slot of `tenantID`, or refuses,
-    /// atomically across every replica.
+    /// Reserves one request, its tokens and a concurrency slot of `tenantID`, and its tokens
+    /// and worst-case cost in each of its budgets, or refuses, atomically across every
+    /// replica; asks for seeds (`needsSeed`) when Redis holds no state for a budget period.
     ///
     /// - Throws: ``RedisError`` when Redis cannot be reached, does not answer within the
     ///   client's timeouts, or answers with an error.
@@ -143,61 +153,88 @@ public final class RedisAdmission: TenantAdmission, Sendable {
     func admit(tenantID: String, limits: TenantLimits, request: AdmissionRequest, at fixed: FixedNow?) async throws -> AdmissionDecision {
         let started = fixed?.instant ?? .now
         let keys = Keys(tenantID: tenantID)
+        let arguments = admitArguments(limits: limits, request: request, now: fixed?.milliseconds)
         // A collision needs a 64-bit coincidence; a few draws settle it for good.
         for _ in 0..<4 {
             let id = Reservation.ID(nextID.wrappingAdd(1, ordering: .relaxed).newValue)
             let reply = try await client.evalSHA(
-                script: Self.admitScript,
-                keys: keys.all,
-                arguments: [
-                    String(id.rawValue),
-                    String(Self.count(request.reservedTokens)),
-                    Self.limitArgument(limits.requestsPerMinute, largest: Self.largestLimit),
-                    Self.limitArgument(limits.tokensPerMinute, largest: Self.largestLimit),
-                    Self.limitArgument(limits.concurrentRequests, largest: Self.largestCount),
-                    String(Self.milliseconds(reservationTTL)),
-                    String(Self.milliseconds(concurrencyRetryAfter)),
-                    String(Self.milliseconds(Self.keyMargin)),
-                    fixed.map { String($0.milliseconds) } ?? "",
-                ]
+                script: Self.admitScript, keys: keys.all, arguments: [String(id.rawValue)] + arguments
             ).checked()
-            switch try AdmitReply(reply) {
+            switch try AdmitReply(reply, budgetCount: request.budgets.count) {
             case .idInUse:
                 continue
-            case .admitted(let headers):
-                return .admitted(Reservation(
+            case .needsSeed(let positions):
+                return .needsSeed(positions.map { request.budgets[$0].key })
+            case .admitted(let headers, let throttled):
+                var reservation = Reservation(
                     id: id, tenantID: tenantID, tokens: request.reservedTokens,
                     expiresAt: started + reservationTTL, headers: headers
-                ))
-            case .refused(let limit, let limitValue, let remaining, let retryAfter, let headers):
-                return .refused(AdmissionRefusal(
-                    limit: limit, limitValue: limitValue, remaining: remaining,
-                    requested: limit == .tokens ? request.reservedTokens : 1,
-                    retryAfter: retryAfter, headers: headers
-                ))
+                )
+                reservation.micros = request.maximumCostMicros
+                var seen = Set<BudgetPeriodKey>()
+                reservation.budgets = request.budgets.map(\.key).filter { seen.insert($0).inserted }
+                reservation.throttled = throttled
+                return .admitted(reservation)
+            case .refused(let refused):
+                return .refused(refused.refusal(for: request))
             }
         }
         throw RedisError.protocolError("the admit script kept finding reservation ids in use")
     }
 
+    /// The admit script's arguments after the reservation id.
+    private func admitArguments(limits: TenantLimits, request: AdmissionRequest, now: Int?) -> [String] {
+        var arguments = [
+            String(Self.count(request.reservedTokens)),
+            Self.limitArgument(limits.requestsPerMinute, largest: Self.largestLimit),
+            Self.limitArgument(limits.tokensPerMinute, largest: Self.largestLimit),
+            Self.limitArgument(limits.concurrentRequests, largest: Self.largestCount),
+            String(Self.milliseconds(reservationTTL)),
+            String(Self.milliseconds(concurrencyRetryAfter)),
+            String(Self.milliseconds(Self.keyMargin)),
+            now.map(String.init) ?? "",
+            String(Self.micros(request.maximumCostMicros)),
+            String(Self.unixMilliseconds(request.wallClockMilliseconds)),
+            Self.limitArgument(request.throttledRequestsPerMinute, largest: Self.largestLimit),
+            String(request.budgets.count),
+        ]
+        for budget in request.budgets {
+            assert(!budget.key.scope.contains { $0 == "|" || $0.isWhitespace }, "budget scope \(budget.key.scope)")
+            arguments += [
+                budget.key.description,
+                String(Self.unixMilliseconds(budget.resetsAt)),
+                Self.limitArgument(budget.limitTokens, largest: Self.largestCount),
+                budget.limitMicros.map { String(Self.micros($0)) } ?? "-1",
+                budget.whenSpent.rawValue,
+                budget.seed.map { String(Self.count($0.tokens)) } ?? "",
+                budget.seed.map { String(Self.micros($0.micros)) } ?? "",
+            ]
+        }
+        return arguments
+    }
+
     // MARK: Settling
 
-    /// Queues the settlement of `reservation` with the tokens the request used; returns at
-    /// once. ``run()`` sends it.
-    public func settle(_ reservation: Reservation, actualTokens: Int) {
-        enqueue(PendingSettlement(reservation: reservation, actualTokens: actualTokens, now: nil))
+    /// Queues the settlement of `reservation` with the tokens the request used and what they
+    /// cost; returns at once. ``run()`` sends it.
+    public func settle(_ reservation: Reservation, actualTokens: Int, actualMicros: Int64) {
+        enqueue(PendingSettlement(reservation: reservation, actualTokens: actualTokens, actualMicros: actualMicros, now: nil))
     }
 
     /// Queues a settlement at a given Redis instant: for tests only.
-    func settle(_ reservation: Reservation, actualTokens: Int, atMilliseconds now: Int) {
-        enqueue(PendingSettlement(reservation: reservation, actualTokens: actualTokens, now: now))
+    func settle(_ reservation: Reservation, actualTokens: Int, actualMicros: Int64 = 0, atMilliseconds now: Int) {
+        enqueue(PendingSettlement(reservation: reservation, actualTokens: actualTokens, actualMicros: actualMicros, now: now))
     }
 
     /// Settles at once and says what was settled: for tests, which compare it with
     /// `AdmissionState.settle`.
     /// - Returns: nil when the reservation was already settled or had expired.
-    func settleImmediately(_ reservation: Reservation, actualTokens: Int, at fixed: FixedNow?) async throws -> Settlement? {
-        let pending = PendingSettlement(reservation: reservation, actualTokens: actualTokens, now: fixed?.milliseconds)
+    func settleImmediately(
+        _ reservation: Reservation, actualTokens: Int, actualMicros: Int64 = 0, at fixed: FixedNow?
+    ) async throws -> Settlement? {
+        let pending = PendingSettlement(
+            reservation: reservation, actualTokens: actualTokens, actualMicros: actualMicros, now: fixed?.milliseconds
+        )
         let keys = Keys(tenantID: pending.tenantID)
         let reply = try await client.evalSHA(
             script: Self.settleScript, keys: keys.all, arguments: pending.scriptArguments
@@ -211,27 +248,52 @@ public final class RedisAdmission: TenantAdmission, Sendable {
         var id: Reservation.ID
         /// At least 0, at most `largestCount`.
         var actualTokens: Int
+        /// At least 0, at most `largestCount`.
+        var actualMicros: Int64
+        /// The periods the reservation names: the usage is added to each, held or not.
+        var budgets: [BudgetPeriodKey]
         /// Redis milliseconds to settle at, for tests; nil is `TIME`.
         var now: Int?
 
-        init(reservation: Reservation, actualTokens: Int, now: Int?) {
+        init(reservation: Reservation, actualTokens: Int, actualMicros: Int64, now: Int?) {
             self.tenantID = reservation.tenantID
             self.id = reservation.id
             self.actualTokens = RedisAdmission.count(actualTokens)
+            self.actualMicros = RedisAdmission.micros(actualMicros)
+            self.budgets = reservation.budgets
             self.now = now
         }
 
         var scriptArguments: [String] {
             [
-                String(id.rawValue), String(actualTokens),
+                String(id.rawValue), String(actualTokens), String(actualMicros),
                 String(RedisAdmission.milliseconds(RedisAdmission.keyMargin)), now.map(String.init) ?? "",
-            ]
+            ] + budgets.map(\.description)
         }
 
         /// The `EVALSHA` command, for pipelines.
         var command: [String] {
-            ["EVALSHA", RedisAdmission.settleScript.sha1, "3"] + Keys(tenantID: tenantID).all + scriptArguments
+            let keys = Keys(tenantID: tenantID).all
+            return ["EVALSHA", RedisAdmission.settleScript.sha1, String(keys.count)] + keys + scriptArguments
         }
+    }
+
+    // MARK: Budgets
+
+    /// A budget period's used and reserved amounts as Redis holds them, after releasing
+    /// what expired reservations held; nil when Redis holds no state for the period.
+    ///
+    /// - Throws: ``RedisError`` when Redis cannot be reached or answers with an error.
+    public func budgetStatus(tenantID: String, key: BudgetPeriodKey) async throws -> BudgetStatus? {
+        try await budgetStatus(tenantID: tenantID, key: key, at: nil)
+    }
+
+    func budgetStatus(tenantID: String, key: BudgetPeriodKey, at fixed: FixedNow?) async throws -> BudgetStatus? {
+        let reply = try await client.evalSHA(
+            script: Self.budgetStatusScript, keys: Keys(tenantID: tenantID).all,
+            arguments: [key.description, fixed.map { String($0.milliseconds) } ?? ""]
+        ).checked()
+        return try BudgetStatusReply(reply).status
     }
 
     /// Separate from the admission so that the sender's `count` can hold it without holding
@@ -266,6 +328,16 @@ public final class RedisAdmission: TenantAdmission, Sendable {
     /// A token count as the scripts take it: at least 0, at most `largestCount`.
     static func count(_ tokens: Int) -> Int {
         min(max(0, tokens), largestCount)
+    }
+
+    /// Micro-units as the scripts take them: at least 0, at most `largestCount`.
+    static func micros(_ micros: Int64) -> Int64 {
+        min(max(0, micros), Int64(largestCount))
+    }
+
+    /// A Unix instant in milliseconds, within `largestCount` of the epoch.
+    static func unixMilliseconds(_ instant: Int64) -> Int64 {
+        min(max(instant, -Int64(largestCount)), Int64(largestCount))
     }
 
     private static func limitArgument(_ limit: Int?, largest: Int) -> String {

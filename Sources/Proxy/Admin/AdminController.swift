@@ -15,6 +15,8 @@ struct AdminController {
     let tenantAuthenticator: TenantAuthenticator
     let keyCatalogue: ProviderKeyCatalogue
     let keyPool: any KeyPool
+    /// Where budgets' live figures are read.
+    let admission: any TenantAdmission
     let cipher: ProviderKeyCipher
     let authentication: AdminMiddleware
     let logger: Logger
@@ -33,6 +35,8 @@ struct AdminController {
         admin.delete("keys/:id") { _, context in try await revokeKey(context: context) }
         admin.get("usage") { request, context in try await usage(request, context: context) }
         addProviderKeyRoutes(to: admin)
+        addBudgetRoutes(to: admin)
+        addWebhookRoutes(to: admin)
     }
 
     // MARK: Tenants

@@ -83,6 +83,10 @@ enum AdminResources {
         var costMicros: Int64
         /// The cost as a decimal string in `currency`, e.g. "0.001234".
         var cost: String
+        /// What the tenants are billed beyond their tiers' quotas: overage.
+        var billedMicros: Int64
+        /// Billed minus cost.
+        var marginMicros: Int64
         var estimatedRequests: Int
 
         init(_ row: UsageSummaryRow) {
@@ -94,6 +98,8 @@ enum AdminResources {
             self.completionTokens = row.completionTokens
             self.costMicros = row.costMicros
             self.cost = Self.decimal(micros: row.costMicros)
+            self.billedMicros = row.billedMicros
+            self.marginMicros = row.marginMicros
             self.estimatedRequests = row.estimatedRequests
         }
 

@@ -11,6 +11,8 @@ public struct AuthenticatedTenant: Sendable, Equatable {
     public var keyID: String
     /// The tenant's tier with its own overrides, resolved when the key was looked up.
     public var contract: Contract
+    /// The tenant's budget, then the key's: the ones set, as they stood at the lookup.
+    public var budgets: [Budget] = []
 
     /// The tier's name.
     public var tier: String { contract.tier }
@@ -90,11 +92,17 @@ public final class TenantAuthenticator: Sendable {
     @inline(never)
     private func lookUp(hash: [UInt8], now: Date) async throws -> AuthenticatedTenant {
         let found = try await ledger.lookUpKey(secretHash: hash)
+        var budgets: [Budget] = []
+        if let found {
+            let set = try await ledger.budgets(tenantID: found.tenant.id, keyID: found.key.id)
+            budgets = [set.tenant, set.key].compactMap { $0 }
+        }
         let entry = CacheEntry(
             record: found?.key,
             tenant: found.map {
                 AuthenticatedTenant(
-                    tenantID: $0.tenant.id, tenantName: $0.tenant.name, keyID: $0.key.id, contract: contract($0.tenant)
+                    tenantID: $0.tenant.id, tenantName: $0.tenant.name, keyID: $0.key.id, contract: contract($0.tenant),
+                    budgets: budgets
                 )
             },
             fetchedAt: .now

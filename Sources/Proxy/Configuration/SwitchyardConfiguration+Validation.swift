@@ -30,10 +30,40 @@ extension SwitchyardConfiguration {
             throw ConfigurationError(path: "$.prices.\(deployment)", message: "no deployment has id '\(deployment)'")
         }
         try validateReservedShares()
+        try validateMarginFloor()
         let modelNames = Set(models.map(\.name))
         for (index, tier) in tiers.enumerated() {
             for (modelIndex, model) in (tier.models ?? []).enumerated() where !modelNames.contains(model) {
                 throw ConfigurationError(path: "$.tiers[\(index)].models[\(modelIndex)]", message: "no model is named '\(model)'")
+            }
+        }
+    }
+
+    /// The margin floor: a tier's overage price is at least the dearest per-million price
+    /// (input, cached input or output) of every deployment any of its models can route
+    /// to, so that overage never sells below cost.
+    func validateMarginFloor() throws(ConfigurationError) {
+        for (index, tier) in tiers.enumerated() {
+            guard let overage = tier.overagePerMillion else { continue }
+            let names = tier.models.map(Set.init)
+            var dearest: (price: Int64, deployment: String, model: String, field: String)?
+            for model in models where names?.contains(model.name) ?? true {
+                for route in model.routes {
+                    guard let price = prices[route] else { continue }
+                    for (field, value) in [
+                        ("input_per_million", price.inputPerMillion), ("cached_input_per_million", price.cachedInputPerMillion),
+                        ("output_per_million", price.outputPerMillion),
+                    ] where value > (dearest?.price ?? -1) {
+                        dearest = (value, route, model.name, field)
+                    }
+                }
+            }
+            if let dearest, Int64(overage) < dearest.price {
+                throw ConfigurationError(
+                    path: "$.tiers[\(index)].overage_per_million",
+                    message: "\(overage) is below the \(dearest.field) of deployment '\(dearest.deployment)' (\(dearest.price)), "
+                        + "which model '\(dearest.model)' of tier '\(tier.name)' can route to: overage would sell below cost"
+                )
             }
         }
     }

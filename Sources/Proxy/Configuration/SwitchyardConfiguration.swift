@@ -78,10 +78,18 @@ public struct SwitchyardConfiguration: Sendable {
         public var spillOver: Contract.SpillOver = .never
         public var spillAfterMilliseconds = 0
         public var maximumSpillPricePerMillion: Int?
+        /// Tokens bundled per calendar month (UTC); nil: no quota.
+        public var monthlyQuotaTokens: Int?
+        /// Micro-units per million tokens beyond the quota (every token, without a quota).
+        public var overagePerMillion: Int?
+        /// What happens once the quota is used up.
+        public var onQuotaExhausted: Contract.Quota.WhenExhausted = .block
+        /// Requests per minute while a quota or budget that throttles is spent.
+        public var throttledRequestsPerMinute = AdmissionRequest.defaultThrottledRequestsPerMinute
 
         /// The tier's contract, before any tenant's overrides.
         public var contract: Contract {
-            Contract(
+            var contract = Contract(
                 tier: name,
                 band: priority,
                 weight: weight,
@@ -93,6 +101,14 @@ public struct SwitchyardConfiguration: Sendable {
                 maximumSpillPricePerMillion: maximumSpillPricePerMillion,
                 models: models.map(Set.init)
             )
+            contract.quota = monthlyQuotaTokens.map { Contract.Quota(monthlyTokens: $0, whenExhausted: onQuotaExhausted) }
+            // Overage is billed only where it is served: beyond a quota that serves it, or
+            // for every token of a tier without a quota.
+            if monthlyQuotaTokens == nil || onQuotaExhausted == .overage {
+                contract.overagePerMillion = overagePerMillion.map(Int64.init)
+            }
+            contract.throttledRequestsPerMinute = throttledRequestsPerMinute
+            return contract
         }
     }
 
@@ -263,6 +279,26 @@ extension SwitchyardConfiguration {
             concurrentRequests: try limit("concurrent_requests")
         )
         let spillOver = try object.choice("spill_over", of: Contract.SpillOver.allCases.map(\.rawValue), default: "never")
+        let quota = object.has("monthly_quota_tokens")
+            ? try object.integer("monthly_quota_tokens", minimum: 0, maximum: Bounds.quotaTokens) : nil
+        let overage = object.has("overage_per_million")
+            ? try object.integer("overage_per_million", minimum: 0, maximum: Bounds.pricePerMillion) : nil
+        let exhaustedPath = object.childPath("on_quota_exhausted")
+        let explicitPolicy = object.has("on_quota_exhausted")
+        let policy = try object.choice(
+            "on_quota_exhausted", of: Contract.Quota.WhenExhausted.allCases.map(\.rawValue),
+            default: overage == nil ? "block" : "overage"
+        )
+        if explicitPolicy, quota == nil {
+            throw ConfigurationError(path: exhaustedPath, message: "needs monthly_quota_tokens: there is no quota to exhaust")
+        }
+        if policy == "overage", quota != nil, overage == nil {
+            throw ConfigurationError(path: exhaustedPath, message: "'overage' needs overage_per_million, the price of tokens beyond the quota")
+        }
+        let throttled = try object.integer(
+            "throttled_requests_per_minute", default: AdmissionRequest.defaultThrottledRequestsPerMinute,
+            minimum: 0, maximum: TenantLimits.largestLimit
+        )
         return Tier(
             name: name,
             priority: priority,
@@ -275,7 +311,11 @@ extension SwitchyardConfiguration {
             spillOver: Contract.SpillOver(rawValue: spillOver)!,
             spillAfterMilliseconds: try object.integer("spill_after_ms", default: 0, minimum: 0, maximum: Bounds.milliseconds),
             maximumSpillPricePerMillion: object.has("max_spill_price_per_million")
-                ? try object.integer("max_spill_price_per_million", minimum: 0, maximum: Bounds.pricePerMillion) : nil
+                ? try object.integer("max_spill_price_per_million", minimum: 0, maximum: Bounds.pricePerMillion) : nil,
+            monthlyQuotaTokens: quota,
+            overagePerMillion: overage,
+            onQuotaExhausted: Contract.Quota.WhenExhausted(rawValue: policy)!,
+            throttledRequestsPerMinute: throttled
         )
     }
 
@@ -303,6 +343,8 @@ extension SwitchyardConfiguration {
         static let milliseconds = 86_400_000
         /// 10,000 currency units per million tokens, in micro-units.
         static let pricePerMillion = 10_000_000_000
+        /// A trillion tokens a month.
+        static let quotaTokens = 1_000_000_000_000
     }
 
     private static func validateURL(_ string: String, path: String) throws(ConfigurationError) {

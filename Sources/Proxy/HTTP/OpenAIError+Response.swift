@@ -21,6 +21,10 @@ extension HTTPField.Name {
     static let queueMilliseconds = HTTPField.Name("x-switchyard-queue-ms")!
     /// When a request refused for capacity would have started, in milliseconds.
     static let predictedStartMilliseconds = HTTPField.Name("x-switchyard-predicted-start-ms")!
+    /// When the spent budget or quota that refused a request resets (RFC 3339).
+    static let budgetReset = HTTPField.Name("x-switchyard-budget-reset")!
+    /// Set on answers admitted at the throttled rate of a spent budget or quota.
+    static let throttled = HTTPField.Name("x-switchyard-throttled")!
 }
 
 extension OpenAIError {

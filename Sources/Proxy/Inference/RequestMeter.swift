@@ -17,6 +17,12 @@ final class RequestMeter: Sendable {
         var startInstant: ContinuousClock.Instant
         /// Bytes of the client's request body: the basis of a prompt estimate.
         var requestBodyBytes: Int
+        /// What the tenant is billed under: its tier's quota and overage price.
+        var terms: BillingTerms? {
+            let contract = tenant.contract
+            guard contract.quota != nil || contract.overagePerMillion != nil else { return nil }
+            return BillingTerms(monthlyQuotaTokens: contract.quota?.monthlyTokens, overagePerMillion: contract.overagePerMillion)
+        }
     }
 
     /// What the request came to.
@@ -105,7 +111,7 @@ final class RequestMeter: Sendable {
     private func record(_ event: UsageEvent) {
         let tokens = event.promptTokens + event.completionTokens
         if let (reservation, admission) = reservation {
-            admission.settle(reservation, actualTokens: tokens)
+            admission.settle(reservation, actualTokens: tokens, actualMicros: event.costMicros)
         }
         if let placement = placement.withLock({ $0 }) {
             placement.release()
@@ -156,7 +162,8 @@ final class RequestMeter: Sendable {
             streamed: facts.streamed,
             clientAborted: outcome.clientAborted,
             queueMilliseconds: schedule.queueWait.map(\.wholeMilliseconds),
-            spilled: schedule.spilled
+            spilled: schedule.spilled,
+            terms: facts.terms
         )
     }
 }

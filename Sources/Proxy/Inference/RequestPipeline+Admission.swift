@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import Pools
@@ -27,15 +28,29 @@ extension RequestPipeline {
         )
     }
 
-    /// The tenant's buckets, all at once, before any upstream is chosen.
+    /// The tenant's buckets, quota and budgets, all at once, before any upstream is chosen.
     func admit(tenant: AuthenticatedTenant, demand: AdmissionRequest) async throws -> AdmissionOutcome {
         let tenantLimits = tenant.contract.limits
-        guard !tenantLimits.isUnlimited else { return .admitted(nil) }
-        let decision: AdmissionDecision
+        guard !tenantLimits.isUnlimited || !demand.budgets.isEmpty else { return .admitted(nil) }
+        var demand = demand
         do {
-            decision = try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: demand)
+            // A period the store holds no state for is built from the ledger's figure: at
+            // most once per budget, since the next answer has its seed.
+            for _ in 0...demand.budgets.count {
+                switch try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: demand) {
+                case .admitted(let reservation): return .admitted(reservation)
+                case .refused(let refusal): return .refused(Self.refused(refusal))
+                case .needsSeed(let keys):
+                    for index in demand.budgets.indices where keys.contains(demand.budgets[index].key) {
+                        demand.budgets[index].seed = try await budgetSeed(tenant: tenant, budget: demand.budgets[index])
+                    }
+                }
+            }
+            throw OpenAIError.upstreamUnavailable("The budget store kept asking for the ledger's figures.")
         } catch is CancellationError where Task.isCancelled {
             throw CancellationError()
+        } catch let error as OpenAIError {
+            throw error
         } catch {
             throw OpenAIError(
                 status: 503,
@@ -44,10 +59,23 @@ extension RequestPipeline {
                 code: "rate_limiter_unavailable"
             )
         }
-        switch decision {
-        case .refused(let refusal): return .refused(Self.rateLimited(refusal))
-        case .admitted(let reservation): return .admitted(reservation)
-        }
+    }
+
+    /// What the ledger records as used in a budget's period.
+    private func budgetSeed(tenant: AuthenticatedTenant, budget: BudgetDemand) async throws -> BudgetAmounts {
+        let scope = BudgetAdmission.ledgerScope(budget.key.scope, tenantID: tenant.tenantID)
+        let period = DateInterval(
+            start: Date(timeIntervalSince1970: Double(budget.key.periodStart) / 1000),
+            end: Date(timeIntervalSince1970: Double(budget.resetsAt) / 1000)
+        )
+        let used = try await ledger.budgetUsage(scope, period: period)
+        return BudgetAmounts(tokens: used.tokens, micros: used.micros)
+    }
+
+    /// The 429 for a refused admission: a spent budget or quota, or a rate limit.
+    static func refused(_ refusal: AdmissionRefusal) -> Response {
+        guard refusal.limit == .budget, let budget = refusal.budget else { return rateLimited(refusal) }
+        return BudgetAdmission.refusal(refusal, budget: budget)
     }
 
     /// The 429 for a refused admission, with `retry-after` and the limits as they stand.

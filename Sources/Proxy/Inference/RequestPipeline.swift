@@ -17,6 +17,8 @@ final class RequestPipeline: Sendable {
     let usageWriter: UsageWriter
     let metrics: ProxyMetrics
     let admission: any TenantAdmission
+    /// Where budgets' used amounts are rebuilt from when the admission store has none.
+    let ledger: Ledger
     let keys: ProviderKeys
     let limits: ProxyLimits
     let shutdown: ServerShutdown
@@ -27,6 +29,7 @@ final class RequestPipeline: Sendable {
         usageWriter: UsageWriter,
         metrics: ProxyMetrics,
         admission: any TenantAdmission,
+        ledger: Ledger,
         keys: ProviderKeys,
         limits: ProxyLimits,
         shutdown: ServerShutdown = ServerShutdown()
@@ -36,6 +39,7 @@ final class RequestPipeline: Sendable {
         self.usageWriter = usageWriter
         self.metrics = metrics
         self.admission = admission
+        self.ledger = ledger
         self.keys = keys
         self.limits = limits
         self.shutdown = shutdown
@@ -73,9 +77,21 @@ final class RequestPipeline: Sendable {
         let able = try Self.deployments(routes, serving: head)
         // Bounded by the head's limits (choices × output tokens is at most 2^31), so no
         // client-sent number can overflow the reservation.
+        let promptEstimate = TokenUsage.estimateTokens(byteCount: body.readableBytes)
+        let outputReservation = head.choices * (head.maxOutputTokens ?? limits.defaultOutputReservation)
+        let budgets = BudgetAdmission.demands(for: tenant, at: startedAt)
         let demand = AdmissionRequest(
-            promptTokens: TokenUsage.estimateTokens(byteCount: body.readableBytes),
-            maximumOutputTokens: head.choices * (head.maxOutputTokens ?? limits.defaultOutputReservation)
+            promptTokens: promptEstimate,
+            maximumOutputTokens: outputReservation,
+            maximumCostMicros: budgets.isEmpty ? 0 : BudgetAdmission.maximumCost(
+                of: able.filter { deployment in
+                    keys.isServable(deployment) && (tenant.contract.pinning[head.model].map { $0 == deployment.id } ?? true)
+                },
+                promptTokens: promptEstimate, outputTokens: outputReservation
+            ),
+            budgets: budgets,
+            wallClockMilliseconds: startedAt.unixMilliseconds,
+            throttledRequestsPerMinute: tenant.contract.throttledRequestsPerMinute
         )
         let tokens = demand.reservedTokens
         let plan = RoutePlan(
@@ -103,6 +119,11 @@ final class RequestPipeline: Sendable {
         case .refused(let response): return response
         case .admitted(let admitted): reservation = admitted
         }
+        var context = context
+        if reservation?.throttled == true {
+            // A spent budget or quota that throttles: served, in the lowest band.
+            context.tenant?.contract = tenant.contract.throttled
+        }
         let meter = RequestMeter(
             facts: .init(
                 requestID: context.requestID,
@@ -118,10 +139,12 @@ final class RequestPipeline: Sendable {
             reservation: reservation.map { ($0, admission) },
             keyPool: keys.pool
         )
-        return try await forward(
+        var response = try await forward(
             head: head, body: body, tokens: tokens, plan: plan, meter: meter, context: context,
             rateLimitHeaders: reservation?.headers
         )
+        if reservation?.throttled == true { response.headers[.throttled] = "true" }
+        return response
     }
 
     // MARK: Forwarding, with failover before the first byte

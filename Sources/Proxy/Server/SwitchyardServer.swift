@@ -163,7 +163,7 @@ public struct SwitchyardServer: Sendable {
         }
         let pipeline = RequestPipeline(
             topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
-            keys: keys, limits: options.limits, shutdown: shutdown
+            ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown
         )
         InferenceController(
             pipeline: pipeline,
@@ -177,6 +177,7 @@ public struct SwitchyardServer: Sendable {
             tenantAuthenticator: tenantAuthenticator,
             keyCatalogue: keyCatalogue,
             keyPool: keyPool,
+            admission: admission,
             cipher: keyCipher,
             authentication: AdminMiddleware(authenticator: AdminAuthenticator(token: options.adminToken)),
             logger: logger
@@ -233,11 +234,12 @@ public struct SwitchyardServer: Sendable {
         let catalogueService = ProviderKeyCatalogueService(
             catalogue: keyCatalogue, interval: options.keyCatalogueRefreshInterval, logger: logger
         )
+        let webhooks = WebhookDispatcher(ledger: ledger, httpClient: httpClient, cipher: keyCipher, logger: logger)
         var configuration = ServiceGroupConfiguration(
             // Shut down in reverse: the application drains first, then Redis settlements
             // and usage events are written.
             services: [.init(service: usageWriter)] + (redisService.map { [.init(service: $0)] } ?? [])
-                + [.init(service: catalogueService), .init(service: application)],
+                + [.init(service: catalogueService), .init(service: webhooks), .init(service: application)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger

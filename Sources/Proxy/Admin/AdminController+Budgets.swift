@@ -1,0 +1,239 @@
+import Billing
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Pools
+import Providers
+
+/// `/admin/v1/tenants/{id}/budget` and `/admin/v1/keys/{id}/budget`: a limit in tokens, in
+/// money or both over a calendar period (UTC), which refuses (`block`) or throttles
+/// (`throttle`) once spent. `PUT` sets it (a `null` body clears it), `GET` shows it with
+/// what the period has used and holds reserved.
+extension AdminController {
+    func addBudgetRoutes(to admin: RouterGroup<SwitchyardRequestContext>) {
+        admin.put("tenants/:id/budget") { request, context in
+            try context.admin?.require(.operator_)
+            let tenant = try await requireTenant(context)
+            return try await setBudget(request, context: context, scope: .tenant(tenant.id), tenantID: tenant.id)
+        }
+        admin.get("tenants/:id/budget") { _, context in
+            try context.admin?.require(.analyst)
+            let tenant = try await requireTenant(context)
+            return try await showBudget(.tenant(tenant.id), tenantID: tenant.id)
+        }
+        admin.put("keys/:id/budget") { request, context in
+            try context.admin?.require(.operator_)
+            let key = try await requireKey(context)
+            return try await setBudget(request, context: context, scope: .key(key.id), tenantID: key.tenantID)
+        }
+        admin.get("keys/:id/budget") { _, context in
+            try context.admin?.require(.analyst)
+            let key = try await requireKey(context)
+            return try await showBudget(.key(key.id), tenantID: key.tenantID)
+        }
+    }
+
+    private func setBudget(
+        _ request: Request, context: SwitchyardRequestContext, scope: BudgetScope, tenantID: String
+    ) async throws -> Response {
+        let body: AdminResources.SetBudget? = try await decode(request)
+        guard let body else {
+            _ = try await ledger.clearBudget(scope)
+            invalidate(scope, tenantID: tenantID)
+            return Response(status: .noContent)
+        }
+        let now = Date()
+        let budget: Budget
+        do {
+            budget = try await ledger.setBudget(try body.budget(scope: scope, tenantID: tenantID, now: now), now: now)
+        } catch let error as LedgerError {
+            throw OpenAIError(ledger: error)
+        }
+        invalidate(scope, tenantID: tenantID)
+        return try json(try await budgetBody(budget, now: now))
+    }
+
+    private func showBudget(_ scope: BudgetScope, tenantID: String) async throws -> Response {
+        guard let budget = try await ledger.budget(scope) else {
+            let owner: String
+            switch scope {
+            case .key(let keyID): owner = "Tenant key '\(keyID)'"
+            default: owner = "Tenant '\(tenantID)'"
+            }
+            throw OpenAIError(status: 404, message: "\(owner) has no budget.", type: "invalid_request_error", code: "not_found")
+        }
+        return try json(try await budgetBody(budget, now: Date()))
+    }
+
+    /// The budget with its period's figures: the admission store's when it has state for
+    /// the period, else the ledger's (with nothing reserved).
+    func budgetBody(_ budget: Budget, now: Date) async throws -> AdminResources.BudgetBody {
+        let period = budget.period.interval(containing: now)
+        let key = BudgetPeriodKey(scope: BudgetAdmission.scope(of: budget), periodStart: period.start.unixMilliseconds)
+        var status = try? await admission.budgetStatus(tenantID: budget.tenantID, key: key)
+        if status == nil {
+            let used = try await ledger.budgetUsage(budget.scope, period: period)
+            status = BudgetStatus(used: BudgetAmounts(tokens: used.tokens, micros: used.micros), reserved: .zero)
+        }
+        return AdminResources.BudgetBody(budget, period: period, status: status!)
+    }
+
+    private func invalidate(_ scope: BudgetScope, tenantID: String) {
+        switch scope {
+        case .key(let keyID): tenantAuthenticator.invalidate(keyID: keyID)
+        default: tenantAuthenticator.invalidate(tenantID: tenantID)
+        }
+    }
+
+    func requireKey(_ context: SwitchyardRequestContext) async throws -> TenantKeyRecord {
+        let id = context.parameters.get("id") ?? ""
+        guard let key = try await ledger.key(id: id) else {
+            throw OpenAIError(status: 404, message: "No tenant key has id '\(id)'.", type: "invalid_request_error", code: "not_found")
+        }
+        return key
+    }
+}
+
+extension AdminResources {
+    /// The body of `PUT …/budget`.
+    struct SetBudget: Decodable, Sendable {
+        var period: String
+        var limitTokens: Int?
+        var limitMicros: Int64?
+        var softThresholds: [Double]?
+        var action: String?
+
+        /// The most either limit may be: far above real budgets, and exact in the Redis
+        /// scripts' arithmetic.
+        static let largestLimit: Int64 = 1 << 50
+
+        func budget(scope: BudgetScope, tenantID: String, now: Date) throws(OpenAIError) -> Budget {
+            guard let period = BudgetPeriod(rawValue: period) else {
+                throw OpenAIError.invalidRequest("'period' must be one of day, week, month.", param: "period")
+            }
+            let action = action ?? BudgetAction.block.rawValue
+            guard let parsedAction = BudgetAction(rawValue: action) else {
+                throw OpenAIError.invalidRequest("'action' must be one of block, throttle.", param: "action")
+            }
+            guard limitTokens != nil || limitMicros != nil else {
+                throw OpenAIError.invalidRequest("Give 'limit_tokens', 'limit_micros' or both.", param: "limit_tokens")
+            }
+            for (name, value) in [("limit_tokens", limitTokens.map(Int64.init)), ("limit_micros", limitMicros)] {
+                if let value, value < 0 || value > Self.largestLimit {
+                    throw OpenAIError.invalidRequest("'\(name)' must be between 0 and \(Self.largestLimit).", param: name)
+                }
+            }
+            let thresholds = softThresholds ?? Self.defaultThresholds
+            guard thresholds.count <= 10 else {
+                throw OpenAIError.invalidRequest("'soft_thresholds' takes at most 10 values.", param: "soft_thresholds")
+            }
+            for threshold in thresholds where !(threshold > 0 && threshold < 1) {
+                throw OpenAIError.invalidRequest(
+                    "'soft_thresholds' must be fractions between 0 and 1 exclusive, such as 0.8; got \(threshold).",
+                    param: "soft_thresholds"
+                )
+            }
+            return Budget(
+                scope: scope, tenantID: tenantID, period: period, limitTokens: limitTokens, limitMicros: limitMicros,
+                softThresholds: Array(Set(thresholds)).sorted(), action: parsedAction, createdAt: now, updatedAt: now
+            )
+        }
+
+        /// The alert sent when `soft_thresholds` is not given: at 80 %.
+        static let defaultThresholds: [Double] = [0.8]
+    }
+
+    /// A budget as `GET …/budget` shows it: its terms and its current period's figures.
+    struct BudgetBody: Encodable, Sendable {
+        var object = "budget"
+        var scope: String
+        var tenantId: String
+        var keyId: String?
+        var period: String
+        var limitTokens: Int?
+        var limitMicros: Int64?
+        var softThresholds: [Double]
+        var action: String
+        var usedTokens: Int
+        var usedMicros: Int64
+        var reservedTokens: Int
+        var reservedMicros: Int64
+        /// What is neither used nor reserved; null for a limit not set.
+        var remainingTokens: Int?
+        var remainingMicros: Int64?
+        var periodStart: Date
+        var resetsAt: Date
+        var createdAt: Date
+        var updatedAt: Date
+
+        init(_ budget: Budget, period: DateInterval, status: BudgetStatus) {
+            switch budget.scope {
+            case .key(let keyID):
+                scope = "key"
+                keyId = keyID
+            default:
+                scope = "tenant"
+                keyId = nil
+            }
+            tenantId = budget.tenantID
+            self.period = budget.period.rawValue
+            limitTokens = budget.limitTokens
+            limitMicros = budget.limitMicros
+            softThresholds = budget.softThresholds
+            action = budget.action.rawValue
+            usedTokens = status.used.tokens
+            usedMicros = status.used.micros
+            reservedTokens = status.reserved.tokens
+            reservedMicros = status.reserved.micros
+            remainingTokens = budget.limitTokens.map { max(0, $0 - status.used.tokens - status.reserved.tokens) }
+            remainingMicros = budget.limitMicros.map { max(0, $0 - status.used.micros - status.reserved.micros) }
+            periodStart = period.start
+            resetsAt = period.end
+            createdAt = budget.createdAt
+            updatedAt = budget.updatedAt
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case object, scope, tenantId, keyId, period, limitTokens, limitMicros, softThresholds, action
+            case usedTokens, usedMicros, reservedTokens, reservedMicros, remainingTokens, remainingMicros
+            case periodStart, resetsAt, createdAt, updatedAt
+        }
+
+        /// Limits not set are `null`, not left out.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(object, forKey: .object)
+            try container.encode(scope, forKey: .scope)
+            try container.encode(tenantId, forKey: .tenantId)
+            try container.encode(keyId, forKey: .keyId)
+            try container.encode(period, forKey: .period)
+            try container.encode(limitTokens, forKey: .limitTokens)
+            try container.encode(limitMicros, forKey: .limitMicros)
+            try container.encode(softThresholds, forKey: .softThresholds)
+            try container.encode(action, forKey: .action)
+            try container.encode(usedTokens, forKey: .usedTokens)
+            try container.encode(usedMicros, forKey: .usedMicros)
+            try container.encode(reservedTokens, forKey: .reservedTokens)
+            try container.encode(reservedMicros, forKey: .reservedMicros)
+            try container.encode(remainingTokens, forKey: .remainingTokens)
+            try container.encode(remainingMicros, forKey: .remainingMicros)
+            try container.encode(periodStart, forKey: .periodStart)
+            try container.encode(resetsAt, forKey: .resetsAt)
+            try container.encode(createdAt, forKey: .createdAt)
+            try container.encode(updatedAt, forKey: .updatedAt)
+        }
+    }
+}
+
+extension OpenAIError {
+    /// A directory write the ledger refused: the thing written to is gone (404), or the
+    /// write is not one it takes (400).
+    init(ledger error: LedgerError) {
+        switch error.code {
+        case .tenantNotFound, .keyNotFound:
+            self.init(status: 404, message: "Not found: \(error.description).", type: "invalid_request_error", code: "not_found")
+        default:
+            self.init(status: 400, message: "The request was refused: \(error.description).", type: "invalid_request_error")
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Billing
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Providers
+
+/// `/admin/v1/tenants/{id}/webhooks`: where a tenant's budget and quota alerts are sent,
+/// signed with a secret returned once, at creation.
+extension AdminController {
+    func addWebhookRoutes(to admin: RouterGroup<SwitchyardRequestContext>) {
+        admin.post("tenants/:id/webhooks") { request, context in
+            try context.admin?.require(.operator_)
+            return try await createWebhook(request, tenant: try await requireTenant(context))
+        }
+        admin.get("tenants/:id/webhooks") { _, context in
+            try context.admin?.require(.analyst)
+            let tenant = try await requireTenant(context)
+            let webhooks = try await ledger.webhooks(tenantID: tenant.id).map(AdminResources.WebhookBody.init)
+            return try json(AdminResources.ListBody(data: webhooks))
+        }
+        admin.delete("tenants/:id/webhooks/:webhook") { _, context in
+            try context.admin?.require(.operator_)
+            let webhook = try await requireWebhook(context)
+            _ = try await ledger.deleteWebhook(id: webhook.id)
+            return try json(AdminResources.WebhookBody(webhook))
+        }
+        admin.get("tenants/:id/webhooks/:webhook/deliveries") { request, context in
+            try context.admin?.require(.analyst)
+            let webhook = try await requireWebhook(context)
+            let limit = try Self.limit(request.uri.queryParameters["limit"].map(String.init))
+            let deliveries = try await ledger.deliveries(webhookID: webhook.id, limit: limit)
+            return try json(AdminResources.ListBody(data: deliveries.map(AdminResources.DeliveryBody.init)))
+        }
+    }
+
+    private func createWebhook(_ request: Request, tenant: Tenant) async throws -> Response {
+        let body: AdminResources.CreateWebhook = try await decode(request)
+        guard body.url.utf8.count <= 2048, let url = URL(string: body.url), let scheme = url.scheme?.lowercased(),
+              ["http", "https"].contains(scheme), url.host?.isEmpty == false
+        else {
+            throw OpenAIError.invalidRequest("'url' must be an http or https URL of at most 2048 bytes.", param: "url")
+        }
+        let known = BudgetAlert.allCases.map(\.rawValue)
+        let events = body.events ?? known
+        guard !events.isEmpty else {
+            throw OpenAIError.invalidRequest("'events' needs at least one of \(known.joined(separator: ", ")).", param: "events")
+        }
+        for event in events where !known.contains(event) {
+            throw OpenAIError.invalidRequest(
+                "'\(event.prefix(DisplayName.longest))' is not an event; events are \(known.joined(separator: ", ")).",
+                param: "events"
+            )
+        }
+        let id = Identifier.make(prefix: "whk")
+        let secret = "whsec_" + Identifier.randomBase62(length: 32)
+        let record: WebhookRecord
+        do {
+            record = try await ledger.createWebhook(
+                tenantID: tenant.id, url: body.url, events: Array(Set(events)).sorted(),
+                sealedSecret: try cipher.seal(secret, keyID: id), id: id
+            )
+        } catch let error as LedgerError {
+            throw OpenAIError(ledger: error)
+        }
+        var created = AdminResources.WebhookBody(record)
+        created.secret = secret
+        return try json(created, status: .created)
+    }
+
+    private func requireWebhook(_ context: SwitchyardRequestContext) async throws -> WebhookRecord {
+        let tenant = try await requireTenant(context)
+        let id = context.parameters.get("webhook") ?? ""
+        // Another tenant's webhook is as unknown as one that does not exist.
+        guard let webhook = try await ledger.webhook(id: id), webhook.tenantID == tenant.id else {
+            throw OpenAIError(
+                status: 404, message: "Tenant '\(tenant.id)' has no webhook '\(id.prefix(DisplayName.longest))'.",
+                type: "invalid_request_error", code: "not_found"
+            )
+        }
+        return webhook
+    }
+
+    private static func limit(_ text: String?) throws(OpenAIError) -> Int {
+        guard let text else { return 100 }
+        guard let value = Int(text), (1...1000).contains(value) else {
+            throw OpenAIError.invalidRequest("'limit' must be a whole number from 1 to 1000.", param: "limit")
+        }
+        return value
+    }
+}
+
+extension AdminResources {
+    struct CreateWebhook: Decodable, Sendable {
+        var url: String
+        /// Every event when absent.
+        var events: [String]?
+    }
+
+    /// A webhook; `secret` only in the answer that creates it.
+    struct WebhookBody: Codable, Sendable {
+        var object = "webhook"
+        var id: String
+        var tenantId: String
+        var url: String
+        var events: [String]
+        var secret: String?
+        var createdAt: Date
+
+        init(_ webhook: WebhookRecord) {
+            id = webhook.id
+            tenantId = webhook.tenantID
+            url = webhook.url
+            events = webhook.events
+            createdAt = webhook.createdAt
+        }
+    }
+
+    /// One alert's delivery to a webhook, without its signature.
+    struct DeliveryBody: Codable, Sendable {
+        var object = "webhook_delivery"
+        var id: String
+        var webhookId: String
+        var event: String
+        var status: String
+        var attempts: Int
+        var createdAt: Date
+        var nextAttemptAt: Date?
+        var deliveredAt: Date?
+        var failedAt: Date?
+        var lastStatus: Int?
+        var lastError: String?
+        /// The JSON body sent.
+        var payload: String
+
+        init(_ delivery: WebhookDelivery) {
+            id = delivery.id
+            webhookId = delivery.webhookID
+            event = delivery.event
+            status = delivery.deliveredAt != nil ? "delivered" : (delivery.failedAt != nil ? "failed" : "pending")
+            attempts = delivery.attempts
+            createdAt = delivery.createdAt
+            nextAttemptAt = delivery.isPending ? delivery.nextAttemptAt : nil
+            deliveredAt = delivery.deliveredAt
+            failedAt = delivery.failedAt
+            lastStatus = delivery.lastStatus
+            lastError = delivery.lastError
+            payload = delivery.payload
+        }
+    }
+}
