@@ -38,7 +38,7 @@ import json, sys
 config = json.load(open(sys.argv[1]))
 config["tiers"].append({"name": "bench-open", "priority": 100})
 config["tiers"].append({"name": "bench-limited", "priority": 100, "requests_per_minute": 1000000000,
-                        "tokens_per_minute": 10000000000, "concurrent_requests": 100000})
+                        "tokens_per_minute": 1000000000, "concurrent_requests": 100000})
 json.dump(config, open(sys.argv[1], "w"))
 PY
 export SWITCHYARD_ADMIN_TOKEN="bench-admin-token-$(date +%s)"

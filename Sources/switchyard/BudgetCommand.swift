@@ -66,7 +66,8 @@ struct BudgetCommand: AsyncParsableCommand {
 
         private func thresholds(_ text: String) -> [Double]? {
             let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
-            return values.contains(nil) ? nil : values.compactMap { $0 }
+            guard !values.isEmpty, values.allSatisfy({ $0?.isFinite == true }) else { return nil }
+            return values.compactMap { $0 }
         }
 
         func run() async throws {

@@ -188,6 +188,12 @@ struct RedisAdmissionTests {
             // The budgets hash outlives the period's reset by the margin.
             let ttl = try #require(try await client.command(["PTTL", keys.budgets]).integer)
             #expect(ttl > 3_600_000 && ttl <= 3_720_000, "budgets: \(ttl) ms")
+            // The open reservations outlive it, so an unsettled one is always found and
+            // given back when it expires, never held until the reset.
+            for name in [keys.inflight, keys.reserved] {
+                let held = try #require(try await client.command(["PTTL", name]).integer)
+                #expect(held >= ttl - 1_000, "\(name): \(held) ms")
+            }
 
             // With state, no seed is asked for: 900 of 1000 tokens held still admits...
             #expect(try await admission.admit(tenantID: "acme", limits: .unlimited, request: request(100, 100, [unseeded]), at: at(0)).reservation != nil)

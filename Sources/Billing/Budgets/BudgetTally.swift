@@ -26,7 +26,7 @@ struct BudgetTally {
         if let keyID = event.tenantKeyID { scopes.append(.key(keyID)) }
         for scope in scopes {
             guard let budget = try budget(scope, in: db) else { continue }
-            let interval = budget.period.interval(containing: event.startedAt)
+            let interval = budget.period.interval(containing: event.startedAt.roundedToLedgerMilliseconds)
             guard let (before, after) = try Self.add(use, to: scope, tenantID: budget.tenantID, interval: interval, seeding: true, in: db) else {
                 continue
             }
@@ -43,7 +43,7 @@ struct BudgetTally {
 
     private mutating func meterQuota(_ event: UsageEvent, use: BudgetUsage, in db: Database) throws -> Int64? {
         let scope = BudgetScope.quota(event.tenantID)
-        let month = BudgetPeriod.month.interval(containing: event.startedAt)
+        let month = BudgetPeriod.month.interval(containing: event.startedAt.roundedToLedgerMilliseconds)
         guard let terms = event.terms else {
             // Counted all the same where a total exists, so it stays the sum `budgetUsage`
             // would compute when the tenant's events of a month carry terms only in part.

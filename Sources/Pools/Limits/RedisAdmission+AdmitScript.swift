@@ -103,7 +103,7 @@ extension RedisAdmission {
 
         local function refused(code, value, remaining, wait, budget, throttled, requested)
           local lifetime = keep(KEYS, now, margin, requests, tokens, throttle)
-          if #demands > 0 then keep_budgets(KEYS[4], lifetime, demands, now, margin) end
+          if #demands > 0 then keep_budgets(KEYS, lifetime, demands, now, margin) end
           local rl, rr, rs = window(requests, now)
           local tl, tr, ts = window(tokens, now)
           return { 0, code, value, remaining, wait or -1, rl, rr, rs, tl, tr, ts, budget, throttled and 1 or 0, requested }
@@ -210,7 +210,7 @@ extension RedisAdmission {
         redis.call('ZADD', KEYS[2], int(now + ttl), id)
         redis.call('HSET', KEYS[3], id, format_record(needed, micros, periods))
         local lifetime = keep(KEYS, now, margin, requests, tokens, throttle)
-        if #demands > 0 then keep_budgets(KEYS[4], lifetime, demands, now, margin) end
+        if #demands > 0 then keep_budgets(KEYS, lifetime, demands, now, margin) end
         local rl, rr, rs = window(requests, now)
         local tl, tr, ts = window(tokens, now)
         return { 1, 0, 0, 0, 0, rl, rr, rs, tl, tr, ts, 0, throttled_by and 1 or 0, 0 }

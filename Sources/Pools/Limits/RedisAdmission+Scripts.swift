@@ -216,9 +216,21 @@ extension RedisAdmission {
           end
         end
 
+        -- The open reservations (inflight, reserved) outlive the budgets hash: an expired
+        -- reservation's record must still be there when `expire` runs to give back what it
+        -- holds in budget periods, or the hold would stay until the period resets.
+        local function hold_records(keys)
+          local budgets = redis.call('PTTL', keys[4])
+          if budgets <= 0 then return end
+          for i = 2, 3 do
+            local current = redis.call('PTTL', keys[i])
+            if current ~= -2 and current < budgets then redis.call('PEXPIRE', keys[i], budgets) end
+          end
+        end
+
         -- Sets the first three keys to expire `margin` ms after the tenant's state equals a
-        -- fresh tenant's: every bucket full and the last reservation expired. Returns that
-        -- lifetime (ms).
+        -- fresh tenant's: every bucket full and the last reservation expired (but the open
+        -- reservations never before the budgets hash). Returns that lifetime (ms).
         local function keep(keys, now, margin, requests, tokens, throttle)
           local longest = 0
           for _, b in pairs({ requests, tokens, throttle }) do
@@ -228,17 +240,19 @@ extension RedisAdmission {
           if #last == 2 then longest = math.max(longest, tonumber(last[2]) - now) end
           local ttl = longest + margin
           for i = 1, 3 do redis.call('PEXPIRE', keys[i], int(ttl)) end
+          hold_records(keys)
           return ttl
         end
 
         -- Lengthens the budgets hash's lifetime to `ttl` (keep's) and to `margin` past the
         -- reset of each period in `demands`; never shortens it.
-        local function keep_budgets(key, ttl, demands, now, margin)
+        local function keep_budgets(keys, ttl, demands, now, margin)
           for _, d in ipairs(demands) do ttl = math.max(ttl, d.resets - now + margin) end
           ttl = math.min(ttl, LONGEST)
-          local current = redis.call('PTTL', key)
+          local current = redis.call('PTTL', keys[4])
           if current == -2 or current >= ttl then return end
-          redis.call('PEXPIRE', key, int(ttl))
+          redis.call('PEXPIRE', keys[4], int(ttl))
+          hold_records(keys)
         end
 
         -- Redis before 5 refuses writes after TIME unless scripts replicate their effects.

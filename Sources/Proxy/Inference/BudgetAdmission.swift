@@ -24,6 +24,9 @@ enum BudgetAdmission {
     /// The quota of the tenant's tier, then the tenant's budget, then the key's, each over
     /// the calendar period that contains `date`: the order they are checked in.
     static func demands(for tenant: AuthenticatedTenant, at date: Date) -> [BudgetDemand] {
+        // The instant as the ledger stores the event's start (whole milliseconds), so a
+        // request in a period's last half millisecond counts in the same period in both.
+        let date = Date(timeIntervalSince1970: Double(date.unixMilliseconds) / 1000)
         var demands: [BudgetDemand] = []
         if let quota = tenant.contract.quota {
             let period = BudgetPeriod.month.interval(containing: date)

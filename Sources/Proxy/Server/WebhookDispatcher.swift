@@ -30,8 +30,6 @@ final class WebhookDispatcher: Service, Sendable {
         var retryWindow: Duration = .seconds(24 * 3600)
         /// The longest one attempt may take.
         var attemptTimeout: Duration = .seconds(10)
-        /// How often periods that ended are looked for, to send `budget.reset`.
-        var rollOverInterval: Duration = .seconds(30)
         /// The most deliveries sent at once.
         var batchSize = 32
     }
@@ -51,12 +49,15 @@ final class WebhookDispatcher: Service, Sendable {
     }
 
     func run() async throws {
-        var lastRollOver: ContinuousClock.Instant?
+        // Every period begins at midnight UTC: resets are looked for at start-up and once
+        // each new day has begun (a write transaction over every budget, so not more often).
+        var resetsRecordedFor: Date?
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
-            if lastRollOver.map({ .now - $0 >= options.rollOverInterval }) ?? true {
-                lastRollOver = .now
+            let today = BudgetPeriod.day.interval(containing: Date()).start
+            if resetsRecordedFor != today {
                 do {
                     _ = try await ledger.rollOverBudgets(now: Date())
+                    resetsRecordedFor = today
                 } catch {
                     logger.error("recording budget resets failed; will retry", metadata: ["error": "\(error)"])
                 }
