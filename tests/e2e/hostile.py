@@ -800,14 +800,16 @@ class Corpus:
         ]
         return routes
 
-    def build_methods(self, routes: Optional[list] = None) -> None:
+    def build_methods(self, routes: Optional[list] = None, *, head_also: frozenset = frozenset()) -> None:
+        """Wrong methods on each route; `head_also` adds what HEAD may answer besides GET's
+        200 (a 404 where the resource may not exist at the time)."""
         for family, path, allowed, auth, body in self.routes() if routes is None else routes:
             for method in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE", "FOO"]:
                 if method in allowed:
                     continue
                 allowed_5xx = {}
                 if method == "HEAD" and "GET" in allowed:
-                    expect = {200, 405}  # RFC 9110 §9.3.2: HEAD is GET without the body
+                    expect = {200, 405} | head_also  # RFC 9110 §9.3.2: HEAD is GET without the body
                 elif method == "OPTIONS":
                     expect = {200, 204, 405}
                 elif method == "FOO":
@@ -1405,6 +1407,102 @@ class Corpus:
             raw = f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode() + line + b"\r\n\r\n"
             self.raw_case("pools", "bad_auth", description, raw, expect=frozenset({400, 401, 403}))
 
+    # MARK: admin budgets and webhooks
+
+    # The budget and webhook routes came after the pinning ones; their cases are made last,
+    # from a random.Random of their own, so every case before them is what it was. They
+    # set budgets and webhooks on the victim tenant, whose requests the corpus never sends.
+
+    BUDGET_BASE = {"period": "month", "limit_tokens": 100_000_000, "limit_micros": 50_000_000_000,
+                   "soft_thresholds": [0.5, 0.8], "action": "block"}
+    WEBHOOK_BASE = {"url": "http://127.0.0.1:9/hostile-alerts", "events": ["budget.exceeded"]}
+
+    def budget_webhook_routes(self) -> list:
+        """routes() for the budget and webhook routes: (family, path, allowed methods, auth, body)."""
+        admin, ctx = bearer(self.ctx.admin_token), self.ctx
+        return [
+            ("admin-budgets", f"/admin/v1/tenants/{ctx.victim_tenant_id}/budget", {"GET", "PUT"}, admin, b"{}"),
+            ("admin-budgets", f"/admin/v1/keys/{ctx.victim_key_id}/budget", {"GET", "PUT"}, admin, b"{}"),
+            ("admin-webhooks", f"/admin/v1/tenants/{ctx.victim_tenant_id}/webhooks", {"GET", "POST"}, admin, b"{}"),
+            ("admin-webhooks", f"/admin/v1/tenants/{ctx.victim_tenant_id}/webhooks/whk_nope", {"DELETE"}, admin, b"{}"),
+        ]
+
+    def build_admin_budgets_and_webhooks(self) -> None:
+        rng, ctx = random.Random(f"{self.seed}/admin-budgets-webhooks"), self.ctx
+        fields = {("period",): "string", ("limit_tokens",): "integer", ("limit_micros",): "integer",
+                  ("soft_thresholds",): "array", ("soft_thresholds", 0): "number", ("action",): "string"}
+        for path in (f"/admin/v1/tenants/{ctx.victim_tenant_id}/budget", f"/admin/v1/keys/{ctx.victim_key_id}/budget"):
+            # A JSON null body clears the budget (204).
+            self.admin_body_cases(rng, "admin-budgets", "PUT", path, self.BUDGET_BASE, fields, {("period",)}, [], [],
+                                  not_json_expect={"JSON null": frozenset({204})})
+            # Limits from 0 to 2^50 are budgets; anything else, or not a whole number, is 400.
+            for name in ("limit_tokens", "limit_micros"):
+                for text in NUMERIC_EXTREMES:
+                    try:
+                        whole = int(text)
+                    except ValueError:
+                        whole = None
+                    in_range = (whole is not None and 0 <= whole <= 1 << 50) or text in ("1E2", "1.0", "-0.0")
+                    body = dict(self.BUDGET_BASE, **{name: "__NUM__"})
+                    self.admin_case("admin-budgets", "numeric_extreme", f"{name} = {text}", "PUT", path,
+                                    render(body, {"__NUM__": text.encode()}), expect=None if in_range else frozenset({400}))
+            for description, body, expect in [
+                ("a day budget in tokens", {"period": "day", "limit_tokens": 1}, {200}),
+                ("a week budget in money that throttles", {"period": "week", "limit_micros": 5, "action": "throttle"}, {200}),
+                ("no limit at all", {"period": "day"}, {400}),
+                ("both limits null", {"period": "day", "limit_tokens": None, "limit_micros": None}, {400}),
+                ("a year period", {"period": "year", "limit_tokens": 1}, {400}),
+                ("period in uppercase", {"period": "MONTH", "limit_tokens": 1}, {400}),
+                ("a threshold of 1", {"period": "day", "limit_tokens": 1, "soft_thresholds": [1]}, {400}),
+                ("a threshold of 0", {"period": "day", "limit_tokens": 1, "soft_thresholds": [0]}, {400}),
+                ("a negative threshold", {"period": "day", "limit_tokens": 1, "soft_thresholds": [-0.5]}, {400}),
+                ("11 thresholds", {"period": "day", "limit_tokens": 1, "soft_thresholds": [0.05 * i for i in range(1, 12)]},
+                 {400}),
+                ("the same threshold twice", {"period": "day", "limit_tokens": 1, "soft_thresholds": [0.5, 0.5]}, {200}),
+                ("an unknown action", {"period": "day", "limit_tokens": 1, "action": "explode"}, {400}),
+                ("a limit of 2^50 + 1", {"period": "day", "limit_tokens": (1 << 50) + 1}, {400}),
+            ]:
+                self.admin_case("admin-budgets", "sanity" if expect == {200} else "mistyped", description, "PUT", path,
+                                render(body), expect=frozenset(expect))
+            self.admin_case("admin-budgets", "sanity", "read the budget", "GET", path, expect=frozenset({200, 404}))
+            self.admin_case("admin-budgets", "sanity", "clear with JSON null", "PUT", path, b"null",
+                            expect=frozenset({204}))
+        webhooks = f"/admin/v1/tenants/{ctx.victim_tenant_id}/webhooks"
+        self.admin_body_cases(rng, "admin-webhooks", "POST", webhooks, self.WEBHOOK_BASE,
+                              {("url",): "string", ("events",): "array", ("events", 0): "string"}, {("url",)}, [], [])
+        for description, body, expect in [
+            ("every event by default", {"url": "https://example.com/hooks"}, {201}),
+            ("no events", {"url": "https://example.com/hooks", "events": []}, {400}),
+            ("an unknown event", {"url": "https://example.com/hooks", "events": ["budget.exploded"]}, {400}),
+            ("a 5,000-character event name", {"url": "https://example.com/hooks", "events": ["e" * 5000]}, {400}),
+            ("an ftp URL", {"url": "ftp://example.com/hooks"}, {400}),
+            ("a URL without a host", {"url": "http:///hooks"}, {400}),
+            ("not a URL", {"url": "alerts please"}, {400}),
+            ("a 3,000-byte URL", {"url": "https://example.com/" + "p" * 3000}, {400}),
+            ("javascript: URL", {"url": "javascript:alert(1)"}, {400}),
+        ]:
+            self.admin_case("admin-webhooks", "sanity" if expect == {201} else "mistyped", description, "POST", webhooks,
+                            render(body), expect=frozenset(expect))
+        self.admin_case("admin-webhooks", "sanity", "list webhooks", "GET", webhooks, expect=frozenset({200}))
+        for description, value, expect in self.BAD_IDS:
+            self.admin_case("admin-budgets", "bad_path", f"budget of tenant id {description}", "GET",
+                            f"/admin/v1/tenants/{value}/budget", expect=frozenset(expect))
+            self.admin_case("admin-budgets", "bad_path", f"budget of key id {description}", "PUT",
+                            f"/admin/v1/keys/{value}/budget", render({"period": "day", "limit_tokens": 1}),
+                            expect=frozenset(expect))
+            self.admin_case("admin-webhooks", "bad_path", f"webhooks of tenant id {description}", "GET",
+                            f"/admin/v1/tenants/{value}/webhooks", expect=frozenset(expect))
+            # `..` leaves the webhook for the tenant itself, which answers GET only: 405.
+            self.admin_case("admin-webhooks", "bad_path", f"webhook id {description}", "DELETE",
+                            f"{webhooks}/{value}", expect=frozenset(expect | {405} if value == ".." else expect))
+            self.admin_case("admin-webhooks", "bad_path", f"deliveries of webhook id {description}", "GET",
+                            f"{webhooks}/{value}/deliveries", expect=frozenset(expect))
+        for query in ("limit=0", "limit=-1", "limit=1001", "limit=abc", "limit=1e3", "limit=%00"):
+            self.admin_case("admin-webhooks", "bad_query", f"deliveries ?{query}", "GET",
+                            f"{webhooks}/whk_nope/deliveries?{query}", expect=frozenset({400, 404}))
+        # A budget the corpus has just cleared is a 404 to GET, and so to HEAD.
+        self.build_methods(self.budget_webhook_routes(), head_also=frozenset({404}))
+
     def build(self) -> list[Case]:
         self.build_inference()
         self.build_models()
@@ -1416,6 +1514,7 @@ class Corpus:
         self.build_raw_headers()
         self.build_raw_expect()
         self.build_admin_pinning_and_pools()
+        self.build_admin_budgets_and_webhooks()
         for index, case in enumerate(self.cases):
             case.id = f"H{index:04d}"
         return self.cases

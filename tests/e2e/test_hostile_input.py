@@ -74,6 +74,7 @@ FAMILIES = {
     "inference-chat", "inference-completions", "inference-embeddings", "inference-models",
     "scoped-chat", "scoped-completions", "scoped-embeddings", "scoped-models",
     "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "admin-pinning", "admin-pools",
+    "admin-budgets", "admin-webhooks",
     "health", "metrics",
 }
 KINDS = {
