@@ -11,7 +11,7 @@ struct BudgetCommand: AsyncParsableCommand {
             with 429 insufficient_quota (--action block) or serves them slowly in the lowest band \
             (--action throttle) until the period resets.
             """,
-        subcommands: [Set.self, Show.self, Clear.self]
+        subcommands: [Set.self, Show.self, Clear.self, Quota.self]
     )
 
     /// Whose budget: a tenant (id or name) or a tenant key (id).
@@ -112,6 +112,31 @@ struct BudgetCommand: AsyncParsableCommand {
                 _ = try await client.send(.PUT, try await owner.path(client), body: NSNull())
                 if connection.json { return Output.printJSON(["cleared": true]) }
                 Swift.print("Budget cleared.")
+            }
+        }
+    }
+
+    struct Quota: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show the tokens a tenant's tier bundles this month, and what is used and reserved of them."
+        )
+
+        @OptionGroup var connection: AdminOptions
+
+        @Option(help: "The tenant's id or name.")
+        var tenant: String
+
+        func run() async throws {
+            try await reportingErrors {
+                let client = try connection.client()
+                let quota = try await client.send(.GET, "/admin/v1/tenants/\(try await client.tenantID(tenant))/quota")
+                if connection.json { return Output.printJSON(quota) }
+                Swift.print("""
+                    Quota of tenant \(Output.text(quota["tenant_id"])) (tier \(Output.text(quota["tier"]))): \
+                    \(Output.text(quota["monthly_quota_tokens"])) tokens a month, then \(Output.text(quota["on_quota_exhausted"])), \
+                    period \(Output.text(quota["period_start"])) to \(Output.text(quota["resets_at"]))
+                    """)
+                Output.printTable([quota], columns: ["used_tokens", "reserved_tokens", "remaining_tokens", "overage_per_million"])
             }
         }
     }

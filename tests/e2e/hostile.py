@@ -1423,6 +1423,7 @@ class Corpus:
         return [
             ("admin-budgets", f"/admin/v1/tenants/{ctx.victim_tenant_id}/budget", {"GET", "PUT"}, admin, b"{}"),
             ("admin-budgets", f"/admin/v1/keys/{ctx.victim_key_id}/budget", {"GET", "PUT"}, admin, b"{}"),
+            ("admin-budgets", f"/admin/v1/tenants/{ctx.victim_tenant_id}/quota", {"GET"}, admin, b"{}"),
             ("admin-webhooks", f"/admin/v1/tenants/{ctx.victim_tenant_id}/webhooks", {"GET", "POST"}, admin, b"{}"),
             ("admin-webhooks", f"/admin/v1/tenants/{ctx.victim_tenant_id}/webhooks/whk_nope", {"DELETE"}, admin, b"{}"),
         ]
@@ -1490,6 +1491,8 @@ class Corpus:
             self.admin_case("admin-budgets", "bad_path", f"budget of key id {description}", "PUT",
                             f"/admin/v1/keys/{value}/budget", render({"period": "day", "limit_tokens": 1}),
                             expect=frozenset(expect))
+            self.admin_case("admin-budgets", "bad_path", f"quota of tenant id {description}", "GET",
+                            f"/admin/v1/tenants/{value}/quota", expect=frozenset(expect))
             self.admin_case("admin-webhooks", "bad_path", f"webhooks of tenant id {description}", "GET",
                             f"/admin/v1/tenants/{value}/webhooks", expect=frozenset(expect))
             # `..` leaves the webhook for the tenant itself, which answers GET only: 405.

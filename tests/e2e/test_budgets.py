@@ -315,6 +315,11 @@ def test_overage_is_served_and_billed_at_the_tiers_price(budgets):
     assert used > quota, "the test spends past the quota"
     assert [billed for _, billed, _ in rows] == expected
     assert expected[0] == 0 and expected[-1] > 0
+    quota = wait_until(lambda: (shown := httpx.get(budgets.proxy + f"/admin/v1/tenants/{tenant_id}/quota",
+                                                   headers=HEADERS).json())["reserved_tokens"] == 0 and shown,
+                       message="the quota settled")
+    assert (quota["monthly_quota_tokens"], quota["on_quota_exhausted"], quota["overage_per_million"]) == (60, "overage", price)
+    assert (quota["used_tokens"], quota["remaining_tokens"]) == (used, 0)
     report = httpx.get(budgets.proxy + f"/admin/v1/usage?tenant={tenant_id}&group_by=tenant", headers=HEADERS).json()
     group = report["data"][0]
     assert group["billed_micros"] == sum(expected)
@@ -322,7 +327,7 @@ def test_overage_is_served_and_billed_at_the_tiers_price(budgets):
 
 
 def test_a_blocking_quota_refuses_once_exhausted(budgets):
-    _, _, key = make_tenant(budgets.proxy, tier="capped")
+    tenant_id, _, key = make_tenant(budgets.proxy, tier="capped")
     served = 0
     while (response := chat(budgets.proxy, key)).status_code == 200:
         served += 1
@@ -335,6 +340,11 @@ def test_a_blocking_quota_refuses_once_exhausted(budgets):
             model="chat-small", messages=MESSAGES, max_tokens=2
         )
     assert raised.value.code == "quota_exhausted"
+    shown = budgets.cli("budget", "quota", "--tenant", tenant_id).stdout
+    assert "40 tokens a month, then block" in shown
+    unmetered, _, _ = make_tenant(budgets.proxy)
+    missing = httpx.get(budgets.proxy + f"/admin/v1/tenants/{unmetered}/quota", headers=HEADERS)
+    assert missing.status_code == 404 and "no token quota" in missing.json()["error"]["message"]
 
 
 def test_a_throttling_quota_serves_slowly_once_exhausted(budgets):

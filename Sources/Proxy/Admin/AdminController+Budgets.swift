@@ -21,6 +21,10 @@ extension AdminController {
             let tenant = try await requireTenant(context)
             return try await showBudget(.tenant(tenant.id), tenantID: tenant.id)
         }
+        admin.get("tenants/:id/quota") { _, context in
+            try context.admin?.require(.analyst)
+            return try await showQuota(try await requireTenant(context))
+        }
         admin.put("keys/:id/budget") { request, context in
             try context.admin?.require(.operator_)
             let key = try await requireKey(context)
@@ -76,6 +80,29 @@ extension AdminController {
             status = BudgetStatus(used: BudgetAmounts(tokens: used.tokens, micros: used.micros), reserved: .zero)
         }
         return AdminResources.BudgetBody(budget, period: period, status: status!)
+    }
+
+    /// `GET /admin/v1/tenants/{id}/quota`: the tokens the tenant's tier bundles this month,
+    /// and what the month has used and holds reserved of them.
+    private func showQuota(_ tenant: Tenant) async throws -> Response {
+        let contract = topology.contract(tier: tenant.tier, overrides: .init(tenant))
+        guard let quota = contract.quota else {
+            throw OpenAIError(
+                status: 404, message: "Tier '\(tenant.tier)' of tenant '\(tenant.id)' bundles no token quota.",
+                type: "invalid_request_error", code: "not_found"
+            )
+        }
+        let now = Date()
+        let month = BudgetPeriod.month.interval(containing: now)
+        let key = BudgetPeriodKey(scope: BudgetAdmission.quotaScope, periodStart: month.start.unixMilliseconds)
+        var status = try? await admission.budgetStatus(tenantID: tenant.id, key: key)
+        if status == nil {
+            let used = try await ledger.budgetUsage(.quota(tenant.id), period: month)
+            status = BudgetStatus(used: BudgetAmounts(tokens: used.tokens, micros: used.micros), reserved: .zero)
+        }
+        return try json(AdminResources.QuotaBody(
+            tenant: tenant, quota: quota, overagePerMillion: contract.overagePerMillion, period: month, status: status!
+        ))
     }
 
     private func invalidate(_ scope: BudgetScope, tenantID: String) {
@@ -141,6 +168,56 @@ extension AdminResources {
 
         /// The alert sent when `soft_thresholds` is not given: at 80 %.
         static let defaultThresholds: [Double] = [0.8]
+    }
+
+    /// A tenant's monthly token quota and this month's figures.
+    struct QuotaBody: Encodable, Sendable {
+        var object = "quota"
+        var tenantId: String
+        var tier: String
+        var monthlyQuotaTokens: Int
+        var onQuotaExhausted: String
+        /// The price of tokens beyond the quota, when they are billed.
+        var overagePerMillion: Int64?
+        var usedTokens: Int
+        var reservedTokens: Int
+        var remainingTokens: Int
+        var periodStart: Date
+        var resetsAt: Date
+
+        init(tenant: Tenant, quota: Contract.Quota, overagePerMillion: Int64?, period: DateInterval, status: BudgetStatus) {
+            tenantId = tenant.id
+            tier = tenant.tier
+            monthlyQuotaTokens = quota.monthlyTokens
+            onQuotaExhausted = quota.whenExhausted.rawValue
+            self.overagePerMillion = overagePerMillion
+            usedTokens = status.used.tokens
+            reservedTokens = status.reserved.tokens
+            remainingTokens = max(0, quota.monthlyTokens - status.used.tokens - status.reserved.tokens)
+            periodStart = period.start
+            resetsAt = period.end
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case object, tenantId, tier, monthlyQuotaTokens, onQuotaExhausted, overagePerMillion
+            case usedTokens, reservedTokens, remainingTokens, periodStart, resetsAt
+        }
+
+        /// A price not billed is `null`, not left out.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(object, forKey: .object)
+            try container.encode(tenantId, forKey: .tenantId)
+            try container.encode(tier, forKey: .tier)
+            try container.encode(monthlyQuotaTokens, forKey: .monthlyQuotaTokens)
+            try container.encode(onQuotaExhausted, forKey: .onQuotaExhausted)
+            try container.encode(overagePerMillion, forKey: .overagePerMillion)
+            try container.encode(usedTokens, forKey: .usedTokens)
+            try container.encode(reservedTokens, forKey: .reservedTokens)
+            try container.encode(remainingTokens, forKey: .remainingTokens)
+            try container.encode(periodStart, forKey: .periodStart)
+            try container.encode(resetsAt, forKey: .resetsAt)
+        }
     }
 
     /// A budget as `GET …/budget` shows it: its terms and its current period's figures.
