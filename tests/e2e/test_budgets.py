@@ -357,6 +357,9 @@ def test_a_throttling_quota_serves_slowly_once_exhausted(budgets):
     assert refused_for_budget(refused, code="quota_exhausted")
     assert "throttled to 2 per minute" in refused.json()["error"]["message"]
     assert int(refused.headers["retry-after"]) <= 30
+    metrics = httpx.get(budgets.proxy + "/metrics").text
+    assert 'switchyard_throttled_requests_total{tier="slowed"} 2' in metrics
+    assert 'switchyard_budget_refusals_total{tier="slowed",code="quota_exhausted",throttled="true"} 1' in metrics
 
 
 def test_the_margin_floor_refuses_an_overage_price_below_cost(tmp_path):

@@ -38,8 +38,18 @@ extension RequestPipeline {
             // most once per budget, since the next answer has its seed.
             for _ in 0...demand.budgets.count {
                 switch try await admission.admit(tenantID: tenant.tenantID, limits: tenantLimits, request: demand) {
-                case .admitted(let reservation): return .admitted(reservation)
-                case .refused(let refusal): return .refused(Self.refused(refusal))
+                case .admitted(let reservation):
+                    if reservation.throttled { metrics.throttledAdmission(tier: tenant.tier) }
+                    return .admitted(reservation)
+                case .refused(let refusal):
+                    if refusal.limit == .budget, let budget = refusal.budget {
+                        metrics.budgetRefusal(
+                            tier: tenant.tier,
+                            code: budget.key.scope == BudgetAdmission.quotaScope ? "quota_exhausted" : "budget_exceeded",
+                            throttled: refusal.throttled
+                        )
+                    }
+                    return .refused(Self.refused(refusal))
                 case .needsSeed(let keys):
                     for index in demand.budgets.indices where keys.contains(demand.budgets[index].key) {
                         demand.budgets[index].seed = try await budgetSeed(tenant: tenant, budget: demand.budgets[index])

@@ -49,6 +49,26 @@ extension ProxyMetrics {
         queueMetrics(pool: pool, tier: tier).refusals.increment()
     }
 
+    /// Counts a request refused because a quota or budget is spent (`code`
+    /// `quota_exhausted` or `budget_exceeded`), by tier; `throttled` when a spent
+    /// budget's throttled rate refused it.
+    func budgetRefusal(tier: String, code: String, throttled: Bool) {
+        registry.makeCounter(
+            name: "switchyard_budget_refusals_total",
+            labels: [("tier", tier), ("code", code), ("throttled", throttled ? "true" : "false")],
+            help: "Requests refused with 429 insufficient_quota, by tier, code and whether the throttled rate refused them."
+        ).increment()
+    }
+
+    /// Counts a request admitted at the throttled rate of a spent quota or budget.
+    func throttledAdmission(tier: String) {
+        registry.makeCounter(
+            name: "switchyard_throttled_requests_total",
+            labels: [("tier", tier)],
+            help: "Requests served in the lowest band because a quota or budget that throttles is spent."
+        ).increment()
+    }
+
     /// Counts a request a saturated engine pool sent to an external deployment.
     func spillover(model: String, deployment: String) {
         registry.makeCounter(
