@@ -33,7 +33,7 @@ struct BudgetRolloverTests {
     ) async throws -> AdmissionDecision {
         var demand = AdmissionRequest(
             promptTokens: 5, maximumOutputTokens: 5, budgets: BudgetAdmission.demands(for: tenant, at: date),
-            wallClockMilliseconds: date.unixMilliseconds
+            wallClockMilliseconds: date.ledgerMilliseconds
         )
         while true {
             let decision = limiter.admit(tenantID: tenant.tenantID, limits: .unlimited, request: demand, now: now)
@@ -42,10 +42,7 @@ struct BudgetRolloverTests {
                 let budget = demand.budgets[index]
                 let used = try await ledger.budgetUsage(
                     BudgetAdmission.ledgerScope(budget.key.scope, tenantID: tenant.tenantID),
-                    period: DateInterval(
-                        start: Date(timeIntervalSince1970: Double(budget.key.periodStart) / 1000),
-                        end: Date(timeIntervalSince1970: Double(budget.resetsAt) / 1000)
-                    )
+                    period: BudgetAdmission.period(of: budget)
                 )
                 demand.budgets[index].seed = BudgetAmounts(tokens: used.tokens, micros: used.micros)
             }

@@ -194,12 +194,12 @@ public struct Ledger: Sendable {
 
 extension Date {
     /// Milliseconds since 1970, the ledger's time unit.
-    var ledgerMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    public var ledgerMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 
-    init(ledgerMilliseconds: Int64) {
+    public init(ledgerMilliseconds: Int64) {
         self.init(timeIntervalSince1970: Double(ledgerMilliseconds) / 1000)
     }
 
     /// The date as the ledger stores it, so what a write returns equals what a read gives.
-    var roundedToLedgerMilliseconds: Date { Date(ledgerMilliseconds: ledgerMilliseconds) }
+    public var roundedToLedgerMilliseconds: Date { Date(ledgerMilliseconds: ledgerMilliseconds) }
 }

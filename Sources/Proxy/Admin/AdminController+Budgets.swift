@@ -73,13 +73,12 @@ extension AdminController {
     /// the period, else the ledger's (with nothing reserved).
     func budgetBody(_ budget: Budget, now: Date) async throws -> AdminResources.BudgetBody {
         let period = budget.period.interval(containing: now)
-        let key = BudgetPeriodKey(scope: BudgetAdmission.scope(of: budget), periodStart: period.start.unixMilliseconds)
-        var status = try? await admission.budgetStatus(tenantID: budget.tenantID, key: key)
-        if status == nil {
-            let used = try await ledger.budgetUsage(budget.scope, period: period)
-            status = BudgetStatus(used: BudgetAmounts(tokens: used.tokens, micros: used.micros), reserved: .zero)
-        }
-        return AdminResources.BudgetBody(budget, period: period, status: status!)
+        let status = try await BudgetAdmission.status(
+            tenantID: budget.tenantID,
+            key: BudgetPeriodKey(scope: BudgetAdmission.scope(of: budget), periodStart: period.start.ledgerMilliseconds),
+            scope: budget.scope, period: period, admission: admission, ledger: ledger
+        )
+        return AdminResources.BudgetBody(budget, period: period, status: status)
     }
 
     /// `GET /admin/v1/tenants/{id}/quota`: the tokens the tenant's tier bundles this month,
@@ -94,14 +93,13 @@ extension AdminController {
         }
         let now = Date()
         let month = BudgetPeriod.month.interval(containing: now)
-        let key = BudgetPeriodKey(scope: BudgetAdmission.quotaScope, periodStart: month.start.unixMilliseconds)
-        var status = try? await admission.budgetStatus(tenantID: tenant.id, key: key)
-        if status == nil {
-            let used = try await ledger.budgetUsage(.quota(tenant.id), period: month)
-            status = BudgetStatus(used: BudgetAmounts(tokens: used.tokens, micros: used.micros), reserved: .zero)
-        }
+        let status = try await BudgetAdmission.status(
+            tenantID: tenant.id,
+            key: BudgetPeriodKey(scope: BudgetAdmission.quotaScope, periodStart: month.start.ledgerMilliseconds),
+            scope: .quota(tenant.id), period: month, admission: admission, ledger: ledger
+        )
         return try json(AdminResources.QuotaBody(
-            tenant: tenant, quota: quota, overagePerMillion: contract.overagePerMillion, period: month, status: status!
+            tenant: tenant, quota: quota, overagePerMillion: contract.overagePerMillion, period: month, status: status
         ))
     }
 

@@ -14,7 +14,7 @@ enum BudgetAdmission {
     /// cleared and set again is created anew, so the store builds its figures from the
     /// ledger again rather than resume ones that stopped counting while it was cleared.
     static func scope(of budget: Budget) -> String {
-        let created = "@" + String(budget.createdAt.unixMilliseconds)
+        let created = "@" + String(budget.createdAt.ledgerMilliseconds)
         switch budget.scope {
         case .key(let keyID): return "key:" + keyID + created
         default: return "tenant" + created
@@ -26,7 +26,7 @@ enum BudgetAdmission {
     static func demands(for tenant: AuthenticatedTenant, at date: Date) -> [BudgetDemand] {
         // The instant as the ledger stores the event's start (whole milliseconds), so a
         // request in a period's last half millisecond counts in the same period in both.
-        let date = Date(timeIntervalSince1970: Double(date.unixMilliseconds) / 1000)
+        let date = date.roundedToLedgerMilliseconds
         var demands: [BudgetDemand] = []
         if let quota = tenant.contract.quota {
             let period = BudgetPeriod.month.interval(containing: date)
@@ -37,19 +37,35 @@ enum BudgetAdmission {
             case .block: whenSpent = .refuse
             }
             demands.append(BudgetDemand(
-                key: BudgetPeriodKey(scope: quotaScope, periodStart: period.start.unixMilliseconds),
-                resetsAt: period.end.unixMilliseconds, limitTokens: quota.monthlyTokens, whenSpent: whenSpent
+                key: BudgetPeriodKey(scope: quotaScope, periodStart: period.start.ledgerMilliseconds),
+                resetsAt: period.end.ledgerMilliseconds, limitTokens: quota.monthlyTokens, whenSpent: whenSpent
             ))
         }
         for budget in tenant.budgets {
             let period = budget.period.interval(containing: date)
             demands.append(BudgetDemand(
-                key: BudgetPeriodKey(scope: scope(of: budget), periodStart: period.start.unixMilliseconds),
-                resetsAt: period.end.unixMilliseconds, limitTokens: budget.limitTokens, limitMicros: budget.limitMicros,
+                key: BudgetPeriodKey(scope: scope(of: budget), periodStart: period.start.ledgerMilliseconds),
+                resetsAt: period.end.ledgerMilliseconds, limitTokens: budget.limitTokens, limitMicros: budget.limitMicros,
                 whenSpent: budget.action == .throttle ? .throttle : .refuse
             ))
         }
         return demands
+    }
+
+    /// The calendar period a demand is for, as the ledger counts it.
+    static func period(of budget: BudgetDemand) -> DateInterval {
+        DateInterval(start: Date(ledgerMilliseconds: budget.key.periodStart), end: Date(ledgerMilliseconds: budget.resetsAt))
+    }
+
+    /// A budget period's figures: the admission store's when it holds state for the
+    /// period, else the ledger's, with nothing reserved.
+    static func status(
+        tenantID: String, key: BudgetPeriodKey, scope: BudgetScope, period: DateInterval,
+        admission: any TenantAdmission, ledger: Ledger
+    ) async throws -> BudgetStatus {
+        if let status = try? await admission.budgetStatus(tenantID: tenantID, key: key) { return status }
+        let used = try await ledger.budgetUsage(scope, period: period)
+        return BudgetStatus(used: BudgetAmounts(tokens: used.tokens, micros: used.micros), reserved: .zero)
     }
 
     /// The ledger's name of a budget the store knows by `scope`.
@@ -78,7 +94,7 @@ enum BudgetAdmission {
     /// `insufficient_quota`, with `retry-after` and `x-switchyard-budget-reset`.
     static func refusal(_ refusal: AdmissionRefusal, budget: BudgetDemand) -> Response {
         let isQuota = budget.key.scope == quotaScope
-        let resetsAt = Date(timeIntervalSince1970: Double(budget.resetsAt) / 1000)
+        let resetsAt = Date(ledgerMilliseconds: budget.resetsAt)
         let reset = resetsAt.formatted(.iso8601)
         var message = "\(name(of: budget)) is \(isQuota ? "exhausted" : "spent")"
         if refusal.throttled {
@@ -120,9 +136,4 @@ enum BudgetAdmission {
         if let micros = budget.limitMicros { parts.append("\(AdminResources.UsageGroupBody.decimal(micros: micros)) in cost") }
         return parts.joined(separator: " or ")
     }
-}
-
-extension Date {
-    /// Milliseconds since 1970, as budget periods are keyed.
-    var unixMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 }

@@ -74,11 +74,7 @@ extension RequestPipeline {
     /// What the ledger records as used in a budget's period.
     private func budgetSeed(tenant: AuthenticatedTenant, budget: BudgetDemand) async throws -> BudgetAmounts {
         let scope = BudgetAdmission.ledgerScope(budget.key.scope, tenantID: tenant.tenantID)
-        let period = DateInterval(
-            start: Date(timeIntervalSince1970: Double(budget.key.periodStart) / 1000),
-            end: Date(timeIntervalSince1970: Double(budget.resetsAt) / 1000)
-        )
-        let used = try await ledger.budgetUsage(scope, period: period)
+        let used = try await ledger.budgetUsage(scope, period: BudgetAdmission.period(of: budget))
         return BudgetAmounts(tokens: used.tokens, micros: used.micros)
     }
 

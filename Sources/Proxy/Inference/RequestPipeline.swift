@@ -90,7 +90,7 @@ final class RequestPipeline: Sendable {
                 promptTokens: promptEstimate, outputTokens: outputReservation
             ),
             budgets: budgets,
-            wallClockMilliseconds: startedAt.unixMilliseconds,
+            wallClockMilliseconds: startedAt.ledgerMilliseconds,
             throttledRequestsPerMinute: tenant.contract.throttledRequestsPerMinute
         )
         let tokens = demand.reservedTokens
