@@ -45,6 +45,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Directory",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Billing",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"),
@@ -64,7 +73,8 @@ let package = Package(
         .target(
             name: "Proxy",
             dependencies: [
-                "Providers", "Pools", "Billing",
+                "Providers", "Pools", "Directory", "Billing",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
@@ -80,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "Proxy", "EngineSim", "Billing", "Pools",
+                "Proxy", "EngineSim", "Directory", "Billing", "Pools",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -109,9 +119,19 @@ let package = Package(
         ),
         .testTarget(name: "PoolsTests", dependencies: ["Pools"], swiftSettings: swiftSettings),
         .testTarget(
+            name: "DirectoryTests",
+            dependencies: [
+                "Directory",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "BillingTests",
             dependencies: [
-                "Billing",
+                "Billing", "Directory",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -128,7 +148,8 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "EngineSim",
+                "Proxy", "EngineSim", "Directory", "Billing",
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

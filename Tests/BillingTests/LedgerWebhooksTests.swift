@@ -148,8 +148,8 @@ struct LedgerWebhooksTests {
     func concurrentClaims() async throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }
-        let one = try Ledger(path: folder.ledgerPath)
-        let two = try Ledger(path: folder.ledgerPath)
+        let one = try openLedger(folder.ledgerPath)
+        let two = try openLedger(folder.ledgerPath)
         _ = try await raiseAlerts(one, webhooks: 20)
         let claimed = try await withThrowingTaskGroup(of: [String].self) { group in
             for index in 0..<16 {

@@ -3,6 +3,7 @@ import GRDB
 import Testing
 
 @testable import Billing
+import Directory
 
 /// A fresh folder under the system's temporary directory, removed by `remove()`.
 struct TemporaryFolder {
@@ -21,12 +22,21 @@ struct TemporaryFolder {
     }
 }
 
+/// The ledger in a real SQLite file at `path`, beside the directory whose tenants its
+/// budgets and webhooks name, as the proxy opens them.
+func openLedger(_ path: String) throws -> Ledger {
+    var configuration = Configuration()
+    configuration.busyMode = .timeout(5)
+    let pool = try DatabasePool(path: path, configuration: configuration)
+    _ = try Directory(pool: pool)
+    return try Ledger(pool: pool)
+}
+
 /// Runs `body` with a ledger on a real SQLite file in a fresh temporary folder.
 func withLedger<Result>(_ body: (Ledger, TemporaryFolder) async throws -> Result) async throws -> Result {
     let folder = try TemporaryFolder()
     defer { folder.remove() }
-    let ledger = try Ledger(path: folder.ledgerPath)
-    return try await body(ledger, folder)
+    return try await body(try openLedger(folder.ledgerPath), folder)
 }
 
 /// A date on whole milliseconds, as the ledger stores them, so round trips compare equal.
@@ -82,8 +92,8 @@ func usageEvent(
 
 /// A tenant and one key of it, made in the ledger.
 func makeTenantAndKey(_ ledger: Ledger, name: String = "Acme", now: Date = date("2026-01-01T00:00:00Z")) async throws -> (tenant: String, key: String) {
-    let tenant = try await ledger.createTenant(name: name, tier: "standard", now: now)
-    let key = try await ledger.createKey(
+    let tenant = try await ledger.directory.createTenant(name: name, tier: "standard", now: now)
+    let key = try await ledger.directory.createKey(
         tenantID: tenant.id, name: "default", prefix: "sk-\(name.prefix(3))", secretHash: Array(name.utf8) + [0x01], now: now
     )
     return (tenant.id, key.id)
@@ -97,6 +107,11 @@ func billed(_ event: UsageEvent, _ terms: BillingTerms?) -> UsageEvent {
 }
 
 extension Ledger {
+    /// The directory in the ledger's database, for the tenants and keys tests need.
+    var directory: Directory {
+        get throws { try Directory(pool: pool) }
+    }
+
     /// The single integer `sql` selects, for looking at tables no API reads.
     func integer(_ sql: String, _ arguments: StatementArguments = []) async throws -> Int64? {
         try await pool.read { db in try Int64.fetchOne(db, sql: sql, arguments: arguments) }

@@ -43,36 +43,6 @@ struct UsageWriterTests {
         }
     }
 
-    @Test("flush records key uses")
-    func keyUses() async throws {
-        try await withLedger { ledger, _ async throws in
-            let tenant = try await ledger.createTenant(name: "Acme", tier: "enterprise")
-            let key = try await ledger.createKey(tenantID: tenant.id, name: "a", prefix: "sk-sy-a", secretHash: [1, 2, 3])
-            let writer = writer(ledger)
-            let used = date("2026-03-01T10:00:00.5Z")
-            writer.recordKeyUse(keyID: key.id, at: used)
-            #expect(try await ledger.key(id: key.id)?.lastUsedAt == nil)
-            await writer.flush()
-            #expect(try await ledger.key(id: key.id)?.lastUsedAt == used)
-        }
-    }
-
-    @Test(
-        "the latest of several uses of a key in one batch wins, whatever their order",
-    )
-    func keyUsesOutOfOrder() async throws {
-        try await withLedger { ledger, _ async throws in
-            let tenant = try await ledger.createTenant(name: "Acme", tier: "enterprise")
-            let key = try await ledger.createKey(tenantID: tenant.id, name: "a", prefix: "sk-sy-a", secretHash: [1, 2, 3])
-            let writer = writer(ledger)
-            let later = date("2026-03-01T10:00:02Z")
-            writer.recordKeyUse(keyID: key.id, at: later)
-            writer.recordKeyUse(keyID: key.id, at: date("2026-03-01T10:00:01Z"))
-            await writer.flush()
-            #expect(try await ledger.key(id: key.id)?.lastUsedAt == later)
-        }
-    }
-
     @Test("beyond its capacity the writer drops new events, keeping the first")
     func capacity() async throws {
         try await withLedger { ledger, _ async throws in
@@ -128,7 +98,6 @@ struct UsageWriterTests {
                 #expect(try await requests(ledger) == 5)
 
                 events.dropFirst(5).forEach(writer.record)
-                writer.recordKeyUse(keyID: "key_none", at: Date())
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }

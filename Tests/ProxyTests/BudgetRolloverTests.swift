@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Billing
 import Crypto
 import Foundation
+import Directory
 import HTTPTypes
 import Hummingbird
 import Logging
@@ -21,10 +22,11 @@ struct BudgetRolloverTests {
     let lastSecond = Date(timeIntervalSince1970: 1_796_083_199)
     let newMonth = Date(timeIntervalSince1970: 1_796_083_200)
 
-    private func withLedger(_ body: (Ledger) async throws -> Void) async throws {
+    private func withLedger(_ body: (Ledger, Directory) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-budgets-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
-        try await body(try Ledger(path: directory.appendingPathComponent("switchyard.sqlite").path))
+        let database = try SwitchyardDatabase(path: directory.appendingPathComponent("switchyard.sqlite").path)
+        try await body(database.ledger, database.directory)
     }
 
     /// Admits as the pipeline does: asks the ledger for any period the limiter has no state for.
@@ -51,9 +53,9 @@ struct BudgetRolloverTests {
 
     @Test("a spent monthly budget refuses until the month ends, then starts from zero and sends budget.reset")
     func rollover() async throws {
-        try await withLedger { ledger in
-            let tenant = try await ledger.createTenant(name: "acme", tier: "enterprise", now: lastSecond.addingTimeInterval(-86_400 * 20))
-            let key = try await ledger.createKey(tenantID: tenant.id, name: "app", prefix: "sk-sy-ab", secretHash: Array(repeating: 7, count: 32))
+        try await withLedger { ledger, directory in
+            let tenant = try await directory.createTenant(name: "acme", tier: "enterprise", now: lastSecond.addingTimeInterval(-86_400 * 20))
+            let key = try await directory.createKey(tenantID: tenant.id, name: "app", prefix: "sk-sy-ab", secretHash: Array(repeating: 7, count: 32))
             let budget = try await ledger.setBudget(
                 Budget(scope: .tenant(tenant.id), tenantID: tenant.id, period: .month, limitTokens: 100, softThresholds: [0.8]),
                 now: lastSecond.addingTimeInterval(-86_400 * 15)
@@ -103,8 +105,8 @@ struct BudgetRolloverTests {
 
     @Test("the dispatcher signs each delivery, retries a failing receiver with growing waits and marks it delivered once")
     func delivery() async throws {
-        try await withLedger { ledger in
-            let tenant = try await ledger.createTenant(name: "acme", tier: "enterprise")
+        try await withLedger { ledger, directory in
+            let tenant = try await directory.createTenant(name: "acme", tier: "enterprise")
             let cipher = ProviderKeyCipher(masterKey: SymmetricKey(size: .bits256))
             let received = Mutex<[(signature: String, body: String)]>([])
             let failuresLeft = Atomic<Int>(1)

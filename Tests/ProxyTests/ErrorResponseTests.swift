@@ -34,7 +34,7 @@ struct ErrorResponseTests {
 
             // Expired: stored with an expiry in the past.
             let secret = TenantKeySecret.generate()
-            _ = try await harness.ledger.createKey(
+            _ = try await harness.directory.createKey(
                 tenantID: tenant.tenantID, name: "old", prefix: secret.prefix, secretHash: secret.hash,
                 expiresAt: Date(timeIntervalSinceNow: -60)
             )

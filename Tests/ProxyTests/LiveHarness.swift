@@ -1,3 +1,4 @@
+import Directory
 import AsyncHTTPClient
 @testable import Billing
 import Crypto
@@ -21,6 +22,7 @@ struct LiveHarness: Sendable {
     let slowEngineURL: String
     let server: SwitchyardServer
     var ledger: Ledger { server.ledger }
+    var directory: Directory { server.directory }
 
     /// Runs `body` against a fresh deployment and tears it all down afterwards.
     static func run(
@@ -59,7 +61,7 @@ struct LiveHarness: Sendable {
                 )
                 let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
                 let switchyard = ServiceGroup(configuration: .init(
-                    services: [server.usageWriter, server.makeApplication { continuation.yield($0) }],
+                    services: [server.usageWriter, server.keyUses, server.makeApplication { continuation.yield($0) }],
                     logger: logger
                 ))
                 group.addTask { try await switchyard.run() }

@@ -1,26 +1,27 @@
 import Billing
 import Crypto
 import Foundation
+import Directory
 import Logging
 import Pools
 import Testing
 
 @testable import Proxy
 
-/// The catalogue against a real SQLite ledger in a temporary folder.
+/// The catalogue against a real SQLite store in a temporary folder.
 @Suite("ProviderKeyCatalogue")
 struct ProviderKeyCatalogueTests {
     let directory: URL
-    let ledger: Ledger
+    let store: Directory
     let cipher = ProviderKeyCipher(masterKey: SymmetricKey(size: .bits256))
 
     init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-catalogue-\(UUID().uuidString)")
-        ledger = try Ledger(path: directory.appendingPathComponent("switchyard.sqlite").path)
+        store = try SwitchyardDatabase(path: directory.appendingPathComponent("switchyard.sqlite").path).directory
     }
 
     private func catalogue(environment: [ProviderKeyCatalogue.Key] = [], cipher: ProviderKeyCipher? = nil) -> ProviderKeyCatalogue {
-        ProviderKeyCatalogue(ledger: ledger, cipher: cipher ?? self.cipher, environmentKeys: environment, logger: Logger(label: "test"))
+        ProviderKeyCatalogue(directory: store, cipher: cipher ?? self.cipher, environmentKeys: environment, logger: Logger(label: "test"))
     }
 
     @discardableResult
@@ -28,14 +29,14 @@ struct ProviderKeyCatalogueTests {
         _ secret: String, provider: String = "openai", weight: Int = 1, tiers: [String] = [], tenants: [String] = []
     ) async throws -> ProviderKeyRecord {
         let id = ProviderKeyRecord.newProviderKeyID()
-        return try await ledger.createProviderKey(NewProviderKey(
+        return try await store.createProviderKey(NewProviderKey(
             id: id, provider: provider, label: "label-\(secret.suffix(4))", weight: weight,
             tiers: tiers, tenants: tenants,
             sealedSecret: try cipher.seal(secret, keyID: id, provider: provider), lastFour: ProviderKeyCipher.lastFour(of: secret)
         ))
     }
 
-    @Test("keys added to the ledger are served decrypted once the catalogue refreshes")
+    @Test("keys added to the store are served decrypted once the catalogue refreshes")
     func refreshLoadsNewKeys() async throws {
         let catalogue = catalogue(environment: [.init(environment: "OPENAI_API_KEY", provider: "openai", secret: "sk-env-00001111")])
         try catalogue.loadBlocking()
@@ -58,9 +59,9 @@ struct ProviderKeyCatalogueTests {
         let disabled = try await add("sk-disabled-bbbb2222")
         let retired = try await add("sk-retired-cccc3333")
         let active = try await add("sk-active-dddd4444")
-        _ = try await ledger.setProviderKeyState(id: drained.id, to: .draining, reason: "rotation")
-        _ = try await ledger.setProviderKeyState(id: disabled.id, to: .disabled, reason: "401")
-        _ = try await ledger.setProviderKeyState(id: retired.id, to: .retired, reason: nil)
+        _ = try await store.setProviderKeyState(id: drained.id, to: .draining, reason: "rotation")
+        _ = try await store.setProviderKeyState(id: disabled.id, to: .disabled, reason: "401")
+        _ = try await store.setProviderKeyState(id: retired.id, to: .retired, reason: nil)
         try await catalogue.reload()
         #expect(catalogue.candidates(provider: "openai", tenantID: "t", tier: "gold").keys.map(\.id) == [active.id])
         #expect(catalogue.key(id: drained.id) != nil)
@@ -89,7 +90,7 @@ struct ProviderKeyCatalogueTests {
         let good = try await add("sk-good-44445555")
         let id = ProviderKeyRecord.newProviderKeyID()
         let stranger = ProviderKeyCipher(masterKey: SymmetricKey(size: .bits256))
-        _ = try await ledger.createProviderKey(NewProviderKey(
+        _ = try await store.createProviderKey(NewProviderKey(
             id: id, provider: "openai", label: "sealed elsewhere",
             sealedSecret: try stranger.seal("sk-other-66667777", keyID: id, provider: "openai"), lastFour: "7777"
         ))

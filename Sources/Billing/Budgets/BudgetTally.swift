@@ -156,7 +156,8 @@ struct BudgetTally {
         ])
         guard db.changesCount == 1 else { return false }
         for webhook in try webhooks(of: crossing.tenantID, in: db) where webhook.subscribes(to: crossing.alert) {
-            let id = Identifier.make(prefix: "dlv")
+            // 122 random bits; the id also goes out in the payload, for receivers to de-duplicate.
+            let id = "dlv_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
             let delivery = WebhookDeliveryRow(
                 id: id,
                 webhookID: webhook.id,

@@ -15,20 +15,13 @@ extension Ledger {
     ///   - budget: the budget; its times are ignored.
     ///   - now: the time of the change, which also picks the current period.
     /// - Returns: the budget as stored, thresholds sorted and unique.
-    /// - Throws: `LedgerError` `.tenantNotFound`, `.keyNotFound` when the key does not
-    ///   belong to the tenant, or `.invalidBudget`.
+    ///   The caller has checked that a key budget's key belongs to `budget.tenantID`.
+    /// - Throws: `LedgerError` `.tenantNotFound`, or `.invalidBudget`.
     public func setBudget(_ budget: Budget, now: Date = Date()) async throws -> Budget {
         let validated = try budget.validated()
         let now = now.roundedToLedgerMilliseconds
-        return try await pool.write { db in
+        return try await LedgerError.mappingUnknownTenant { try await pool.write { db in
             var budget = validated
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tenants WHERE id = ?", arguments: [budget.tenantID]) != nil else {
-                throw LedgerError.tenantNotFound
-            }
-            if case .key(let keyID) = budget.scope {
-                let owner = try String.fetchOne(db, sql: "SELECT tenant_id FROM tenant_keys WHERE id = ?", arguments: [keyID])
-                guard owner == budget.tenantID else { throw LedgerError.keyNotFound }
-            }
             let existing = try Self.fetchBudget(budget.scope, in: db)
             budget.createdAt = existing?.createdAt ?? now
             budget.updatedAt = now
@@ -52,7 +45,7 @@ extension Ledger {
                 arguments: scope + [current.start.ledgerMilliseconds, BudgetAlert.thresholdReached.rawValue, BudgetAlert.exceeded.rawValue]
             )
             return budget
-        }
+        } }
     }
 
     /// The budget of a tenant or tenant key, or nil.
@@ -134,7 +127,8 @@ extension Ledger {
             }
             let tenantID: String? = switch scope {
             case .tenant(let id), .quota(let id): id
-            case .key(let id): try String.fetchOne(db, sql: "SELECT tenant_id FROM tenant_keys WHERE id = ?", arguments: [id])
+            // The key's tenant, as its budget records it, narrows the sum to the tenant's events.
+            case .key: try Self.fetchBudget(scope, in: db)?.tenantID
             }
             return try BudgetTally.summedUsage(of: scope, tenantID: tenantID, in: period, db)
         }

@@ -30,12 +30,7 @@ extension Ledger {
             createdAt: now.roundedToLedgerMilliseconds
         )
         let row = try WebhookRow(webhook)
-        try await pool.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM tenants WHERE id = ?", arguments: [tenantID]) != nil else {
-                throw LedgerError.tenantNotFound
-            }
-            try row.insert(db)
-        }
+        try await LedgerError.mappingUnknownTenant { try await pool.write { db in try row.insert(db) } }
         return webhook
     }
 

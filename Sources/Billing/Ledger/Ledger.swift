@@ -1,24 +1,16 @@
 import Foundation
 import GRDB
 
-/// The SQLite database of Switchyard: tenants, tenant keys, the usage ledger, budgets and
-/// the webhook outbox.
-/// One per process; every write method is one transaction.
+/// The usage ledger in Switchyard's SQLite database: usage events, budgets and their
+/// running totals, and the webhook outbox. Its tables sit beside the directory's in the
+/// one file. Every write method is one transaction.
 public struct Ledger: Sendable {
     let pool: DatabasePool
 
-    /// Opens (creating if needed) the database at `path` in WAL mode and migrates it. A
-    /// new database, and a directory created for it, are private to Switchyard's user
-    /// (0600 and 0700).
-    public init(path: String) throws {
-        try PrivateFiles.createDirectory(URL(fileURLWithPath: path).deletingLastPathComponent().path)
-        try PrivateFiles.createFile(path)
-        var configuration = Configuration()
-        configuration.busyMode = .timeout(5)
-        configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = NORMAL")
-        }
-        self.pool = try DatabasePool(path: path, configuration: configuration)
+    /// Migrates the ledger's tables in `pool`, the database the proxy opened, after the
+    /// directory's (budgets and webhooks name their tenant).
+    public init(pool: DatabasePool) throws {
+        self.pool = pool
         try Self.migrator.migrate(pool)
     }
 
@@ -29,30 +21,40 @@ public struct Ledger: Sendable {
         }
     }
 
+    /// Runs `body` with SQLite overwriting deleted content with zeros, so a page that held a
+    /// secret does not keep its bytes in free space (SQLite builds differ in their default).
+    static func withSecureDelete(_ db: GRDB.Database, _ body: () throws -> Void) throws {
+        let previous = try Int.fetchOne(db, sql: "PRAGMA secure_delete") ?? 0
+        try db.execute(sql: "PRAGMA secure_delete = ON")
+        defer { try? db.execute(sql: "PRAGMA secure_delete = \(previous)") }
+        try body()
+    }
+
+    static func encodeList(_ list: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+    }
+
+    static func decodeList(_ json: String) throws -> [String] {
+        try JSONDecoder().decode([String].self, from: Data(json.utf8))
+    }
+
     // MARK: Migrations (frozen once landed: add new ones, never edit these)
 
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
-        migrator.registerMigration("v1: tenants, tenant keys, usage events") { db in
+        migrator.registerMigration("billing 1: usage events, budgets, webhooks") { db in
+            // A database made before the ledger and the directory had migrations of their
+            // own got these tables from the ledger's v1–v4, in this very shape: it keeps them.
+            guard try !db.tableExists("usage_events") else { return }
+            // queue_ms is NULL for requests that asked no engine pool. provider_key_id names
+            // the provider key that served a request (NULL for engines). billed_micros is what
+            // the tenant is billed for the request beyond its quota, NULL when the tenant is
+            // not billed through Switchyard. budget_usage holds running totals per budget,
+            // key budget and tier quota ('quota', tenant id, month) and period;
+            // budget_crossings makes each alert once per threshold and period;
+            // webhook_deliveries is the outbox, written in the transaction that records the
+            // crossing. soft_thresholds and events are JSON arrays; times are milliseconds.
             try db.execute(sql: """
-                CREATE TABLE tenants (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    name TEXT NOT NULL UNIQUE,
-                    tier TEXT NOT NULL,
-                    created_at INTEGER NOT NULL
-                );
-                CREATE TABLE tenant_keys (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
-                    name TEXT NOT NULL,
-                    prefix TEXT NOT NULL,
-                    secret_hash BLOB NOT NULL UNIQUE,
-                    created_at INTEGER NOT NULL,
-                    expires_at INTEGER,
-                    revoked_at INTEGER,
-                    last_used_at INTEGER
-                );
-                CREATE INDEX tenant_keys_by_tenant ON tenant_keys(tenant_id);
                 CREATE TABLE usage_events (
                     id INTEGER PRIMARY KEY,
                     request_id TEXT NOT NULL UNIQUE,
@@ -74,60 +76,14 @@ public struct Ledger: Sendable {
                     ttft_ms INTEGER,
                     duration_ms INTEGER NOT NULL,
                     streamed INTEGER NOT NULL,
-                    client_aborted INTEGER NOT NULL
+                    client_aborted INTEGER NOT NULL,
+                    provider_key_id TEXT,
+                    queue_ms INTEGER,
+                    spilled INTEGER NOT NULL DEFAULT 0,
+                    billed_micros INTEGER
                 );
                 CREATE INDEX usage_events_by_tenant_time ON usage_events(tenant_id, started_at);
                 CREATE INDEX usage_events_by_time ON usage_events(started_at);
-                """)
-        }
-        migrator.registerMigration("v2: provider keys, tenant limit overrides") { db in
-            // tiers and tenants are JSON arrays of strings; [] means every tier / every tenant.
-            // A NULL tenant limit means the tier's value applies. usage_events.provider_key_id
-            // names the provider key that served a request (NULL for engines and older events).
-            try db.execute(sql: """
-                CREATE TABLE provider_keys (
-                    id TEXT PRIMARY KEY NOT NULL,
-                    provider TEXT NOT NULL,
-                    label TEXT NOT NULL,
-                    weight INTEGER NOT NULL,
-                    requests_per_minute INTEGER,
-                    tokens_per_minute INTEGER,
-                    tiers TEXT NOT NULL,
-                    tenants TEXT NOT NULL,
-                    sealed_secret BLOB NOT NULL,
-                    last_four TEXT NOT NULL,
-                    state TEXT NOT NULL,
-                    state_reason TEXT,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL,
-                    revision INTEGER NOT NULL
-                );
-                CREATE INDEX provider_keys_by_provider ON provider_keys(provider);
-                ALTER TABLE tenants ADD COLUMN requests_per_minute INTEGER;
-                ALTER TABLE tenants ADD COLUMN tokens_per_minute INTEGER;
-                ALTER TABLE tenants ADD COLUMN concurrent_requests INTEGER;
-                ALTER TABLE usage_events ADD COLUMN provider_key_id TEXT;
-                """)
-        }
-        migrator.registerMigration("v3: queue wait and spill-over of usage events, tenant pinning") { db in
-            // queue_ms is NULL for requests that asked no engine pool (and older events).
-            // tenants.pinning is a JSON object of public model -> deployment id, NULL for none.
-            try db.execute(sql: """
-                ALTER TABLE usage_events ADD COLUMN queue_ms INTEGER;
-                ALTER TABLE usage_events ADD COLUMN spilled INTEGER NOT NULL DEFAULT 0;
-                ALTER TABLE tenants ADD COLUMN pinning TEXT;
-                """)
-        }
-        migrator.registerMigration("v4: budgets, billed amounts, webhooks") { db in
-            // usage_events.billed_micros is what the tenant is billed for the request beyond its
-            // quota, NULL when the tenant is not billed through Switchyard (and for older events).
-            // budget_usage holds running totals per budget, key budget and tier quota ('quota',
-            // tenant id, month) and period; budget_crossings makes each alert once per threshold
-            // and period; webhook_deliveries is the outbox, written in the transaction that
-            // records the crossing. soft_thresholds and events are JSON arrays; times are ledger
-            // milliseconds.
-            try db.execute(sql: """
-                ALTER TABLE usage_events ADD COLUMN billed_micros INTEGER;
                 CREATE TABLE budgets (
                     scope_kind TEXT NOT NULL CHECK (scope_kind IN ('tenant', 'key')),
                     scope_id TEXT NOT NULL,

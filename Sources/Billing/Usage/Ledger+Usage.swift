@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 extension Ledger {
-    /// Stores a batch of usage events and key uses in one transaction. A request id seen
+    /// Stores a batch of usage events in one transaction. A request id seen
     /// before is ignored, so a retried batch never meters a request twice.
     ///
     /// Each new event is added to the running totals of its tenant's tier quota and
@@ -10,21 +10,20 @@ extension Ledger {
     /// are recorded with their webhook deliveries in the same transaction.
     /// - Parameters:
     ///   - events: the events; their `billedMicros` is ignored (the ledger works it out).
-    ///   - keyUses: when tenant keys last authenticated a request.
     ///   - now: the time alerts and their deliveries are recorded at.
-    public func record(_ events: [UsageEvent], keyUses: [String: Date] = [:], now: Date = Date()) async throws {
-        guard !events.isEmpty || !keyUses.isEmpty else { return }
-        try await pool.write { db in try Self.insert(events, keyUses: keyUses, now: now, in: db) }
+    public func record(_ events: [UsageEvent], now: Date = Date()) async throws {
+        guard !events.isEmpty else { return }
+        try await pool.write { db in try Self.insert(events, now: now, in: db) }
     }
 
     /// The same as `record`, blocking the caller: for the last flush at shutdown, which
     /// must happen even when the task that makes it has been cancelled.
-    public func recordBlocking(_ events: [UsageEvent], keyUses: [String: Date] = [:], now: Date = Date()) throws {
-        guard !events.isEmpty || !keyUses.isEmpty else { return }
-        try pool.write { db in try Self.insert(events, keyUses: keyUses, now: now, in: db) }
+    public func recordBlocking(_ events: [UsageEvent], now: Date = Date()) throws {
+        guard !events.isEmpty else { return }
+        try pool.write { db in try Self.insert(events, now: now, in: db) }
     }
 
-    private static func insert(_ events: [UsageEvent], keyUses: [String: Date], now: Date, in db: GRDB.Database) throws {
+    private static func insert(_ events: [UsageEvent], now: Date, in db: GRDB.Database) throws {
         let statement = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO usage_events (
                 request_id, tenant_id, tenant_key_id, model, deployment, provider, provider_key_id,
@@ -50,7 +49,6 @@ extension Ledger {
                 try bill.execute(arguments: [billed, rowID])
             }
         }
-        try touchKeys(keyUses, in: db)
     }
 
     /// The stored event of one request.

@@ -9,7 +9,6 @@ import Synchronization
 public final class UsageWriter: Service, Sendable {
     private struct Pending {
         var events: [UsageEvent] = []
-        var keyUses: [String: Date] = [:]
         var dropped = 0
     }
 
@@ -47,14 +46,6 @@ public final class UsageWriter: Service, Sendable {
         }
     }
 
-    /// Notes that a tenant key authenticated a request at `date`.
-    public func recordKeyUse(keyID: String, at date: Date) {
-        pending.withLock { pending in
-            if let known = pending.keyUses[keyID], known >= date { return }
-            pending.keyUses[keyID] = date
-        }
-    }
-
     public func run() async throws {
         while !Task.isShuttingDownGracefully, !Task.isCancelled {
             try? await cancelWhenGracefulShutdown {
@@ -71,7 +62,7 @@ public final class UsageWriter: Service, Sendable {
     public func flush() async {
         guard let batch = takeBatch() else { return }
         do {
-            try await ledger.record(batch.events, keyUses: batch.keyUses)
+            try await ledger.record(batch.events)
             written.add(batch.events.count, ordering: .relaxed)
         } catch {
             putBack(batch, error: error)
@@ -82,7 +73,7 @@ public final class UsageWriter: Service, Sendable {
     func flushBlocking() {
         guard let batch = takeBatch() else { return }
         do {
-            try ledger.recordBlocking(batch.events, keyUses: batch.keyUses)
+            try ledger.recordBlocking(batch.events)
             written.add(batch.events.count, ordering: .relaxed)
         } catch {
             logger.error("usage events lost at shutdown", metadata: ["error": "\(error)", "events": "\(batch.events.count)"])
@@ -99,14 +90,13 @@ public final class UsageWriter: Service, Sendable {
             dropped.add(batch.dropped, ordering: .relaxed)
             logger.error("usage events dropped: the ledger fell behind", metadata: ["dropped": "\(batch.dropped)"])
         }
-        return batch.events.isEmpty && batch.keyUses.isEmpty ? nil : batch
+        return batch.events.isEmpty ? nil : batch
     }
 
     private func putBack(_ batch: Pending, error: any Error) {
         logger.error("writing usage events failed; will retry", metadata: ["error": "\(error)", "events": "\(batch.events.count)"])
         pending.withLock { pending in
             pending.events.insert(contentsOf: batch.events, at: 0)
-            pending.keyUses.merge(batch.keyUses) { max($0, $1) }
         }
     }
 }

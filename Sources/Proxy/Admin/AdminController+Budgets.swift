@@ -1,4 +1,5 @@
 import Billing
+import Directory
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -112,7 +113,7 @@ extension AdminController {
 
     func requireKey(_ context: SwitchyardRequestContext) async throws -> TenantKeyRecord {
         let id = context.parameters.get("id") ?? ""
-        guard let key = try await ledger.key(id: id) else {
+        guard let key = try await directory.key(id: id) else {
             throw OpenAIError(status: 404, message: "No tenant key has id '\(id)'.", type: "invalid_request_error", code: "not_found")
         }
         return key
@@ -301,11 +302,11 @@ extension AdminResources {
 }
 
 extension OpenAIError {
-    /// A directory write the ledger refused: the thing written to is gone (404), or the
-    /// write is not one it takes (400).
+    /// A write the ledger refused: the tenant written to is gone (404), or the write is
+    /// not one it takes (400).
     init(ledger error: LedgerError) {
         switch error.code {
-        case .tenantNotFound, .keyNotFound:
+        case .tenantNotFound:
             self.init(status: 404, message: "Not found: \(error.description).", type: "invalid_request_error", code: "not_found")
         default:
             self.init(status: 400, message: "The request was refused: \(error.description).", type: "invalid_request_error")

@@ -1,4 +1,5 @@
 import Billing
+import Directory
 import Foundation
 import Hummingbird
 import Pools
@@ -33,12 +34,12 @@ extension AdminController {
         }
         let secret = body.key.trimmingCharacters(in: .whitespacesAndNewlines)
         try validate(body, secret: secret)
-        for tenantID in body.tenants ?? [] where try await ledger.tenant(id: tenantID) == nil {
+        for tenantID in body.tenants ?? [] where try await directory.tenant(id: tenantID) == nil {
             throw OpenAIError.invalidRequest("No tenant has id '\(tenantID)'.", param: "tenants")
         }
         let id = ProviderKeyRecord.newProviderKeyID()
         let lastFour = ProviderKeyCipher.lastFour(of: secret)
-        let record = try await ledger.createProviderKey(NewProviderKey(
+        let record = try await directory.createProviderKey(NewProviderKey(
             id: id,
             provider: body.provider,
             label: label.flatMap { $0.isEmpty ? nil : $0 } ?? "\(body.provider) …\(lastFour)",
@@ -59,7 +60,7 @@ extension AdminController {
         let parameters = request.uri.queryParameters
         let includeRetired = parameters["include_retired"].map { $0 == "true" || $0 == "1" } ?? false
         let provider = parameters["provider"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        let (revision, allRecords) = try await ledger.providerKeyCatalogue(includeRetired: includeRetired)
+        let (revision, allRecords) = try await directory.providerKeyCatalogue(includeRetired: includeRetired)
         let records = allRecords.filter { provider == nil || $0.provider == provider }
         let environmentKeys = keyCatalogue.environmentKeys.filter { provider == nil || $0.provider == provider }
         var ids: [String: [String]] = [:]
@@ -98,7 +99,7 @@ extension AdminController {
             try await resetLiveState(provider: key.provider, keyID: key.id)
             return try json(try await providerKeyBody(id: id))
         }
-        guard let current = try await ledger.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
+        guard let current = try await directory.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
         if state == .active {
             // Clears a cooldown or a rejection the pool holds, before the key is back in
             // the catalogue: if the shared store cannot be reached, nothing has changed.
@@ -106,10 +107,10 @@ extension AdminController {
             if current.state == .active { return try json(try await providerKeyBody(id: id)) }
         }
         do {
-            guard try await ledger.setProviderKeyState(id: id, to: state, reason: reason) != nil else {
+            guard try await directory.setProviderKeyState(id: id, to: state, reason: reason) != nil else {
                 throw Self.providerKeyNotFound(id)
             }
-        } catch let error as LedgerError where error.code == .retired {
+        } catch let error as DirectoryError where error.code == .retired {
             throw OpenAIError(
                 status: 409, message: "Key '\(id)' is retired; add a new key instead.", type: "invalid_request_error", code: "key_retired"
             )
@@ -128,7 +129,7 @@ extension AdminController {
         return try json(try await providerKeyBody(id: id))
     }
 
-    /// The change is in the ledger; every replica picks it up within its refresh interval
+    /// The change is in the directory; every replica picks it up within its refresh interval
     /// even if this replica cannot reload now.
     private func reloadCatalogue() async {
         do {
@@ -161,7 +162,7 @@ extension AdminController {
             let live = await liveStatus(provider: key.provider, keyIDs: [id])[id]
             return AdminResources.ProviderKeyBody(environmentKey: key, live: live)
         }
-        guard let record = try await ledger.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
+        guard let record = try await directory.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
         let live = await liveStatus(provider: record.provider, keyIDs: [id])[id]
         return AdminResources.ProviderKeyBody(record: record, live: live)
     }

@@ -1,4 +1,5 @@
 import Billing
+import Directory
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -10,6 +11,7 @@ import Providers
 /// The management API under `/admin/v1`: the source of truth that the CLI (and later
 /// the portal) call.
 struct AdminController {
+    let directory: Directory
     let ledger: Ledger
     let topology: Topology
     let tenantAuthenticator: TenantAuthenticator
@@ -50,16 +52,16 @@ struct AdminController {
             throw OpenAIError.invalidRequest("Unknown tier '\(body.tier)'; configured tiers: \(known).", param: "tier")
         }
         do {
-            let tenant = try await ledger.createTenant(name: name, tier: body.tier)
+            let tenant = try await directory.createTenant(name: name, tier: body.tier)
             return try json(tenantBody(tenant), status: .created)
-        } catch let error as LedgerError where error.code == .duplicateName {
+        } catch let error as DirectoryError where error.code == .duplicateName {
             throw OpenAIError(status: 409, message: "A tenant named '\(name)' already exists.", type: "invalid_request_error", param: "name", code: "conflict")
         }
     }
 
     private func listTenants(context: SwitchyardRequestContext) async throws -> Response {
         try context.admin?.require(.analyst)
-        let tenants = try await ledger.tenants().map(tenantBody)
+        let tenants = try await directory.tenants().map(tenantBody)
         return try json(AdminResources.ListBody(data: tenants))
     }
 
@@ -85,7 +87,7 @@ struct AdminController {
             requestsPerMinute: body.requestsPerMinute, tokensPerMinute: body.tokensPerMinute,
             concurrentRequests: body.concurrentRequests
         )
-        guard let updated = try await ledger.setTenantLimits(id: tenant.id, overrides) else {
+        guard let updated = try await directory.setTenantLimits(id: tenant.id, overrides) else {
             throw OpenAIError(status: 404, message: "No tenant has id '\(tenant.id)'.", type: "invalid_request_error", code: "not_found")
         }
         tenantAuthenticator.invalidate(tenantID: tenant.id)
@@ -115,7 +117,7 @@ struct AdminController {
             }
             pinning[model] = deployment
         }
-        guard let updated = try await ledger.setTenantPinning(id: tenant.id, pinning) else {
+        guard let updated = try await directory.setTenantPinning(id: tenant.id, pinning) else {
             throw OpenAIError(status: 404, message: "No tenant has id '\(tenant.id)'.", type: "invalid_request_error", code: "not_found")
         }
         tenantAuthenticator.invalidate(tenantID: tenant.id)
@@ -148,7 +150,7 @@ struct AdminController {
             throw OpenAIError.invalidRequest("'expires_at' must be in the future.", param: "expires_at")
         }
         let secret = TenantKeySecret.generate()
-        let record = try await ledger.createKey(
+        let record = try await directory.createKey(
             tenantID: tenant.id, name: name, prefix: secret.prefix, secretHash: secret.hash, expiresAt: body.expiresAt
         )
         return try json(
@@ -163,14 +165,14 @@ struct AdminController {
     private func listKeys(context: SwitchyardRequestContext) async throws -> Response {
         try context.admin?.require(.analyst)
         let tenant = try await requireTenant(context)
-        let keys = try await ledger.keys(tenantID: tenant.id).map { AdminResources.KeyBody($0) }
+        let keys = try await directory.keys(tenantID: tenant.id).map { AdminResources.KeyBody($0) }
         return try json(AdminResources.ListBody(data: keys))
     }
 
     private func revokeKey(context: SwitchyardRequestContext) async throws -> Response {
         try context.admin?.require(.admin)
         let id = context.parameters.get("id") ?? ""
-        guard let record = try await ledger.revokeKey(id: id) else {
+        guard let record = try await directory.revokeKey(id: id) else {
             throw OpenAIError(status: 404, message: "No tenant key has id '\(id)'.", type: "invalid_request_error", code: "not_found")
         }
         tenantAuthenticator.invalidate(keyID: record.id)
@@ -244,7 +246,7 @@ struct AdminController {
 
     func requireTenant(_ context: SwitchyardRequestContext) async throws -> Tenant {
         let id = context.parameters.get("id") ?? ""
-        guard let tenant = try await ledger.tenant(id: id) else {
+        guard let tenant = try await directory.tenant(id: id) else {
             throw OpenAIError(status: 404, message: "No tenant has id '\(id)'.", type: "invalid_request_error", code: "not_found")
         }
         return tenant

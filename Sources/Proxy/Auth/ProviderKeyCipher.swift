@@ -1,3 +1,4 @@
+import Directory
 import Billing
 import Crypto
 import Foundation

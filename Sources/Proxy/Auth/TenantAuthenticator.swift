@@ -1,4 +1,5 @@
 import Billing
+import Directory
 import Foundation
 import Pools
 import Providers
@@ -29,6 +30,7 @@ public final class TenantAuthenticator: Sendable {
         var fetchedAt: ContinuousClock.Instant
     }
 
+    private let directory: Directory
     private let ledger: Ledger
     /// Resolves a tenant's contract from its record.
     private let contract: @Sendable (Tenant) -> Contract
@@ -38,12 +40,14 @@ public final class TenantAuthenticator: Sendable {
     private let cache = Mutex<[[UInt8]: CacheEntry]>([:])
 
     public init(
+        directory: Directory,
         ledger: Ledger,
         contract: @escaping @Sendable (Tenant) -> Contract,
         cacheTTL: Duration = .seconds(30),
         negativeTTL: Duration = .seconds(5),
         maximumEntries: Int = 100_000
     ) {
+        self.directory = directory
         self.ledger = ledger
         self.contract = contract
         self.cacheTTL = cacheTTL
@@ -57,7 +61,7 @@ public final class TenantAuthenticator: Sendable {
     ///   revoked or expired key.
     public func authenticate(authorization: String?, now: Date = Date()) async throws -> AuthenticatedTenant {
         // The cached answer needs no suspension; only a miss pays for an async frame
-        // large enough for the ledger lookup (every open connection keeps the largest
+        // large enough for the directory lookup (every open connection keeps the largest
         // frame its task has used).
         switch try cachedLookup(authorization: authorization, now: now) {
         case .found(let tenant): return tenant
@@ -91,7 +95,7 @@ public final class TenantAuthenticator: Sendable {
 
     @inline(never)
     private func lookUp(hash: [UInt8], now: Date) async throws -> AuthenticatedTenant {
-        let found = try await ledger.lookUpKey(secretHash: hash)
+        let found = try await directory.lookUpKey(secretHash: hash)
         var budgets: [Budget] = []
         if let found {
             let set = try await ledger.budgets(tenantID: found.tenant.id, keyID: found.key.id)

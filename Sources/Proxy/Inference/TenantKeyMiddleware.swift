@@ -1,4 +1,4 @@
-import Billing
+import Directory
 import Foundation
 import Hummingbird
 import Providers
@@ -10,7 +10,7 @@ struct TenantKeyMiddleware: RouterMiddleware {
     typealias Context = SwitchyardRequestContext
 
     let authenticator: TenantAuthenticator
-    let usageWriter: UsageWriter
+    let keyUses: KeyUseRecorder
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let now = Date()
@@ -18,7 +18,7 @@ struct TenantKeyMiddleware: RouterMiddleware {
         if let scope = context.parameters.get("tenant"), scope != tenant.tenantID, scope != tenant.tenantName {
             throw HTTPError(.notFound)
         }
-        usageWriter.recordKeyUse(keyID: tenant.keyID, at: now)
+        keyUses.record(keyID: tenant.keyID, at: now)
         var context = context
         context.tenant = tenant
         context.logger[metadataKey: "tenant"] = .string(tenant.tenantID)

@@ -1,4 +1,5 @@
 import Billing
+import Directory
 import Foundation
 import Logging
 import Pools
@@ -7,7 +8,7 @@ import Synchronization
 /// The provider keys Switchyard may use, decrypted in memory: the ones `providers.json`
 /// names by environment variable and the ones operators added through the management
 /// API. Requests read one consistent snapshot; the snapshot is replaced whole when the
-/// ledger's catalogue changes (through this replica at once, through another within the
+/// directory's catalogue changes (through this replica at once, through another within the
 /// poll interval of `ProviderKeyCatalogueService`).
 public final class ProviderKeyCatalogue: Sendable {
     /// One usable provider key. Its descriptions leave the secret out, so printing or
@@ -16,7 +17,7 @@ public final class ProviderKeyCatalogue: Sendable {
         public enum Source: Sendable, Equatable {
             /// Named in `providers.json` by this environment variable.
             case environment(variable: String)
-            /// Added through the management API and kept, encrypted, in the ledger.
+            /// Added through the management API and kept, encrypted, in the directory.
             case catalogue
         }
 
@@ -103,7 +104,7 @@ public final class ProviderKeyCatalogue: Sendable {
         }
     }
 
-    private let ledger: Ledger
+    private let directory: Directory
     private let cipher: ProviderKeyCipher
     /// The keys named by environment variables, always active.
     public let environmentKeys: [Key]
@@ -113,8 +114,8 @@ public final class ProviderKeyCatalogue: Sendable {
     private let unreadable = Mutex<Set<String>>([])
 
     /// - Parameter environmentKeys: keys from environment variables, always active.
-    public init(ledger: Ledger, cipher: ProviderKeyCipher, environmentKeys: [Key], logger: Logger) {
-        self.ledger = ledger
+    public init(directory: Directory, cipher: ProviderKeyCipher, environmentKeys: [Key], logger: Logger) {
+        self.directory = directory
         self.cipher = cipher
         self.environmentKeys = environmentKeys
         self.logger = logger
@@ -145,11 +146,11 @@ public final class ProviderKeyCatalogue: Sendable {
 
     // MARK: Loading
 
-    /// Reads the ledger's catalogue if its revision moved past the one loaded.
+    /// Reads the directory's catalogue if its revision moved past the one loaded.
     /// - Returns: whether the snapshot was replaced.
     @discardableResult
     public func refresh() async throws -> Bool {
-        let latest = try await ledger.providerKeyRevision()
+        let latest = try await directory.providerKeyRevision()
         guard latest != revision else { return false }
         try await reload()
         return true
@@ -157,13 +158,13 @@ public final class ProviderKeyCatalogue: Sendable {
 
     /// Reads the whole catalogue and replaces the snapshot.
     public func reload() async throws {
-        let (revision, records) = try await ledger.providerKeyCatalogue()
+        let (revision, records) = try await directory.providerKeyCatalogue()
         install(records, revision: revision)
     }
 
     /// Reads the catalogue at start, before any request is served.
     public func loadBlocking() throws {
-        let (revision, records) = try ledger.providerKeyCatalogueBlocking()
+        let (revision, records) = try directory.providerKeyCatalogueBlocking()
         install(records, revision: revision)
     }
 

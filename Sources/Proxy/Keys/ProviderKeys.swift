@@ -1,4 +1,5 @@
 import Billing
+import Directory
 import Foundation
 import Logging
 import Pools
@@ -6,12 +7,12 @@ import Providers
 
 /// Provider keys as the request pipeline uses them: the catalogue says which keys may
 /// serve a tenant, the key pool picks the one with the most headroom and keeps their
-/// health (shared through Redis when configured), and the ledger keeps a disabled key
+/// health (shared through Redis when configured), and the directory keeps a disabled key
 /// disabled across restarts.
 struct ProviderKeys: Sendable {
     let catalogue: ProviderKeyCatalogue
     let pool: any KeyPool
-    let ledger: Ledger
+    let directory: Directory
     let metrics: ProxyMetrics
     let logger: Logger
 
@@ -135,7 +136,7 @@ struct ProviderKeys: Sendable {
             )
             if key.source == .catalogue {
                 do {
-                    _ = try await ledger.setProviderKeyState(id: key.id, to: .disabled, reason: reason)
+                    _ = try await directory.setProviderKeyState(id: key.id, to: .disabled, reason: reason)
                     try await catalogue.reload()
                 } catch {
                     logger.error("provider key disable could not be saved", metadata: ["key": "\(key.id)", "error": "\(error)"])

@@ -5,7 +5,7 @@ extension SwitchyardServer {
     /// each fallback of a served one, cannot: judged as requests are, against the provider
     /// keys in the ledger's catalogue and the environment.
     public func logServableModels() {
-        let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, ledger: ledger, metrics: metrics, logger: logger)
+        let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, directory: directory, metrics: metrics, logger: logger)
         let models = topology.servability(isServable: keys.isServable)
         for model in models where !model.unavailable.isEmpty {
             let reasons = Self.reasons(model.unavailable)

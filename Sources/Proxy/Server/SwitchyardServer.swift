@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Billing
+import Directory
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -67,7 +68,11 @@ public struct SwitchyardServer: Sendable {
 
     public let options: Options
     public let topology: Topology
+    /// Tenants, their keys and the provider-key catalogue.
+    public let directory: Directory
     public let ledger: Ledger
+    /// When tenant keys were last used, written in batches.
+    public let keyUses: KeyUseRecorder
     public let usageWriter: UsageWriter
     public let httpClient: HTTPClient
     public let metrics = ProxyMetrics()
@@ -94,15 +99,18 @@ public struct SwitchyardServer: Sendable {
             configuration: configuration, environment: environment, scheduling: options.scheduling, sharedSlots: slotLeases,
             logger: logger
         )
-        self.ledger = try Ledger(path: options.databasePath)
+        let database = try SwitchyardDatabase(path: options.databasePath)
+        self.directory = database.directory
+        self.ledger = database.ledger
         self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
+        self.keyUses = KeyUseRecorder(directory: directory, flushInterval: options.usageFlushInterval, logger: logger)
         let topology = self.topology
-        self.tenantAuthenticator = TenantAuthenticator(ledger: ledger) { tenant in
+        self.tenantAuthenticator = TenantAuthenticator(directory: directory, ledger: ledger) { tenant in
             topology.contract(tier: tenant.tier, overrides: .init(tenant))
         }
         self.keyCipher = options.keyCipher
         self.keyCatalogue = ProviderKeyCatalogue(
-            ledger: ledger, cipher: options.keyCipher, environmentKeys: topology.environmentKeys, logger: logger
+            directory: directory, cipher: options.keyCipher, environmentKeys: topology.environmentKeys, logger: logger
         )
         try keyCatalogue.loadBlocking()
         if let client = redisClient, let slotLeases {
@@ -153,7 +161,7 @@ public struct SwitchyardServer: Sendable {
         routes.get("health") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
-        let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, ledger: ledger, metrics: metrics, logger: logger)
+        let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, directory: directory, metrics: metrics, logger: logger)
         routes.get("metrics") { [topology, usageWriter, metrics] _, _ in
             Response(
                 status: .ok,
@@ -169,9 +177,10 @@ public struct SwitchyardServer: Sendable {
             pipeline: pipeline,
             topology: topology,
             keys: keys,
-            authentication: TenantKeyMiddleware(authenticator: tenantAuthenticator, usageWriter: usageWriter)
+            authentication: TenantKeyMiddleware(authenticator: tenantAuthenticator, keyUses: keyUses)
         ).addRoutes(to: routes)
         AdminController(
+            directory: directory,
             ledger: ledger,
             topology: topology,
             tenantAuthenticator: tenantAuthenticator,
@@ -238,7 +247,7 @@ public struct SwitchyardServer: Sendable {
         var configuration = ServiceGroupConfiguration(
             // Shut down in reverse: the application drains first, then Redis settlements
             // and usage events are written.
-            services: [.init(service: usageWriter)] + (redisService.map { [.init(service: $0)] } ?? [])
+            services: [.init(service: usageWriter), .init(service: keyUses)] + (redisService.map { [.init(service: $0)] } ?? [])
                 + [.init(service: catalogueService), .init(service: webhooks), .init(service: application)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],

@@ -1,7 +1,8 @@
 import Foundation
+import GRDB
 
 /// A provider key as stored in the catalogue: its routing attributes and its secret,
-/// sealed by the proxy (Billing never sees the plain secret).
+/// sealed by the proxy (the directory never sees the plain secret).
 public struct ProviderKeyRecord: Sendable, Equatable {
     /// Where a key is in its rotation.
     public enum State: String, Sendable, CaseIterable {
@@ -26,7 +27,7 @@ public struct ProviderKeyRecord: Sendable, Equatable {
     public var tiers: [String]
     /// The ids of the tenants the key may serve; empty means every tenant.
     public var tenants: [String]
-    /// The AES-GCM sealed box of the secret, opaque to Billing; empty once the key is retired.
+    /// The AES-GCM sealed box of the secret, opaque to the directory; empty once the key is retired.
     public var sealedSecret: [UInt8]
     /// The secret's last characters, shown to help people tell keys apart.
     public var lastFour: String
@@ -75,6 +76,79 @@ public struct ProviderKeyRecord: Sendable, Equatable {
     /// secret, because the sealed box is bound to it.
     public static func newProviderKeyID() -> String {
         Identifier.make(prefix: "pk")
+    }
+}
+
+extension ProviderKeyRecord: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "provider_keys"
+
+    public enum Columns {
+        public static let id = Column("id")
+        public static let provider = Column("provider")
+        public static let label = Column("label")
+        public static let weight = Column("weight")
+        public static let requestsPerMinute = Column("requests_per_minute")
+        public static let tokensPerMinute = Column("tokens_per_minute")
+        public static let tiers = Column("tiers")
+        public static let tenants = Column("tenants")
+        public static let sealedSecret = Column("sealed_secret")
+        public static let lastFour = Column("last_four")
+        public static let state = Column("state")
+        public static let stateReason = Column("state_reason")
+        public static let createdAt = Column("created_at")
+        public static let updatedAt = Column("updated_at")
+        public static let revision = Column("revision")
+    }
+
+    public init(row: Row) throws {
+        let sealed: Data = row[Columns.sealedSecret]
+        let stateName: String = row[Columns.state]
+        guard let state = State(rawValue: stateName) else {
+            throw DatabaseError(message: "provider key \(row[Columns.id] as String) has an unknown state '\(stateName)'")
+        }
+        self.init(
+            id: row[Columns.id],
+            provider: row[Columns.provider],
+            label: row[Columns.label],
+            weight: row[Columns.weight],
+            requestsPerMinute: row[Columns.requestsPerMinute],
+            tokensPerMinute: row[Columns.tokensPerMinute],
+            tiers: try Self.decodeList(row[Columns.tiers]),
+            tenants: try Self.decodeList(row[Columns.tenants]),
+            sealedSecret: Array(sealed),
+            lastFour: row[Columns.lastFour],
+            state: state,
+            stateReason: row[Columns.stateReason],
+            createdAt: Date(millisecondsSince1970: row[Columns.createdAt]),
+            updatedAt: Date(millisecondsSince1970: row[Columns.updatedAt]),
+            revision: row[Columns.revision]
+        )
+    }
+
+    public func encode(to container: inout PersistenceContainer) throws {
+        container[Columns.id] = id
+        container[Columns.provider] = provider
+        container[Columns.label] = label
+        container[Columns.weight] = weight
+        container[Columns.requestsPerMinute] = requestsPerMinute
+        container[Columns.tokensPerMinute] = tokensPerMinute
+        container[Columns.tiers] = try Self.encodeList(tiers)
+        container[Columns.tenants] = try Self.encodeList(tenants)
+        container[Columns.sealedSecret] = Data(sealedSecret)
+        container[Columns.lastFour] = lastFour
+        container[Columns.state] = state.rawValue
+        container[Columns.stateReason] = stateReason
+        container[Columns.createdAt] = createdAt.millisecondsSince1970
+        container[Columns.updatedAt] = updatedAt.millisecondsSince1970
+        container[Columns.revision] = revision
+    }
+
+    static func encodeList(_ list: [String]) throws -> String {
+        String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+    }
+
+    static func decodeList(_ json: String) throws -> [String] {
+        try JSONDecoder().decode([String].self, from: Data(json.utf8))
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-extension Ledger {
+extension Directory {
     /// The provider keys (retired ones too, if asked) and the catalogue revision they are
     /// at, read in one transaction so the two agree.
     public func providerKeyCatalogue(includeRetired: Bool = false) async throws -> (revision: Int64, keys: [ProviderKeyRecord]) {

@@ -1,6 +1,6 @@
 import Testing
 
-@testable import Billing
+@testable import Directory
 
 @Suite("Identifier")
 struct IdentifierTests {

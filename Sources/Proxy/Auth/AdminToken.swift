@@ -1,3 +1,4 @@
+import Directory
 import Billing
 import Crypto
 import Foundation
@@ -73,7 +74,7 @@ public enum AdminToken {
             let token = existing.trimmingCharacters(in: .whitespacesAndNewlines)
             if !token.isEmpty { return (token, false) }
         }
-        let token = "sy-admin-" + Billing.Identifier.randomBase62(length: 40)
+        let token = "sy-admin-" + Identifier.randomBase62(length: 40)
         try PrivateFiles.createDirectory(URL(fileURLWithPath: path).deletingLastPathComponent().path)
         guard FileManager.default.createFile(atPath: path, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600]) else {
             throw ConfigurationError(path: path, message: "cannot write the admin token file")
