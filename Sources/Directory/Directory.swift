@@ -67,6 +67,89 @@ public struct Directory: Sendable {
                 CREATE INDEX provider_keys_by_provider ON provider_keys(provider);
                 """)
         }
+        migrator.registerMigration("directory 2: users, credentials, invites, key owners, the audit log, revocations") { db in
+            // A user of a tenant has an org role; a global user (tenant_id NULL) a global one.
+            // A removed user keeps its row (the audit log names it) and frees its email.
+            // credentials are sessions and personal access tokens, stored as SHA-256 hashes.
+            // tenant_keys.user_id is the key's owner, NULL for keys made before users existed.
+            // audit_log is append-only: its triggers refuse every UPDATE and DELETE, and an
+            // INSERT OR REPLACE of an entry (whose implied delete fires no trigger).
+            // revocations lets every replica drop what it caches of a revoked key, a removed
+            // user's keys or a changed tenant: each polls for rows past the last it saw.
+            try db.execute(sql: """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT REFERENCES tenants(id),
+                    email TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    role TEXT NOT NULL CHECK (role IN ('system_admin', 'analyst', 'org_admin', 'org_user')),
+                    password_hash TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    removed_at INTEGER,
+                    CHECK ((role IN ('system_admin', 'analyst')) = (tenant_id IS NULL))
+                );
+                CREATE UNIQUE INDEX users_by_email ON users(email) WHERE removed_at IS NULL;
+                CREATE INDEX users_by_tenant ON users(tenant_id);
+                CREATE TABLE credentials (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL REFERENCES users(id),
+                    kind TEXT NOT NULL CHECK (kind IN ('session', 'access_token')),
+                    name TEXT NOT NULL,
+                    prefix TEXT NOT NULL,
+                    secret_hash BLOB NOT NULL UNIQUE,
+                    source_address TEXT,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER,
+                    revoked_at INTEGER,
+                    last_used_at INTEGER
+                );
+                CREATE INDEX credentials_by_user ON credentials(user_id);
+                CREATE TABLE invites (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    email TEXT NOT NULL,
+                    role TEXT NOT NULL CHECK (role IN ('org_admin', 'org_user')),
+                    secret_hash BLOB NOT NULL UNIQUE,
+                    invited_by TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    accepted_at INTEGER,
+                    accepted_by TEXT REFERENCES users(id),
+                    revoked_at INTEGER
+                );
+                CREATE INDEX invites_by_tenant ON invites(tenant_id, created_at);
+                ALTER TABLE tenant_keys ADD COLUMN user_id TEXT REFERENCES users(id);
+                CREATE INDEX tenant_keys_by_user ON tenant_keys(user_id);
+                CREATE TABLE audit_log (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at INTEGER NOT NULL,
+                    tenant_id TEXT,
+                    actor_id TEXT NOT NULL,
+                    actor_kind TEXT NOT NULL,
+                    actor_role TEXT,
+                    action TEXT NOT NULL,
+                    target TEXT,
+                    payload TEXT,
+                    request_id TEXT,
+                    source_address TEXT
+                );
+                CREATE INDEX audit_log_by_tenant ON audit_log(tenant_id, id);
+                CREATE INDEX audit_log_by_time ON audit_log(at);
+                CREATE TRIGGER audit_log_refuses_update BEFORE UPDATE ON audit_log
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER audit_log_refuses_delete BEFORE DELETE ON audit_log
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TRIGGER audit_log_refuses_replace BEFORE INSERT ON audit_log
+                WHEN NEW.id IS NOT NULL AND EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+                CREATE TABLE revocations (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL CHECK (kind IN ('key', 'user', 'tenant', 'credential')),
+                    subject TEXT NOT NULL,
+                    at INTEGER NOT NULL
+                );
+                """)
+        }
         return migrator
     }
 }
@@ -78,6 +161,10 @@ public struct DirectoryError: Error, Sendable, Equatable, CustomStringConvertibl
         case tenantNotFound
         /// A retired provider key's state cannot change.
         case retired
+        /// A user (not removed) already has that email.
+        case duplicateEmail
+        /// The invite was used or revoked, or has expired.
+        case inviteNotOpen
     }
 
     public var code: Code
@@ -86,6 +173,8 @@ public struct DirectoryError: Error, Sendable, Equatable, CustomStringConvertibl
     static let duplicateName = DirectoryError(code: .duplicateName, description: "a tenant with that name exists")
     static let tenantNotFound = DirectoryError(code: .tenantNotFound, description: "no such tenant")
     static let retired = DirectoryError(code: .retired, description: "the provider key is retired and its state cannot change")
+    static let duplicateEmail = DirectoryError(code: .duplicateEmail, description: "a user with that email exists")
+    static let inviteNotOpen = DirectoryError(code: .inviteNotOpen, description: "the invite was used, revoked or has expired")
 }
 
 extension Date {

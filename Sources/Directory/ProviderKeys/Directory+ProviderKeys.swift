@@ -9,17 +9,20 @@ extension Directory {
     ///   - new: the key, with an id chosen by the caller (its sealed secret is bound to it).
     ///   - now: the creation time.
     public func createProviderKey(_ new: NewProviderKey, now: Date = Date()) async throws -> ProviderKeyRecord {
+        try await pool.write { db in try Self.createProviderKey(new, now: now, in: db) }
+    }
+
+    /// `createProviderKey(_:now:)` within the caller's transaction.
+    public static func createProviderKey(_ new: NewProviderKey, now: Date, in db: GRDB.Database) throws -> ProviderKeyRecord {
         let now = now.wholeMilliseconds
-        return try await pool.write { db in
-            let record = ProviderKeyRecord(
-                id: new.id, provider: new.provider, label: new.label, weight: new.weight,
-                requestsPerMinute: new.requestsPerMinute, tokensPerMinute: new.tokensPerMinute,
-                tiers: new.tiers, tenants: new.tenants, sealedSecret: new.sealedSecret, lastFour: new.lastFour,
-                state: .active, createdAt: now, updatedAt: now, revision: try Self.nextProviderKeyRevision(db)
-            )
-            try record.insert(db)
-            return record
-        }
+        let record = ProviderKeyRecord(
+            id: new.id, provider: new.provider, label: new.label, weight: new.weight,
+            requestsPerMinute: new.requestsPerMinute, tokensPerMinute: new.tokensPerMinute,
+            tiers: new.tiers, tenants: new.tenants, sealedSecret: new.sealedSecret, lastFour: new.lastFour,
+            state: .active, createdAt: now, updatedAt: now, revision: try nextProviderKeyRevision(db)
+        )
+        try record.insert(db)
+        return record
     }
 
     /// The catalogue, ordered by provider and then oldest first.
@@ -42,28 +45,33 @@ extension Directory {
         reason: String?,
         now: Date = Date()
     ) async throws -> ProviderKeyRecord? {
+        try await pool.write { db in try Self.setProviderKeyState(id: id, to: state, reason: reason, now: now, in: db) }
+    }
+
+    /// `setProviderKeyState(id:to:reason:now:)` within the caller's transaction.
+    public static func setProviderKeyState(
+        id: String, to state: ProviderKeyRecord.State, reason: String?, now: Date, in db: GRDB.Database
+    ) throws -> ProviderKeyRecord? {
         let now = now.wholeMilliseconds
-        return try await pool.write { db in
-            guard var key = try ProviderKeyRecord.fetchOne(db, key: id) else { return nil }
-            guard key.state != .retired else { throw DirectoryError.retired }
-            let revision = try Self.nextProviderKeyRevision(db)
-            let update = {
-                try key.updateChanges(db) { key in
-                    key.state = state
-                    key.stateReason = reason
-                    key.updatedAt = now
-                    key.revision = revision
-                    // A zero-length blob, not NULL: the column is NOT NULL, and nothing of the secret stays.
-                    if state == .retired { key.sealedSecret = [] }
-                }
+        guard var key = try ProviderKeyRecord.fetchOne(db, key: id) else { return nil }
+        guard key.state != .retired else { throw DirectoryError.retired }
+        let revision = try nextProviderKeyRevision(db)
+        let update = {
+            try key.updateChanges(db) { key in
+                key.state = state
+                key.stateReason = reason
+                key.updatedAt = now
+                key.revision = revision
+                // A zero-length blob, not NULL: the column is NOT NULL, and nothing of the secret stays.
+                if state == .retired { key.sealedSecret = [] }
             }
-            if state == .retired {
-                try Self.withSecureDelete(db, update)
-            } else {
-                _ = try update()
-            }
-            return key
         }
+        if state == .retired {
+            try withSecureDelete(db, update)
+        } else {
+            _ = try update()
+        }
+        return key
     }
 
     /// The catalogue's revision: the highest of its keys', 0 when there are none. Every

@@ -13,10 +13,12 @@ public struct TenantKeyRecord: Sendable, Equatable, Identifiable {
     public var expiresAt: Date?
     public var revokedAt: Date?
     public var lastUsedAt: Date?
+    /// The user who made the key and owns it; nil for keys made before users existed.
+    public var userID: String?
 
     public init(
         id: String, tenantID: String, name: String, prefix: String, secretHash: [UInt8], createdAt: Date,
-        expiresAt: Date? = nil, revokedAt: Date? = nil, lastUsedAt: Date? = nil
+        expiresAt: Date? = nil, revokedAt: Date? = nil, lastUsedAt: Date? = nil, userID: String? = nil
     ) {
         self.id = id
         self.tenantID = tenantID
@@ -27,6 +29,7 @@ public struct TenantKeyRecord: Sendable, Equatable, Identifiable {
         self.expiresAt = expiresAt
         self.revokedAt = revokedAt
         self.lastUsedAt = lastUsedAt
+        self.userID = userID
     }
 
     /// Whether the key may authenticate at `now`.
@@ -48,6 +51,7 @@ extension TenantKeyRecord: FetchableRecord, PersistableRecord {
         public static let expiresAt = Column("expires_at")
         public static let revokedAt = Column("revoked_at")
         public static let lastUsedAt = Column("last_used_at")
+        public static let userID = Column("user_id")
     }
 
     public init(row: Row) throws {
@@ -61,7 +65,8 @@ extension TenantKeyRecord: FetchableRecord, PersistableRecord {
             createdAt: Date(millisecondsSince1970: row[Columns.createdAt]),
             expiresAt: (row[Columns.expiresAt] as Int64?).map(Date.init(millisecondsSince1970:)),
             revokedAt: (row[Columns.revokedAt] as Int64?).map(Date.init(millisecondsSince1970:)),
-            lastUsedAt: (row[Columns.lastUsedAt] as Int64?).map(Date.init(millisecondsSince1970:))
+            lastUsedAt: (row[Columns.lastUsedAt] as Int64?).map(Date.init(millisecondsSince1970:)),
+            userID: row[Columns.userID]
         )
     }
 
@@ -75,5 +80,6 @@ extension TenantKeyRecord: FetchableRecord, PersistableRecord {
         container[Columns.expiresAt] = expiresAt?.millisecondsSince1970
         container[Columns.revokedAt] = revokedAt?.millisecondsSince1970
         container[Columns.lastUsedAt] = lastUsedAt?.millisecondsSince1970
+        container[Columns.userID] = userID
     }
 }

@@ -5,9 +5,14 @@ extension Directory {
     /// Creates a tenant.
     /// - Throws: `DirectoryError` `.duplicateName` when a tenant has that name.
     public func createTenant(name: String, tier: String, now: Date = Date()) async throws -> Tenant {
+        try await pool.write { db in try Self.createTenant(name: name, tier: tier, now: now, in: db) }
+    }
+
+    /// `createTenant(name:tier:now:)` within the caller's transaction.
+    public static func createTenant(name: String, tier: String, now: Date, in db: GRDB.Database) throws -> Tenant {
         let tenant = Tenant(id: Identifier.make(prefix: "ten"), name: name, tier: tier, createdAt: now.wholeMilliseconds)
         do {
-            try await pool.write { db in try tenant.insert(db) }
+            try tenant.insert(db)
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE {
             throw DirectoryError.duplicateName
         }
@@ -38,10 +43,16 @@ extension Directory {
     }
 
     private func updateTenant(id: String, _ change: @escaping @Sendable (inout Tenant) -> Void) async throws -> Tenant? {
-        try await pool.write { db in
-            guard var tenant = try Tenant.fetchOne(db, key: id) else { return nil }
-            try tenant.updateChanges(db) { change(&$0) }
-            return tenant
+        try await pool.write { db in try Self.updateTenant(id: id, in: db, change) }
+    }
+
+    /// Changes a tenant within the caller's transaction, and tells every replica to forget
+    /// the contract it caches for it. Returns the updated tenant, or nil for an unknown one.
+    public static func updateTenant(id: String, in db: GRDB.Database, _ change: (inout Tenant) -> Void) throws -> Tenant? {
+        guard var tenant = try Tenant.fetchOne(db, key: id) else { return nil }
+        if try tenant.updateChanges(db, modify: change) {
+            try recordRevocation("tenant", subject: id, at: Date(), in: db)
         }
+        return tenant
     }
 }
