@@ -99,7 +99,39 @@ TENANT=$("$BIN" tenant list --json | python3 -c 'import json,sys; print(next((t[
 if [[ -z "$TENANT" ]]; then
     TENANT=$("$BIN" tenant create --name demo --tier enterprise --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 fi
-KEY=$("$BIN" key create --tenant "$TENANT" --name "demo-$(date +%s)" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+# The demo tenant's org admin: invited with the admin token, the invite accepted with a
+# password kept beside the database; the admin token makes no tenant keys, the user does.
+DEMO_EMAIL="demo@example.com"
+DEMO_PASSWORD_FILE="$STATE/demo-user.password"
+if [[ ! -s "$DEMO_PASSWORD_FILE" ]]; then
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(18))' >"$DEMO_PASSWORD_FILE")
+fi
+DEMO_PASSWORD="$(cat "$DEMO_PASSWORD_FILE")"
+SESSION=$(python3 - "$SWITCHYARD_URL" "$SWITCHYARD_ADMIN_TOKEN" "$TENANT" "$DEMO_EMAIL" "$DEMO_PASSWORD" <<'PY'
+import json, sys, urllib.error, urllib.request
+url, admin, tenant, email, password = sys.argv[1:]
+def call(method, path, body, token=None):
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method=method,
+                                     headers={"content-type": "application/json"})
+    if token:
+        request.add_header("authorization", "Bearer " + token)
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+status, session = call("POST", "/auth/login", {"email": email, "password": password})
+if status != 200:
+    status, invite = call("POST", f"/admin/v1/tenants/{tenant}/invites", {"email": email, "role": "org_admin"}, admin)
+    if status != 201:
+        sys.exit(f"inviting the demo user failed: {invite}")
+    status, session = call("POST", f"/auth/invites/{invite['token']}/accept", {"name": "Demo Admin", "password": password})
+    if status != 201:
+        sys.exit(f"accepting the demo invite failed: {session}")
+print(session["token"])
+PY
+)
+KEY=$("$BIN" key create --tenant "$TENANT" --name "demo-$(date +%s)" --json --token "$SESSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
 QBIN="$(printf %q "$BIN")"
 STOP="$(printf %q "$ROOT/scripts/demo.sh") stop"
@@ -113,6 +145,7 @@ Switchyard is running at $SWITCHYARD_URL (logs in $STATE/, database $DB).
 
   Demo tenant: demo ($TENANT)
   Tenant key:  $KEY      (shown once)
+  Demo user:   $DEMO_EMAIL, password in $DEMO_PASSWORD_FILE (org admin of demo)
   Admin token: $TOKEN_NOTE
 
 Try it (from any directory):
@@ -122,6 +155,7 @@ Try it (from any directory):
     -d '{"model":"chat-small","messages":[{"role":"user","content":"Hello, Switchyard"}],"max_tokens":20}'
 
   $QBIN usage --tenant demo $ADMIN_ARGS
+  $QBIN login --server $SWITCHYARD_URL --email $DEMO_EMAIL     # then: $QBIN whoami, key list --tenant demo
 
 To serve chat-large too, give the openai provider a key (it is stored encrypted):
 

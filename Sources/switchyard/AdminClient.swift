@@ -1,65 +1,14 @@
-import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
 
-/// How the admin commands reach the management API.
-struct AdminOptions: ParsableArguments {
-    @Option(help: "Switchyard's base URL (env SWITCHYARD_URL; default http://127.0.0.1:8080).")
-    var server: String?
-
-    @Option(help: "The admin token (env SWITCHYARD_ADMIN_TOKEN).")
-    var token: String?
-
-    @Option(help: "A file holding the admin token (env SWITCHYARD_ADMIN_TOKEN_FILE; default var/switchyard.admin-token).")
-    var tokenFile: String?
-
-    @Option(help: "Seconds to wait for Switchyard's answer.")
-    var timeout: Int = 30
-
-    @Flag(help: "Print JSON for scripts instead of a table.")
-    var json = false
-
-    // Checked while parsing, so a mistake shows the usage of the command it was made in.
-    func validate() throws {
-        let url = baseURL
-        guard let components = URLComponents(string: url), ["http", "https"].contains(components.scheme?.lowercased() ?? ""),
-              !(components.host ?? "").isEmpty
-        else {
-            throw ValidationError("--server must be an http:// or https:// URL, not '\(url)'.")
-        }
-        guard (1...3600).contains(timeout) else {
-            throw ValidationError("--timeout must be from 1 to 3600 seconds, not \(timeout).")
-        }
-        guard resolvedToken() != nil else {
-            throw ValidationError("No admin token: pass --token, set SWITCHYARD_ADMIN_TOKEN, or point --token-file at the token file.")
-        }
-    }
-
-    func client() throws -> AdminClient {
-        guard let token = resolvedToken() else { throw CLIError("no admin token") }
-        let base = baseURL
-        return AdminClient(baseURL: base.hasSuffix("/") ? String(base.dropLast()) : base, token: token, timeout: .seconds(Int64(timeout)))
-    }
-
-    private var baseURL: String {
-        server ?? ProcessInfo.processInfo.environment["SWITCHYARD_URL"] ?? "http://127.0.0.1:8080"
-    }
-
-    private func resolvedToken() -> String? {
-        let environment = ProcessInfo.processInfo.environment
-        if let token = token ?? environment["SWITCHYARD_ADMIN_TOKEN"], !token.isEmpty { return token }
-        let path = tokenFile ?? environment["SWITCHYARD_ADMIN_TOKEN_FILE"] ?? "var/switchyard.admin-token"
-        let token = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        return token.flatMap { $0.isEmpty ? nil : $0 }
-    }
-}
-
 /// A small client of the management API.
 struct AdminClient {
     let baseURL: String
-    let token: String
+    /// What the requests carry as `Authorization: Bearer`; nil for the routes that take
+    /// none (signing in, accepting an invite).
+    let credential: BearerCredential?
     let timeout: TimeAmount
 
     /// One client for the process, like `HTTPClient.shared`, but failing at the first
@@ -79,7 +28,7 @@ struct AdminClient {
     func send(_ method: HTTPMethod, _ path: String, body: Any? = nil) async throws -> [String: Any] {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
-        request.headers.add(name: "authorization", value: "Bearer \(token)")
+        if let credential { request.headers.add(name: "authorization", value: "Bearer \(credential.token)") }
         if let body {
             request.headers.add(name: "content-type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body, options: [.fragmentsAllowed])))
@@ -96,18 +45,47 @@ struct AdminClient {
         let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         guard (200..<300).contains(status.code) else {
             let message = (object["error"] as? [String: Any])?["message"] as? String ?? "status \(status.code)"
-            throw CLIError("\(message) (HTTP \(status.code))")
+            guard status == .unauthorized, let credential else { throw CLIError("\(message) (HTTP \(status.code))", status: status.code) }
+            // Say which credential was refused: with four places to find one, the user
+            // cannot otherwise tell which to fix.
+            if case .storedSession = credential.source {
+                throw CLIError("your session has ended; run switchyard login (\(message))", status: status.code)
+            }
+            throw CLIError("\(message) (HTTP 401, sending \(credential))", status: status.code)
         }
         return object
     }
 
+    /// `text` made safe as one segment of a path, for ids and emails typed by the user.
+    static func pathSegment(_ text: String) -> String {
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove("/")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
     /// The id of the tenant `reference` names: the tenant with that id, else the one with
     /// that name. An id wins over a name, as ids are what the API and the ledger use.
-    func tenantID(_ reference: String) async throws -> String {
+    ///
+    /// Only the global roles may list tenants, so for an org role (one with a tenant of its
+    /// own, as `GET /auth/me` says) the reference must be that tenant, by id or by name, and
+    /// no reference (nil) means that tenant.
+    func tenantID(_ reference: String?) async throws -> String {
+        let principal = try await send(.GET, "/auth/me")
+        // Names are stored trimmed and in Unicode's composed form.
+        let name = reference?.trimmingCharacters(in: .whitespacesAndNewlines).precomposedStringWithCanonicalMapping
+        if let own = principal["tenant_id"] as? String {
+            guard let reference, reference != own else { return own }
+            let tenant = try await send(.GET, "/admin/v1/tenants/\(Self.pathSegment(own))")
+            if tenant["name"] as? String == name { return own }
+            throw CLIError("""
+                you belong to tenant \(Output.text(tenant["name"])) (\(own)) and can act only on it, not on "\(reference)"
+                """)
+        }
+        guard let reference, let name else {
+            throw CLIError("give --tenant: as \(Output.text(principal["role"])) you act on any tenant (see switchyard tenant list)")
+        }
         let tenants = try await send(.GET, "/admin/v1/tenants")["data"] as? [[String: Any]] ?? []
         if tenants.contains(where: { $0["id"] as? String == reference }) { return reference }
-        // Names are stored trimmed and in Unicode's composed form.
-        let name = reference.trimmingCharacters(in: .whitespacesAndNewlines).precomposedStringWithCanonicalMapping
         let named = tenants.filter { $0["name"] as? String == name }.compactMap { $0["id"] as? String }
         switch named.count {
         case 0: throw CLIError("no tenant is named or has the id \"\(reference)\" (see switchyard tenant list)")
@@ -120,7 +98,13 @@ struct AdminClient {
 /// A failure to report on stderr, exiting 1.
 struct CLIError: Error, CustomStringConvertible {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// The HTTP status of the server's refusal, when that is what failed.
+    var status: UInt?
+
+    init(_ description: String, status: UInt? = nil) {
+        self.description = description
+        self.status = status
+    }
 }
 
 // MARK: - Output

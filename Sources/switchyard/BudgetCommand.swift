@@ -14,23 +14,24 @@ struct BudgetCommand: AsyncParsableCommand {
         subcommands: [Set.self, Show.self, Clear.self, Quota.self]
     )
 
-    /// Whose budget: a tenant (id or name) or a tenant key (id).
+    /// Whose budget: a tenant (id or name) or a tenant key (id); neither means the
+    /// signed-in org user's own tenant.
     struct Owner: ParsableArguments {
-        @Option(help: "The tenant's id or name.")
+        @Option(help: "The tenant's id or name (default: your own, for an org role).")
         var tenant: String?
 
         @Option(help: "The tenant key's id (key_…).")
         var key: String?
 
         func validate() throws {
-            if (tenant == nil) == (key == nil) {
-                throw ValidationError("Give exactly one of --tenant and --key.")
+            if tenant != nil, key != nil {
+                throw ValidationError("Give --tenant or --key, not both.")
             }
         }
 
         func path(_ client: AdminClient) async throws -> String {
             if let key { return "/admin/v1/keys/\(key)/budget" }
-            return "/admin/v1/tenants/\(try await client.tenantID(tenant ?? ""))/budget"
+            return "/admin/v1/tenants/\(try await client.tenantID(tenant))/budget"
         }
     }
 
@@ -123,8 +124,8 @@ struct BudgetCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: AdminOptions
 
-        @Option(help: "The tenant's id or name.")
-        var tenant: String
+        @Option(help: "The tenant's id or name (default: your own, for an org role).")
+        var tenant: String?
 
         func run() async throws {
             try await reportingErrors {

@@ -13,8 +13,8 @@ struct KeyCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: AdminOptions
 
-        @Option(help: "The tenant's id or name.")
-        var tenant: String
+        @Option(help: "The tenant's id or name (default: your own, for an org role).")
+        var tenant: String?
 
         @Option(help: "A name for the key, e.g. the application using it.")
         var name: String
@@ -41,8 +41,8 @@ struct KeyCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: AdminOptions
 
-        @Option(help: "The tenant's id or name.")
-        var tenant: String
+        @Option(help: "The tenant's id or name (default: your own, for an org role).")
+        var tenant: String?
 
         func run() async throws {
             try await reportingErrors {

@@ -88,9 +88,9 @@ struct ProviderKeyCommand: AsyncParsableCommand {
                 }
                 raw = contents
             } else if isatty(STDIN_FILENO) == 1 {
-                raw = getpass("Provider key for \(provider) (input hidden): ").map { String(cString: $0) }
+                raw = Prompt.hidden("Provider key for \(provider) (input hidden): ")
             } else {
-                raw = readLine(strippingNewline: true)
+                raw = Prompt.standardInputLine()
             }
             let secret = raw?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             guard !secret.isEmpty else { throw CLIError("no provider key given (pipe it on standard input, or use --key-env or --key-file)") }

@@ -58,6 +58,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "How engine pools choose who runs: 'contract' (bands, fair share, reserved shares) or 'fifo' (first come, first served in the engine's own queue; for comparison).")
     var scheduling: String = "contract"
 
+    @Option(help: "The URL people reach Switchyard at, for the links in invites (env SWITCHYARD_PUBLIC_URL; default: the Host the inviter used).")
+    var publicURL: String?
+
+    @Option(help: "Hours a sign-in session lasts.")
+    var sessionHours: Int = 12
+
     func validate() throws {
         guard EnginePool.Scheduling(rawValue: scheduling) != nil else {
             throw ValidationError("--scheduling must be 'contract' or 'fifo', not '\(scheduling)'.")
@@ -70,6 +76,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         for (name, value) in [("--header-timeout", headerTimeout), ("--body-timeout", bodyTimeout), ("--keep-alive-timeout", keepAliveTimeout), ("--send-timeout", sendTimeout)] {
             guard (1...3600).contains(value) else { throw ValidationError("\(name) must be from 1 to 3600 seconds, not \(value).") }
+        }
+        guard (1...720).contains(sessionHours) else {
+            throw ValidationError("--session-hours must be from 1 to 720, not \(sessionHours).")
         }
         guard (1...1_000_000).contains(maxConnections) else {
             throw ValidationError("--max-connections must be from 1 to 1000000, not \(maxConnections).")
@@ -96,6 +105,16 @@ struct ServeCommand: AsyncParsableCommand {
                 _ = try RedisConfiguration(url: redisURL)
             } catch {
                 FileHandle.standardError.write(Data("switchyard: --redis: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+        }
+
+        let smtpURL = environment["SWITCHYARD_SMTP_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        if let smtpURL {
+            do {
+                _ = try SMTPConfiguration(url: smtpURL)
+            } catch {
+                FileHandle.standardError.write(Data("switchyard: SWITCHYARD_SMTP_URL: \(error)\n".utf8))
                 throw ExitCode(2)
             }
         }
@@ -160,7 +179,12 @@ struct ServeCommand: AsyncParsableCommand {
                 redisURL: redisURL,
                 redisFailurePolicy: failurePolicy,
                 keyCipher: keyCipher,
-                scheduling: EnginePool.Scheduling(rawValue: scheduling) ?? .contract
+                scheduling: EnginePool.Scheduling(rawValue: scheduling) ?? .contract,
+                accounts: AccountSettings(
+                    sessionLifetime: TimeInterval(sessionHours) * 3600,
+                    publicURL: publicURL ?? environment["SWITCHYARD_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 },
+                    smtpURL: smtpURL
+                )
             ),
             logger: logger
         )

@@ -7,12 +7,18 @@ struct SwitchyardCommand: AsyncParsableCommand {
         abstract: "A multi-tenant, multi-provider OpenAI-compatible model proxy.",
         subcommands: [
             ServeCommand.self,
+            LoginCommand.self,
+            LogoutCommand.self,
+            WhoamiCommand.self,
             TenantCommand.self,
             KeyCommand.self,
             ProviderKeyCommand.self,
             UsageCommand.self,
             BudgetCommand.self,
             PoolsCommand.self,
+            UserCommand.self,
+            TokenCommand.self,
+            AuditCommand.self,
             SimEngineCommand.self,
         ]
     )

@@ -199,15 +199,27 @@ extension LiveHarness {
         try await send(method, path, body: body, bearer: token)
     }
 
-    /// Creates a tenant and a key through the management API.
+    /// Creates a tenant, an org admin of it, and a key of theirs through the management API.
     func makeTenant(name: String = "acme-\(UUID().uuidString.prefix(8))", tier: String = "enterprise") async throws -> (tenantID: String, keyID: String, key: String) {
         let tenant = try await admin(.POST, "/admin/v1/tenants", body: #"{"name":"\#(name)","tier":"\#(tier)"}"#)
         #expect(tenant.status == 201, "\(tenant.text)")
         let tenantID = try #require(try tenant.json()["id"] as? String)
-        let key = try await admin(.POST, "/admin/v1/tenants/\(tenantID)/keys", body: #"{"name":"test-app"}"#)
+        let session = try await signUp(tenantID: tenantID)
+        let key = try await admin(.POST, "/admin/v1/tenants/\(tenantID)/keys", body: #"{"name":"test-app"}"#, token: session)
         #expect(key.status == 201, "\(key.text)")
         let object = try key.json()
         return (tenantID, try #require(object["id"] as? String), try #require(object["key"] as? String))
+    }
+
+    /// Invites a user to the tenant (as the admin token), accepts the invite, and returns
+    /// the new user's session token.
+    func signUp(tenantID: String, role: String = "org_admin", email: String = "\(UUID().uuidString.prefix(12))@example.com") async throws -> String {
+        let invite = try await admin(.POST, "/admin/v1/tenants/\(tenantID)/invites", body: #"{"email":"\#(email)","role":"\#(role)"}"#)
+        #expect(invite.status == 201, "\(invite.text)")
+        let token = try #require(try invite.json()["token"] as? String)
+        let accepted = try await send(.POST, "/auth/invites/\(token)/accept", body: #"{"name":"Test User","password":"correct horse battery"}"#)
+        #expect(accepted.status == 201, "\(accepted.text)")
+        return try #require(try accepted.json()["token"] as? String)
     }
 
     /// Waits (bounded, 10 s) until the slow engine reports `running` requests in its slots.

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "e2e-admin-token-0123456789abcdef"
+# The cheapest cost serve accepts: every serve the tests start hashes passwords with it.
+BCRYPT_COST = "10"
+ORG_ADMIN_PASSWORD = "e2e-org-admin-password-0123"
 
 
 def binary() -> str:
@@ -67,22 +71,81 @@ class Deployment:
     serve: subprocess.Popen
     sim: subprocess.Popen
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, check: bool = True, token: str = ADMIN_TOKEN) -> subprocess.CompletedProcess:
+        """Runs a CLI command against this proxy, as the admin token or as `token` (a
+        session or personal access token)."""
         return subprocess.run(
-            [binary(), *args, "--server", self.proxy, "--token", ADMIN_TOKEN],
+            [binary(), *args, "--server", self.proxy, "--token", token],
             capture_output=True,
             text=True,
             check=check,
             timeout=60,
         )
 
-    def cli_json(self, *args: str) -> dict:
-        return json.loads(self.cli(*args, "--json").stdout)
+    def cli_json(self, *args: str, token: str = ADMIN_TOKEN) -> dict:
+        return json.loads(self.cli(*args, "--json", token=token).stdout)
 
     def admin(self, path: str) -> dict:
         response = httpx.get(self.proxy + path, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
         response.raise_for_status()
         return response.json()
+
+    def org_admin(self, tenant_id: str) -> str:
+        return org_admin_session(self.proxy, tenant_id)
+
+    def tenant_key(self, tenant_id: str, name: str = "app") -> dict:
+        return tenant_key(self.proxy, tenant_id, name)
+
+
+# MARK: - Org admins and tenant keys
+
+# The system admin (the admin token) may not create tenant keys: an org admin does. One
+# org admin is invited per (proxy, tenant) and its session kept for the module's tests.
+_org_admin_sessions: dict[tuple[str, str], str] = {}
+
+
+def proxy_url(deployment_or_url: "Deployment | str") -> str:
+    return deployment_or_url.proxy if isinstance(deployment_or_url, Deployment) else deployment_or_url.rstrip("/")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+def invite_user(deployment_or_url: "Deployment | str", tenant_id: str, role: str = "org_admin", *,
+                token: str = ADMIN_TOKEN, email: str | None = None, name: str = "E2E User",
+                password: str = ORG_ADMIN_PASSWORD) -> dict:
+    """Invites a user to `tenant_id` (as `token`) and accepts the invite: the session body
+    (`token`, `csrf_token`, `user`) of the new user."""
+    url = proxy_url(deployment_or_url)
+    email = email or f"{role.replace('_', '-')}-{uuid.uuid4().hex[:12]}@e2e.example"
+    invite = httpx.post(url + f"/admin/v1/tenants/{tenant_id}/invites", json={"email": email, "role": role},
+                        headers=bearer(token), timeout=30)
+    assert invite.status_code == 201, invite.text
+    accepted = httpx.post(url + f"/auth/invites/{invite.json()['token']}/accept",
+                          json={"name": name, "password": password}, timeout=30)
+    assert accepted.status_code == 201, accepted.text
+    return accepted.json()
+
+
+def org_admin_session(deployment_or_url: "Deployment | str", tenant_id: str) -> str:
+    """The session token of an org admin of `tenant_id`, invited by the admin token the
+    first time it is asked for."""
+    url = proxy_url(deployment_or_url)
+    cached = _org_admin_sessions.get((url, tenant_id))
+    if cached is None:
+        cached = invite_user(url, tenant_id, "org_admin", name="E2E Org Admin")["token"]
+        _org_admin_sessions[(url, tenant_id)] = cached
+    return cached
+
+
+def tenant_key(deployment_or_url: "Deployment | str", tenant_id: str, name: str = "app") -> dict:
+    """Creates a tenant key as the tenant's org admin: the key body, whose `key` is the secret."""
+    url = proxy_url(deployment_or_url)
+    response = httpx.post(url + f"/admin/v1/tenants/{tenant_id}/keys", json={"name": name},
+                          headers=bearer(org_admin_session(url, tenant_id)), timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()
 
 
 def start_deployment(
@@ -124,6 +187,7 @@ def start_deployment(
         "SWITCHYARD_DB": str(database),
         "SWITCHYARD_PORT": str(proxy_port),
         "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SWITCHYARD_BCRYPT_COST": BCRYPT_COST,
     })
     for name, value in (environment_overrides or {}).items():
         if value is None:

@@ -22,7 +22,7 @@ from typing import Any, Optional
 
 import httpx
 
-from conftest import ADMIN_TOKEN, REPO, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, REPO, binary, free_port, org_admin_session, stop, tenant_key, wait_for
 
 SEED = int(os.environ.get("HOSTILE_SEED", "20261201"))
 # serve runs with a small --max-body-bytes so that oversized bodies are cheap to send.
@@ -119,6 +119,9 @@ class Context:
     provider_key_id: str = "pk_setup"
     retire_key_id: str = "pk_retire"
     admin_token: str = ADMIN_TOKEN
+    # A session of an org admin of the victim tenant: the system admin (the admin token)
+    # may not create tenant keys, an org admin does.
+    org_admin_token: str = "sy-session-" + "D" * 43
 
 
 def bearer(token: str) -> list:
@@ -560,13 +563,15 @@ class Corpus:
     # MARK: admin
 
     def admin_case(self, family: str, kind: str, description: str, method: str, path: str, body: Optional[bytes] = None,
-                   *, expect=None, headers: Optional[list] = None) -> None:
-        auth = bearer(self.ctx.admin_token) if headers is None else headers
+                   *, expect=None, headers: Optional[list] = None, token: Optional[str] = None) -> None:
+        """An admin route case, as the admin token (or `token`) unless `headers` are given."""
+        auth = bearer(token or self.ctx.admin_token) if headers is None else headers
         self.add(Case(family, kind, description, method, path, auth + (JSON_HEADERS if body is not None else []),
                       body, expect=expect))
 
     def admin_bodies(self) -> list:
-        """(family, method, path, base body, field types, required fields, numeric fields, name fields)"""
+        """(family, method, path, base body, field types, required fields, numeric fields, name fields)
+        Tenant keys are created by an org admin (`body_token`), the rest by the admin token."""
         ctx = self.ctx
         return [
             ("admin-tenants", "POST", "/admin/v1/tenants", {"name": "hostile-tenant", "tier": "standard"},
@@ -587,22 +592,45 @@ class Corpus:
              {("provider",), ("key",)}, ["weight", "requests_per_minute", "tokens_per_minute"], [("label",)]),
         ]
 
+    def body_token(self, family: str) -> str:
+        """Who sends an admin family's body cases: a principal that may take the route's
+        action, so the body itself is what is judged."""
+        return self.ctx.org_admin_token if family == "admin-keys" else self.ctx.admin_token
+
     def build_admin(self) -> None:
         for family, method, path, base, fields, required, numeric, names in self.admin_bodies():
-            self.admin_body_cases(self.rng, family, method, path, base, fields, required, numeric, names)
+            self.admin_body_cases(self.rng, family, method, path, base, fields, required, numeric, names,
+                                  token=self.body_token(family))
+        ctx = self.ctx
+        # The system admin manages tenants but makes no tenant keys: a valid body is refused
+        # before it is read, whatever it holds.
+        for description, body in [("a valid key body", render({"name": self.unique("sysadmin-key")})),
+                                  ("a body cut short", b'{"name": "x'),
+                                  ("a body over the admin limit", self.padded_admin({"name": "x"}, ADMIN_MAX_BODY_BYTES + 1))]:
+            self.admin_case("admin-keys", "bad_auth", f"the admin token creating a tenant key: {description}", "POST",
+                            f"/admin/v1/tenants/{ctx.victim_tenant_id}/keys", body, expect=frozenset({403, 413}
+                            if len(body) > ADMIN_MAX_BODY_BYTES else {403}))
+        # An org admin creating a key in another tenant: it does not exist for them.
+        self.admin_case("admin-keys", "bad_auth", "an org admin creating a key in another tenant", "POST",
+                        f"/admin/v1/tenants/{ctx.tenant_id}/keys", render({"name": "elsewhere"}),
+                        expect=frozenset({404}), token=ctx.org_admin_token)
         self.build_admin_reads()
 
     def admin_body_cases(self, rng: random.Random, family: str, method: str, path: str, base: dict, fields: dict,
-                         required: set, numeric: list, names: list, *, not_json_expect: Optional[dict] = None) -> None:
-        """The body cases of one admin route that takes a JSON object. `not_json_expect`
-        overrides the expected statuses of named `not_json_bodies` shapes (a route whose
-        body may be JSON null, say)."""
+                         required: set, numeric: list, names: list, *, not_json_expect: Optional[dict] = None,
+                         token: Optional[str] = None) -> None:
+        """The body cases of one admin route that takes a JSON object, sent as `token` (the
+        admin token by default). `not_json_expect` overrides the expected statuses of named
+        `not_json_bodies` shapes (a route whose body may be JSON null, say)."""
+        def admin_case(*args, **options) -> None:
+            self.admin_case(*args, token=token, **options)
+
         for field_path, expected in fields.items():
             wrong = [v for v in WRONG_VALUES if not type_matches(expected, v[2])]
             for label, value, _ in rng.sample(wrong, min(len(wrong), 6)):
                 body = set_path(base, field_path, value)
                 optional_null = value is None and field_path not in required and len(field_path) == 1
-                self.admin_case(family, "mistyped", f"{path_name(field_path)} = {label} (wants {expected})",
+                admin_case(family, "mistyped", f"{path_name(field_path)} = {label} (wants {expected})",
                                 method, path, render(body), expect=None if optional_null else frozenset({400}))
         for name in numeric:
             for text in NUMERIC_EXTREMES:
@@ -610,19 +638,19 @@ class Corpus:
                 body[name] = "__NUM__"
                 # 1E2 and 1.0 are whole numbers in range: a decoder may take them.
                 expect = None if text in ("1E2", "1.0") else frozenset({400})
-                self.admin_case(family, "numeric_extreme", f"{name} = {text}", method, path,
+                admin_case(family, "numeric_extreme", f"{name} = {text}", method, path,
                                 render(body, {"__NUM__": text.encode()}), expect=expect)
         valid = render(base)
         cuts = sorted(set([1, len(valid) - 1] + rng.sample(range(2, len(valid) - 1), 6)))
         for cut in cuts:
-            self.admin_case(family, "truncated_json", f"body cut at byte {cut} of {len(valid)}", method, path,
+            admin_case(family, "truncated_json", f"body cut at byte {cut} of {len(valid)}", method, path,
                             valid[:cut], expect=frozenset({400}))
         for description, body, expect in self.deep_bodies(base, rng):
             # Admin bodies are fully decoded: a deep but valid document in an unknown
             # field may be skipped (any 2xx/4xx); unclosed ones are 400.
             if expect == FOUR_XX or expect is None:
                 expect = None
-            self.admin_case(family, "deep_nesting", description, method, path, body, expect=expect)
+            admin_case(family, "deep_nesting", description, method, path, body, expect=expect)
         for field_path in [p for p, t in fields.items() if "string" in t.split("|") and len(p) == 1]:
             for label, raw, how in rng.sample(BAD_STRING_BYTES, 4):
                 body = set_path(base, field_path, "__BAD__")
@@ -635,34 +663,34 @@ class Corpus:
                     expect = frozenset({400})
                 else:
                     expect = None
-                self.admin_case(family, "bad_bytes", f"{label} inside {path_name(field_path)}", method, path,
+                admin_case(family, "bad_bytes", f"{label} inside {path_name(field_path)}", method, path,
                                 render(body, {"__BAD__": raw_value}), expect=expect)
         for label, raw, how in rng.sample(BAD_STRING_BYTES, 3):
             body = dict(base)
             body["__KEY__"] = 1
-            self.admin_case(family, "bad_bytes", f"{label} inside a key", method, path,
+            admin_case(family, "bad_bytes", f"{label} inside a key", method, path,
                             render(body, {"__KEY__": b'"ext' + raw + b'ra"'}),
                             expect=frozenset({400}) if how == "raw" else None)
         for field_path in names:
             for label, name, is_control in CONTROL_NAMES:
                 body = set_path(base, field_path, f"hostile {name} {self.unique('n')}")
-                self.admin_case(family, "control_chars", f"{path_name(field_path)} with {label}", method, path,
+                admin_case(family, "control_chars", f"{path_name(field_path)} with {label}", method, path,
                                 render(body), expect=frozenset({400}) if is_control else None)
             for description, value in [("whitespace only", "   \t "), ("201 characters", "x" * 201),
                                        ("empty", "")]:
                 body = set_path(base, field_path, value)
                 # An empty provider-key label takes the default label, by design.
                 defaulted = field_path == ("label",) and description != "201 characters"
-                self.admin_case(family, "mistyped", f"{path_name(field_path)} {description}", method, path,
+                admin_case(family, "mistyped", f"{path_name(field_path)} {description}", method, path,
                                 render(body), expect=None if defaulted else frozenset({400}))
         for description, body, expect in self.not_json_bodies(base, rng):
             expect = (not_json_expect or {}).get(description, expect)
-            self.admin_case(family, "not_json", description, method, path, body, expect=expect)
+            admin_case(family, "not_json", description, method, path, body, expect=expect)
         for size in (ADMIN_MAX_BODY_BYTES + 1, 200_000):
-            self.admin_case(family, "oversized_body", f"{size}-byte body over the admin limit", method, path,
+            admin_case(family, "oversized_body", f"{size}-byte body over the admin limit", method, path,
                             self.padded_admin(base, size), expect=frozenset({413}))
         for description, headers, expect in rng.sample(self.bad_admin_auth(), 6):
-            self.admin_case(family, "bad_auth", description, method, path, render(base), headers=headers,
+            admin_case(family, "bad_auth", description, method, path, render(base), headers=headers,
                             expect=expect)
 
     def padded_admin(self, base: dict, size: int) -> bytes:
@@ -1893,6 +1921,7 @@ class HostileDeployment:
             "SWITCHYARD_DB": str(self.database),
             "SWITCHYARD_PORT": str(self.port),
             "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN,
+            "SWITCHYARD_BCRYPT_COST": BCRYPT_COST,
             # A crash should end the process at once (the runner notices and restarts it);
             # the backtrace is taken separately, once, by `backtrace_for`.
             "SWIFT_BACKTRACE": "enable=yes,interactive=no,symbolicate=full,threads=crashed,images=none"
@@ -1946,7 +1975,7 @@ def make_context(deployment: HostileDeployment) -> Context:
 
     def tenant(name: str, tier: str) -> tuple[str, str, str]:
         made = deployment.cli_json("tenant", "create", "--name", name, "--tier", tier)
-        key = deployment.cli_json("key", "create", "--tenant", made["id"], "--name", "hostile-app")
+        key = tenant_key(deployment.proxy, made["id"], "hostile-app")
         return made["id"], key["id"], key["key"]
 
     main_id, _, main_key = tenant("hostile-main", "enterprise")
@@ -1965,6 +1994,7 @@ def make_context(deployment: HostileDeployment) -> Context:
         tenant_id=main_id, tenant_name="hostile-main", key=main_key, limited_tenant_id=limited_id,
         limited_key=limited_key, victim_tenant_id=victim_id, victim_key_id=victim_key_id, other_tenant_id=other_id,
         revoked_key=revoked_key, provider_key_id=provider_keys[0], retire_key_id=provider_keys[1],
+        org_admin_token=org_admin_session(deployment.proxy, victim_id),
     )
 
 

@@ -21,7 +21,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, REPO, binary, free_port, start_deployment, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, REPO, binary, free_port, start_deployment, stop, tenant_key, wait_for
 from test_shared_limits import start_redis
 
 HEADERS = {"authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -59,7 +59,7 @@ def budgets():
 def make_tenant(url: str, tier: str = "enterprise") -> tuple[str, str, str]:
     tenant = httpx.post(url + "/admin/v1/tenants", json={"name": f"b-{time.monotonic_ns()}", "tier": tier}, headers=HEADERS)
     tenant.raise_for_status()
-    key = httpx.post(url + f"/admin/v1/tenants/{tenant.json()['id']}/keys", json={"name": "app"}, headers=HEADERS).json()
+    key = tenant_key(url, tenant.json()["id"])
     return tenant.json()["id"], key["id"], key["key"]
 
 
@@ -184,7 +184,7 @@ def test_three_replicas_on_one_redis_never_overspend_a_money_budget(tmp_path):
             process = subprocess.Popen(
                 [binary(), "serve", "--config", str(tmp_path / "providers.json"), "--db", str(database), "--port", str(port),
                  "--redis", f"redis://127.0.0.1:{redis_port}/0"],
-                env={**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN},
+                env={**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_BCRYPT_COST": BCRYPT_COST},
                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"serve-{index}.log", "w"),
             )
             processes.append(process)

@@ -31,7 +31,7 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: str | Path | None = 
 
 def without_admin_token() -> dict[str, str]:
     return {key: value for key, value in os.environ.items()
-            if key not in {"SWITCHYARD_ADMIN_TOKEN", "SWITCHYARD_ADMIN_TOKEN_FILE", "SWITCHYARD_URL"}}
+            if key not in {"SWITCHYARD_ADMIN_TOKEN", "SWITCHYARD_ADMIN_TOKEN_FILE", "SWITCHYARD_TOKEN", "SWITCHYARD_URL"}}
 
 
 def unique(prefix: str) -> str:
@@ -52,7 +52,9 @@ def test_a_tenant_name_works_wherever_its_id_does(deployment):
     name = unique("acme")
     tenant = deployment.cli_json("tenant", "create", "--name", name, "--tier", "enterprise")
 
-    key = deployment.cli_json("key", "create", "--tenant", name, "--name", "billing-app")
+    # Keys are made by the tenant's own users: the org admin's session runs the CLI.
+    key = deployment.cli_json("key", "create", "--tenant", name, "--name", "billing-app",
+                              token=deployment.org_admin(tenant["id"]))
     assert key["key"].startswith("sk-sy-")
     listed = deployment.cli_json("key", "list", "--tenant", name)
     assert [k["id"] for k in listed["data"]] == [key["id"]]
@@ -229,11 +231,13 @@ def test_a_server_that_is_not_a_url_is_a_usage_error():
     ("pools",),
 ], ids=" ".join)
 def test_a_missing_admin_token_shows_the_subcommands_usage(tmp_path, command):
-    # From an empty directory, so no var/switchyard.admin-token is found either.
-    result = run(*command, env=without_admin_token(), cwd=tmp_path)
+    # From an empty directory, so no var/switchyard.admin-token is found either, and with
+    # an empty config home, so no session saved by `switchyard login`.
+    result = run(*command, env=without_admin_token() | {"XDG_CONFIG_HOME": str(tmp_path / "config")}, cwd=tmp_path)
     assert result.returncode == 64
     assert result.stderr.startswith(
-        "Error: No admin token: pass --token, set SWITCHYARD_ADMIN_TOKEN, or point --token-file at the token file.\n"
+        "Error: No token: run `switchyard login --server http://127.0.0.1:8080`, or pass --token, set "
+        "SWITCHYARD_TOKEN or SWITCHYARD_ADMIN_TOKEN, or point --token-file at the token file.\n"
     ), result.stderr
     assert f"Usage: switchyard {' '.join(part for part in command[:2] if not part.startswith('-'))}" in result.stderr
     assert "switchyard <subcommand>" not in result.stderr

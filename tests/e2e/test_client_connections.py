@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import start_deployment, stop
+from conftest import start_deployment, stop, tenant_key
 
 HEADER_TIMEOUT = 2
 BODY_TIMEOUT = 2
@@ -30,7 +30,7 @@ PATIENCE = 30
 
 def make_key(deployment) -> str:
     tenant = deployment.cli_json("tenant", "create", "--name", f"conn-{time.monotonic_ns()}", "--tier", "enterprise")
-    return deployment.cli_json("key", "create", "--tenant", tenant["id"], "--name", "app")["key"]
+    return tenant_key(deployment, tenant["id"])["key"]
 
 
 @pytest.fixture(scope="module")

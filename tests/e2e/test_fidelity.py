@@ -32,7 +32,7 @@ import pytest
 import fidelity_upstream as upstream
 import recordings
 import replay_upstream as replay
-from conftest import ADMIN_TOKEN, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, binary, free_port, stop, tenant_key, wait_for
 
 SEEDS = ["", "1", "2", "3"]
 MESSAGES = [{"role": "user", "content": "What is the weather in Boston?"}]
@@ -180,7 +180,7 @@ def fidelity():
     config = configuration(f"http://127.0.0.1:{server.port}")
     (directory / "providers.json").write_text(json.dumps(config))
     port = free_port()
-    environment = {**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN}
+    environment = {**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_BCRYPT_COST": BCRYPT_COST}
     environment.update({entry["env"]: entry["key"] for entry in PROVIDERS.values() if "env" in entry})
     database = directory / "db.sqlite"
     process = subprocess.Popen(
@@ -196,7 +196,7 @@ def fidelity():
     try:
         wait_for(proxy + "/health", process)
         tenant = cli("tenant", "create", "--name", "fidelity", "--tier", "enterprise")
-        key = cli("key", "create", "--tenant", tenant["id"], "--name", "fidelity")["key"]
+        key = tenant_key(proxy, tenant["id"], "fidelity")["key"]
         client = openai.OpenAI(base_url=proxy + "/v1", api_key=key, max_retries=0, timeout=30)
         yield Fidelity(client, proxy, key, database, server, config)
     finally:

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import httpx
 
-from conftest import ADMIN_TOKEN, REPO, binary, free_port, start_deployment, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, REPO, binary, free_port, start_deployment, stop, tenant_key, wait_for
 
 
 def make_key(deployment) -> str:
     tenant = deployment.cli_json("tenant", "create", "--name", f"hard-{time.monotonic_ns()}", "--tier", "enterprise")
-    return deployment.cli_json("key", "create", "--tenant", tenant["id"], "--name", "app")["key"]
+    return tenant_key(deployment, tenant["id"])["key"]
 
 
 def test_streams_cut_by_the_end_of_the_grace_period_end_with_an_error_event_and_are_metered():
@@ -67,6 +67,7 @@ def start_bare_serve(directory: Path, database: Path, port: int) -> subprocess.P
     (directory / "providers.json").write_text(json.dumps(config))
     environment = {key: value for key, value in os.environ.items()
                    if key != "SWITCHYARD_ADMIN_TOKEN" and not key.endswith("_API_KEY")}
+    environment["SWITCHYARD_BCRYPT_COST"] = BCRYPT_COST
     return subprocess.Popen(
         [binary(), "serve", "--config", str(directory / "providers.json"), "--db", str(database), "--port", str(port)],
         env=environment, stdout=open(directory / "serve.out", "w"), stderr=open(directory / "serve.log", "w"),

@@ -18,7 +18,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, REPO, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, REPO, binary, free_port, stop, tenant_key, wait_for
 from scripted_provider import ScriptedProvider
 from test_shared_limits import start_redis
 
@@ -69,8 +69,7 @@ class Cluster:
         headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
         tenant = httpx.post(self.urls[0] + "/admin/v1/tenants", json={"name": f"t-{time.monotonic_ns()}", "tier": tier},
                             headers=headers).json()
-        key = httpx.post(self.urls[0] + f"/admin/v1/tenants/{tenant['id']}/keys", json={"name": "app"},
-                         headers=headers).json()["key"]
+        key = tenant_key(self.urls[0], tenant["id"])["key"]
         return tenant["id"], key
 
     def tenant_key(self, tier: str = "enterprise") -> str:
@@ -103,7 +102,8 @@ def cluster(request):
     for index in range(2 if shared else 1):
         port = free_port()
         environment = {key: value for key, value in os.environ.items() if not key.endswith("_API_KEY")}
-        environment.update({"SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32})
+        environment.update({"SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32,
+                            "SWITCHYARD_BCRYPT_COST": BCRYPT_COST})
         process = subprocess.Popen(
             [binary(), "serve", "--config", str(directory / "providers.json"), "--db", str(directory / "switchyard.sqlite"),
              "--port", str(port)] + (["--redis", f"redis://127.0.0.1:{redis_port}/0"] if shared else []),

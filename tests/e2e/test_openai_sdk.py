@@ -9,12 +9,12 @@ import time
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, binary, start_deployment, stop
+from conftest import ADMIN_TOKEN, binary, start_deployment, stop, tenant_key
 
 
 def make_tenant(deployment, name: str, tier: str = "enterprise") -> tuple[str, str, str]:
     tenant = deployment.cli_json("tenant", "create", "--name", name, "--tier", tier)
-    key = deployment.cli_json("key", "create", "--tenant", tenant["id"], "--name", "e2e-app")
+    key = tenant_key(deployment, tenant["id"], "e2e-app")
     assert key["key"].startswith("sk-sy-")
     return tenant["id"], key["id"], key["key"]
 

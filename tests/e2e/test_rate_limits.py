@@ -20,7 +20,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, REPO, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, REPO, binary, free_port, stop, wait_for
 from scripted_provider import ScriptedProvider
 from test_key_pools import KEY_A, KEY_B, Cluster, ask
 from test_shared_limits import start_redis
@@ -47,7 +47,8 @@ def serving(shared: bool, environment_key: str | None = None):
     (directory / "providers.json").write_text(json.dumps(config))
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if not key.endswith("_API_KEY")}
-    environment.update({"SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32})
+    environment.update({"SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32,
+                        "SWITCHYARD_BCRYPT_COST": BCRYPT_COST})
     if environment_key:
         environment["SCRIPTED_RATE_LIMIT_KEY"] = environment_key
     process = subprocess.Popen(

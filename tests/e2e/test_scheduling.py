@@ -21,7 +21,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, binary, free_port, stop, tenant_key, wait_for
 from scripted_provider import ScriptedProvider
 
 CHEAP_KEY = "sk-scripted-cheap-aaaaaaaaaaaaaaaaCHEA"
@@ -88,7 +88,7 @@ class Scheduled:
 
     def tenant_key(self, tier: str) -> str:
         tenant = self.admin("POST", "/admin/v1/tenants", {"name": f"{tier}-{time.monotonic_ns()}", "tier": tier})
-        return self.admin("POST", f"/admin/v1/tenants/{tenant['id']}/keys", {"name": "app"})["key"]
+        return tenant_key(self.proxy, tenant["id"])["key"]
 
     def client(self, key: str) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.proxy + "/v1", api_key=key, max_retries=0, timeout=60)
@@ -145,7 +145,7 @@ def scheduled():
     (directory / "providers.json").write_text(json.dumps(configuration(engine_port, provider_port)))
     environment = {key: value for key, value in os.environ.items() if not key.endswith("_API_KEY")}
     environment.update({
-        "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32,
+        "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32, "SWITCHYARD_BCRYPT_COST": BCRYPT_COST,
         "SY_TEST_CHEAP_KEY": CHEAP_KEY, "SY_TEST_DEAR_KEY": DEAR_KEY,
     })
     database = directory / "switchyard.sqlite"
@@ -327,7 +327,7 @@ def test_the_cli_pins_a_model_and_shows_the_pools(scheduled):
                               capture_output=True, text=True, check=check, timeout=60)
 
     tenant = scheduled.admin("POST", "/admin/v1/tenants", {"name": f"pinned-{time.monotonic_ns()}", "tier": "enterprise"})
-    key = scheduled.admin("POST", f"/admin/v1/tenants/{tenant['id']}/keys", {"name": "app"})["key"]
+    key = tenant_key(scheduled.proxy, tenant["id"])["key"]
     pinned = json.loads(cli("tenant", "set-pinning", tenant["id"], "chat-spill=dep-local", "--json").stdout)
     assert pinned["pinning"] == {"chat-spill": "dep-local"}
     assert "dep-local" in cli("tenant", "set-pinning", tenant["id"], "chat-spill=dep-local").stdout

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ADMIN_TOKEN, REPO, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, REPO, binary, free_port, stop, tenant_key, wait_for
 
 LIMIT = 12
 
@@ -53,7 +53,7 @@ def replicas():
     processes, urls = [], []
     for index, policy in enumerate(["open", "closed", "open"]):
         port = free_port()
-        environment = {**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN}
+        environment = {**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_BCRYPT_COST": BCRYPT_COST}
         process = subprocess.Popen(
             [binary(), "serve", "--config", str(directory / "providers.json"), "--db", str(database), "--port", str(port),
              "--redis", f"redis://127.0.0.1:{redis_port}/0", "--redis-failure", policy],
@@ -76,7 +76,7 @@ def replicas():
 def make_key(url: str, tier: str) -> str:
     headers = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     tenant = httpx.post(url + "/admin/v1/tenants", json={"name": f"t-{time.monotonic_ns()}", "tier": tier}, headers=headers).json()
-    return httpx.post(url + f"/admin/v1/tenants/{tenant['id']}/keys", json={"name": "app"}, headers=headers).json()["key"]
+    return tenant_key(url, tenant["id"])["key"]
 
 
 def refilled(since: float) -> int:

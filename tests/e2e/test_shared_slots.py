@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from conftest import ADMIN_TOKEN, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, binary, free_port, stop, tenant_key, wait_for
 from test_shared_limits import start_redis
 
 POOL_SLOTS = 2
@@ -51,7 +51,8 @@ def test_two_replicas_never_hold_more_than_the_pools_slots():
         }
         (directory / "providers.json").write_text(json.dumps(config))
         environment = {key: value for key, value in os.environ.items() if not key.endswith("_API_KEY")}
-        environment.update({"SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32})
+        environment.update({"SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_MASTER_KEY": "ab" * 32,
+                            "SWITCHYARD_BCRYPT_COST": BCRYPT_COST})
         proxies = []
         for index in range(2):
             port = free_port()
@@ -67,8 +68,7 @@ def test_two_replicas_never_hold_more_than_the_pools_slots():
         admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
         tenant = httpx.post(proxies[0] + "/admin/v1/tenants", json={"name": "shared", "tier": "standard"},
                             headers=admin).json()
-        key = httpx.post(proxies[0] + f"/admin/v1/tenants/{tenant['id']}/keys", json={"name": "app"},
-                         headers=admin).json()["key"]
+        key = tenant_key(proxies[0], tenant["id"])["key"]
 
         failures: list[BaseException] = []
         statuses: list[int] = []

@@ -17,7 +17,7 @@ import pytest
 
 import recordings
 import replay_upstream as replay
-from conftest import ADMIN_TOKEN, binary, free_port, stop, wait_for
+from conftest import ADMIN_TOKEN, BCRYPT_COST, binary, free_port, stop, tenant_key, wait_for
 
 SEEDS = ["", "1", "2", "3"]
 STREAMS = {
@@ -62,7 +62,8 @@ def switchyard():
     }
     (directory / "providers.json").write_text(json.dumps(config))
     port = free_port()
-    environment = {**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "REPLAY_OPENAI_KEY": "sk-replay-openai",
+    environment = {**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_BCRYPT_COST": BCRYPT_COST,
+                   "REPLAY_OPENAI_KEY": "sk-replay-openai",
                    "REPLAY_ANTHROPIC_KEY": "sk-ant-replay", "REPLAY_GEMINI_KEY": "gemini-replay-key", "REPLAY_AZURE_KEY": "azure-replay-key"}
     process = subprocess.Popen(
         [binary(), "serve", "--config", str(directory / "providers.json"), "--db", str(directory / "db.sqlite"),
@@ -74,9 +75,7 @@ def switchyard():
     tenant = json.loads(subprocess.run(
         [binary(), "tenant", "create", "--name", "replay", "--tier", "enterprise", "--json", "--server", proxy, "--token", ADMIN_TOKEN],
         capture_output=True, text=True, check=True).stdout)
-    key = json.loads(subprocess.run(
-        [binary(), "key", "create", "--tenant", tenant["id"], "--name", "replay", "--json", "--server", proxy, "--token", ADMIN_TOKEN],
-        capture_output=True, text=True, check=True).stdout)["key"]
+    key = tenant_key(proxy, tenant["id"], "replay")["key"]
     client = openai.OpenAI(base_url=proxy + "/v1", api_key=key, max_retries=0, timeout=30)
     client.switchyard_url = proxy
     try:

@@ -18,34 +18,37 @@ extension Ledger {
     ///   The caller has checked that a key budget's key belongs to `budget.tenantID`.
     /// - Throws: `LedgerError` `.tenantNotFound`, or `.invalidBudget`.
     public func setBudget(_ budget: Budget, now: Date = Date()) async throws -> Budget {
-        let validated = try budget.validated()
-        let now = now.roundedToLedgerMilliseconds
-        return try await LedgerError.mappingUnknownTenant { try await pool.write { db in
-            var budget = validated
-            let existing = try Self.fetchBudget(budget.scope, in: db)
-            budget.createdAt = existing?.createdAt ?? now
-            budget.updatedAt = now
-            try BudgetRow(budget).save(db)
+        try await pool.write { db in try Self.setBudget(budget, now: now, in: db) }
+    }
 
-            let scope: StatementArguments = [budget.scope.kind, budget.scope.id]
-            if let existing, existing.period != budget.period {
-                // Period starts of different lengths coincide (1 December is a day, a week and a month).
-                try db.execute(sql: "DELETE FROM budget_usage WHERE scope_kind = ? AND scope_id = ?", arguments: scope)
-            }
-            let current = budget.period.interval(containing: now)
-            let used = try BudgetTally.summedUsage(of: budget.scope, tenantID: budget.tenantID, in: current, db)
-            try BudgetTally.store(used, of: budget.scope, periodStart: current.start, in: db)
-            // Usage only grows, so a point already behind it cannot be crossed again:
-            // forgetting the period's alerts re-arms only the points still ahead.
-            try db.execute(
-                sql: """
-                    DELETE FROM budget_crossings
-                    WHERE scope_kind = ? AND scope_id = ? AND period_start = ? AND event IN (?, ?)
-                    """,
-                arguments: scope + [current.start.ledgerMilliseconds, BudgetAlert.thresholdReached.rawValue, BudgetAlert.exceeded.rawValue]
-            )
-            return budget
-        } }
+    /// `setBudget(_:now:)` within the caller's transaction (one that also records the
+    /// change in the audit log, say).
+    public static func setBudget(_ budget: Budget, now: Date, in db: GRDB.Database) throws -> Budget {
+        var budget = try budget.validated()
+        let now = now.roundedToLedgerMilliseconds
+        let existing = try fetchBudget(budget.scope, in: db)
+        budget.createdAt = existing?.createdAt ?? now
+        budget.updatedAt = now
+        try LedgerError.mappingUnknownTenant { try BudgetRow(budget).save(db) }
+
+        let scope: StatementArguments = [budget.scope.kind, budget.scope.id]
+        if let existing, existing.period != budget.period {
+            // Period starts of different lengths coincide (1 December is a day, a week and a month).
+            try db.execute(sql: "DELETE FROM budget_usage WHERE scope_kind = ? AND scope_id = ?", arguments: scope)
+        }
+        let current = budget.period.interval(containing: now)
+        let used = try BudgetTally.summedUsage(of: budget.scope, tenantID: budget.tenantID, in: current, db)
+        try BudgetTally.store(used, of: budget.scope, periodStart: current.start, in: db)
+        // Usage only grows, so a point already behind it cannot be crossed again:
+        // forgetting the period's alerts re-arms only the points still ahead.
+        try db.execute(
+            sql: """
+                DELETE FROM budget_crossings
+                WHERE scope_kind = ? AND scope_id = ? AND period_start = ? AND event IN (?, ?)
+                """,
+            arguments: scope + [current.start.ledgerMilliseconds, BudgetAlert.thresholdReached.rawValue, BudgetAlert.exceeded.rawValue]
+        )
+        return budget
     }
 
     /// The budget of a tenant or tenant key, or nil.
@@ -91,15 +94,18 @@ extension Ledger {
     /// would go stale while no budget keeps them); its recorded alerts stay.
     /// - Returns: whether there was one.
     public func clearBudget(_ scope: BudgetScope) async throws -> Bool {
-        try await pool.write { db in
-            let arguments: StatementArguments = [scope.kind, scope.id]
-            try db.execute(sql: "DELETE FROM budgets WHERE scope_kind = ? AND scope_id = ?", arguments: arguments)
-            let removed = db.changesCount == 1
-            if removed {
-                try db.execute(sql: "DELETE FROM budget_usage WHERE scope_kind = ? AND scope_id = ?", arguments: arguments)
-            }
-            return removed
+        try await pool.write { db in try Self.clearBudget(scope, in: db) }
+    }
+
+    /// `clearBudget(_:)` within the caller's transaction.
+    public static func clearBudget(_ scope: BudgetScope, in db: GRDB.Database) throws -> Bool {
+        let arguments: StatementArguments = [scope.kind, scope.id]
+        try db.execute(sql: "DELETE FROM budgets WHERE scope_kind = ? AND scope_id = ?", arguments: arguments)
+        let removed = db.changesCount == 1
+        if removed {
+            try db.execute(sql: "DELETE FROM budget_usage WHERE scope_kind = ? AND scope_id = ?", arguments: arguments)
         }
+        return removed
     }
 
     // MARK: Usage against budgets

@@ -21,6 +21,15 @@ extension Ledger {
         id: String,
         now: Date = Date()
     ) async throws -> WebhookRecord {
+        try await pool.write { db in
+            try Self.createWebhook(tenantID: tenantID, url: url, events: events, sealedSecret: sealedSecret, id: id, now: now, in: db)
+        }
+    }
+
+    /// `createWebhook(tenantID:url:events:sealedSecret:id:now:)` within the caller's transaction.
+    public static func createWebhook(
+        tenantID: String, url: String, events: [String], sealedSecret: [UInt8], id: String, now: Date, in db: GRDB.Database
+    ) throws -> WebhookRecord {
         let events = Array(Set(events)).sorted()
         guard !events.isEmpty, events.allSatisfy({ BudgetAlert(rawValue: $0) != nil }) else {
             throw LedgerError.invalidWebhook
@@ -30,7 +39,7 @@ extension Ledger {
             createdAt: now.roundedToLedgerMilliseconds
         )
         let row = try WebhookRow(webhook)
-        try await LedgerError.mappingUnknownTenant { try await pool.write { db in try row.insert(db) } }
+        try LedgerError.mappingUnknownTenant { try row.insert(db) }
         return webhook
     }
 
@@ -54,15 +63,18 @@ extension Ledger {
     /// again, and its sealed secret is overwritten on disk.
     /// - Returns: whether there was one.
     public func deleteWebhook(id: String) async throws -> Bool {
-        try await pool.write { db in
-            var removed = false
-            try Self.withSecureDelete(db) {
-                try db.execute(sql: "DELETE FROM webhook_deliveries WHERE webhook_id = ?", arguments: [id])
-                try db.execute(sql: "DELETE FROM webhooks WHERE id = ?", arguments: [id])
-                removed = db.changesCount == 1
-            }
-            return removed
+        try await pool.write { db in try Self.deleteWebhook(id: id, in: db) }
+    }
+
+    /// `deleteWebhook(id:)` within the caller's transaction.
+    public static func deleteWebhook(id: String, in db: GRDB.Database) throws -> Bool {
+        var removed = false
+        try withSecureDelete(db) {
+            try db.execute(sql: "DELETE FROM webhook_deliveries WHERE webhook_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM webhooks WHERE id = ?", arguments: [id])
+            removed = db.changesCount == 1
         }
+        return removed
     }
 
     /// A webhook's deliveries, newest first.

@@ -144,6 +144,14 @@ public struct Ledger: Sendable {
                 CREATE INDEX webhook_deliveries_by_webhook ON webhook_deliveries(webhook_id, created_at);
                 """)
         }
+        migrator.registerMigration("billing 2: the user of each usage event") { db in
+            // user_id is the owner of the tenant key that sent the request, NULL for keys made
+            // before users existed and for older events; usage can be summed by user.
+            try db.execute(sql: """
+                ALTER TABLE usage_events ADD COLUMN user_id TEXT;
+                CREATE INDEX usage_events_by_user_time ON usage_events(user_id, started_at) WHERE user_id IS NOT NULL;
+                """)
+        }
         return migrator
     }
 }

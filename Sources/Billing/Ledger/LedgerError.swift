@@ -21,9 +21,9 @@ public struct LedgerError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// Runs a write whose row names its tenant, turning the foreign key's refusal of an
     /// unknown tenant into `.tenantNotFound`.
-    static func mappingUnknownTenant<T>(_ write: () async throws -> T) async throws -> T {
+    static func mappingUnknownTenant<T>(_ write: () throws -> T) throws -> T {
         do {
-            return try await write()
+            return try write()
         } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
             throw tenantNotFound
         }

@@ -29,8 +29,8 @@ extension Ledger {
                 request_id, tenant_id, tenant_key_id, model, deployment, provider, provider_key_id,
                 prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, tokens_estimated,
                 cost_micros, currency, status, error_type, started_at, ttft_ms, duration_ms,
-                streamed, client_aborted, queue_ms, spilled
-            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                streamed, client_aborted, queue_ms, spilled, user_id
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let bill = try db.cachedStatement(sql: "UPDATE usage_events SET billed_micros = ? WHERE id = ?")
         var tally = BudgetTally(now: now)
@@ -40,7 +40,7 @@ extension Ledger {
                 event.providerKeyID, event.promptTokens, event.cachedTokens, event.completionTokens, event.reasoningTokens,
                 event.tokensEstimated, event.costMicros, event.currency, event.status, event.errorType,
                 event.startedAt.ledgerMilliseconds, event.timeToFirstTokenMilliseconds, event.durationMilliseconds,
-                event.streamed, event.clientAborted, event.queueMilliseconds, event.spilled,
+                event.streamed, event.clientAborted, event.queueMilliseconds, event.spilled, event.userID,
             ])
             // A request id seen before inserts nothing, and must change no total either.
             guard db.changesCount == 1 else { continue }
@@ -66,6 +66,10 @@ extension Ledger {
         if let tenantID = query.tenantID {
             conditions.append("tenant_id = ?")
             arguments += [tenantID]
+        }
+        if let userID = query.userID {
+            conditions.append("user_id = ?")
+            arguments += [userID]
         }
         if let from = query.from {
             conditions.append("started_at >= ?")
@@ -134,7 +138,8 @@ extension Ledger {
             clientAborted: row["client_aborted"],
             queueMilliseconds: row["queue_ms"],
             spilled: row["spilled"],
-            billedMicros: row["billed_micros"]
+            billedMicros: row["billed_micros"],
+            userID: row["user_id"]
         )
     }
 }
@@ -143,6 +148,8 @@ extension Ledger {
 public struct UsageQuery: Sendable, Equatable {
     public enum GroupBy: String, Sendable, CaseIterable {
         case model, day, key, tenant
+        /// The user who owns the key (empty for keys made before users existed).
+        case user
         /// The provider key that served the requests (empty for engines), for allocating
         /// each provider account's spend.
         case providerKey = "provider_key"
@@ -153,18 +160,22 @@ public struct UsageQuery: Sendable, Equatable {
             case .day: "strftime('%Y-%m-%d', started_at / 1000, 'unixepoch')"
             case .key: "coalesce(tenant_key_id, '')"
             case .tenant: "tenant_id"
+            case .user: "coalesce(user_id, '')"
             case .providerKey: "coalesce(provider_key_id, '')"
             }
         }
     }
 
     public var tenantID: String?
+    /// Only the requests sent with keys this user owns, when set.
+    public var userID: String?
     public var from: Date?
     public var to: Date?
     public var groupBy: GroupBy
 
-    public init(tenantID: String? = nil, from: Date? = nil, to: Date? = nil, groupBy: GroupBy = .model) {
+    public init(tenantID: String? = nil, userID: String? = nil, from: Date? = nil, to: Date? = nil, groupBy: GroupBy = .model) {
         self.tenantID = tenantID
+        self.userID = userID
         self.from = from
         self.to = to
         self.groupBy = groupBy

@@ -37,6 +37,9 @@ public struct UsageEvent: Sendable, Equatable {
     /// `currency`; nil when it is not billed through Switchyard. Set by the ledger when it
     /// stores the event (from `terms`); ignored on the way in.
     public var billedMicros: Int64?
+    /// The user who owns the tenant key that sent the request; nil for keys made before
+    /// users existed (and older events).
+    public var userID: String?
     /// The terms the request is billed under; read when the event is stored, never stored
     /// itself (an event read back has nil).
     public var terms: BillingTerms?
@@ -66,6 +69,7 @@ public struct UsageEvent: Sendable, Equatable {
         queueMilliseconds: Int? = nil,
         spilled: Bool = false,
         billedMicros: Int64? = nil,
+        userID: String? = nil,
         terms: BillingTerms? = nil
     ) {
         self.requestID = requestID
@@ -92,6 +96,7 @@ public struct UsageEvent: Sendable, Equatable {
         self.queueMilliseconds = queueMilliseconds
         self.spilled = spilled
         self.billedMicros = billedMicros
+        self.userID = userID
         self.terms = terms
     }
 }

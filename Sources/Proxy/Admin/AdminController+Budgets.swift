@@ -1,6 +1,7 @@
 import Billing
 import Directory
 import Foundation
+import GRDB
 import HTTPTypes
 import Hummingbird
 import Pools
@@ -11,46 +12,56 @@ import Providers
 /// (`throttle`) once spent. `PUT` sets it (a `null` body clears it), `GET` shows it with
 /// what the period has used and holds reserved.
 extension AdminController {
-    func addBudgetRoutes(to admin: RouterGroup<SwitchyardRequestContext>) {
-        admin.put("tenants/:id/budget") { request, context in
-            try context.admin?.require(.operator_)
+    func addBudgetRoutes(to admin: ManagementRoutes) {
+        admin.put("tenants/:id/budget", .tenant(.manageSettings)) { request, context in
             let tenant = try await requireTenant(context)
             return try await setBudget(request, context: context, scope: .tenant(tenant.id), tenantID: tenant.id)
         }
-        admin.get("tenants/:id/budget") { _, context in
-            try context.admin?.require(.analyst)
+        admin.get("tenants/:id/budget", .tenant(.viewTenantUsage)) { _, context in
             let tenant = try await requireTenant(context)
             return try await showBudget(.tenant(tenant.id), tenantID: tenant.id)
         }
-        admin.get("tenants/:id/quota") { _, context in
-            try context.admin?.require(.analyst)
-            return try await showQuota(try await requireTenant(context))
+        admin.get("tenants/:id/quota", .tenant(.viewTenantUsage)) { _, context in
+            try await showQuota(try await requireTenant(context))
         }
-        admin.put("keys/:id/budget") { request, context in
-            try context.admin?.require(.operator_)
+        // A key's budget is its tenant's to set; the key need not be the actor's own.
+        admin.put("keys/:id/budget", .resource(.manageSettings, tenantOfKey)) { request, context in
             let key = try await requireKey(context)
             return try await setBudget(request, context: context, scope: .key(key.id), tenantID: key.tenantID)
         }
-        admin.get("keys/:id/budget") { _, context in
-            try context.admin?.require(.analyst)
+        admin.get("keys/:id/budget", .resource(.viewTenantUsage, tenantOfKey)) { _, context in
             let key = try await requireKey(context)
             return try await showBudget(.key(key.id), tenantID: key.tenantID)
         }
     }
 
+    /// The tenant of the tenant key `:id`, as a whole: what its budget is about.
+    var tenantOfKey: @Sendable (Parameters) async throws -> ResourceOwner? {
+        { [directory] parameters in
+            try await directory.key(id: parameters.get("id") ?? "").map { ResourceOwner(tenantID: $0.tenantID) }
+        }
+    }
+
     private func setBudget(
-        _ request: Request, context: SwitchyardRequestContext, scope: BudgetScope, tenantID: String
+        _ request: Request, context: ManagementContext, scope: BudgetScope, tenantID: String
     ) async throws -> Response {
-        let body: AdminResources.SetBudget? = try await decode(request)
+        let body: AdminResources.SetBudget? = try await decode(request, context)
         guard let body else {
-            _ = try await ledger.clearBudget(scope)
+            try await context.record("budget_cleared", tenant: { _ in tenantID }, target: { _ in scope.id }) { db in
+                try Self.recordBudgetRevocation(scope, tenantID: tenantID, in: db)
+                return try Ledger.clearBudget(scope, in: db)
+            }
             invalidate(scope, tenantID: tenantID)
             return Response(status: .noContent)
         }
         let now = Date()
         let budget: Budget
         do {
-            budget = try await ledger.setBudget(try body.budget(scope: scope, tenantID: tenantID, now: now), now: now)
+            let asked = try body.budget(scope: scope, tenantID: tenantID, now: now)
+            budget = try await context.record("budget_changed", tenant: { _ in tenantID }, target: { _ in scope.id }) { db in
+                try Self.recordBudgetRevocation(scope, tenantID: tenantID, in: db)
+                return try Ledger.setBudget(asked, now: now, in: db)
+            }
         } catch let error as LedgerError {
             throw OpenAIError(ledger: error)
         }
@@ -104,6 +115,14 @@ extension AdminController {
         ))
     }
 
+    /// Tells every replica to reload the budgets it caches with the key or tenant.
+    private static func recordBudgetRevocation(_ scope: BudgetScope, tenantID: String, in db: GRDB.Database) throws {
+        switch scope {
+        case .key(let keyID): try Directory.recordRevocation("key", subject: keyID, at: Date(), in: db)
+        default: try Directory.recordRevocation("tenant", subject: tenantID, at: Date(), in: db)
+        }
+    }
+
     private func invalidate(_ scope: BudgetScope, tenantID: String) {
         switch scope {
         case .key(let keyID): tenantAuthenticator.invalidate(keyID: keyID)
@@ -111,7 +130,7 @@ extension AdminController {
         }
     }
 
-    func requireKey(_ context: SwitchyardRequestContext) async throws -> TenantKeyRecord {
+    func requireKey(_ context: ManagementContext) async throws -> TenantKeyRecord {
         let id = context.parameters.get("id") ?? ""
         guard let key = try await directory.key(id: id) else {
             throw OpenAIError(status: 404, message: "No tenant key has id '\(id)'.", type: "invalid_request_error", code: "not_found")

@@ -9,26 +9,27 @@ import Providers
 /// without downtime. A key is accepted once and never returned; lists show its last four
 /// characters, its state and its recent use.
 extension AdminController {
-    func addProviderKeyRoutes(to admin: RouterGroup<SwitchyardRequestContext>) {
-        admin.post("provider-keys") { request, context in try await addProviderKey(request, context: context) }
-        admin.get("provider-keys") { request, context in try await listProviderKeys(request, context: context) }
-        admin.get("provider-keys/:id") { _, context in try await showProviderKey(context: context) }
-        admin.post("provider-keys/:id/drain") { _, context in
+    func addProviderKeyRoutes(to admin: ManagementRoutes) {
+        admin.post("provider-keys", .platform(.manageCatalogue)) { request, context in try await addProviderKey(request, context: context) }
+        admin.get("provider-keys", .platform(.manageCatalogue)) { request, _ in try await listProviderKeys(request) }
+        admin.get("provider-keys/:id", .platform(.manageCatalogue)) { _, context in
+            try json(try await providerKeyBody(id: context.parameters.get("id") ?? ""))
+        }
+        admin.post("provider-keys/:id/drain", .platform(.manageCatalogue)) { _, context in
             try await changeProviderKey(context: context, to: .draining, reason: "drained by an operator")
         }
-        admin.post("provider-keys/:id/retire") { _, context in
+        admin.post("provider-keys/:id/retire", .platform(.manageCatalogue)) { _, context in
             try await changeProviderKey(context: context, to: .retired, reason: "retired by an operator")
         }
-        admin.post("provider-keys/:id/enable") { _, context in
+        admin.post("provider-keys/:id/enable", .platform(.manageCatalogue)) { _, context in
             try await changeProviderKey(context: context, to: .active, reason: nil)
         }
     }
 
     // MARK: Routes
 
-    private func addProviderKey(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.operator_)
-        let body: AdminResources.CreateProviderKey = try await decode(request)
+    private func addProviderKey(_ request: Request, context: ManagementContext) async throws -> Response {
+        let body: AdminResources.CreateProviderKey = try await decode(request, context)
         let label = try body.label.map { label throws(OpenAIError) in
             try DisplayName.validated(label, field: "label", allowEmpty: true)
         }
@@ -39,7 +40,7 @@ extension AdminController {
         }
         let id = ProviderKeyRecord.newProviderKeyID()
         let lastFour = ProviderKeyCipher.lastFour(of: secret)
-        let record = try await directory.createProviderKey(NewProviderKey(
+        let new = NewProviderKey(
             id: id,
             provider: body.provider,
             label: label.flatMap { $0.isEmpty ? nil : $0 } ?? "\(body.provider) …\(lastFour)",
@@ -50,13 +51,15 @@ extension AdminController {
             tenants: body.tenants ?? [],
             sealedSecret: try cipher.seal(secret, keyID: id, provider: body.provider),
             lastFour: lastFour
-        ))
+        )
+        let record = try await context.record("provider_key_added", target: { _ in id }) { db in
+            try Directory.createProviderKey(new, now: Date(), in: db)
+        }
         await reloadCatalogue()
         return try json(AdminResources.ProviderKeyBody(record: record, live: nil), status: .created)
     }
 
-    private func listProviderKeys(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.analyst)
+    private func listProviderKeys(_ request: Request) async throws -> Response {
         let parameters = request.uri.queryParameters
         let includeRetired = parameters["include_retired"].map { $0 == "true" || $0 == "1" } ?? false
         let provider = parameters["provider"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
@@ -77,15 +80,9 @@ extension AdminController {
         ))
     }
 
-    private func showProviderKey(context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.analyst)
-        return try json(try await providerKeyBody(id: context.parameters.get("id") ?? ""))
-    }
-
     private func changeProviderKey(
-        context: SwitchyardRequestContext, to state: ProviderKeyRecord.State, reason: String?
+        context: ManagementContext, to state: ProviderKeyRecord.State, reason: String?
     ) async throws -> Response {
-        try context.admin?.require(.operator_)
         let id = context.parameters.get("id") ?? ""
         if let key = keyCatalogue.environmentKeys.first(where: { $0.id == id }) {
             guard state == .active else {
@@ -97,6 +94,7 @@ extension AdminController {
                 )
             }
             try await resetLiveState(provider: key.provider, keyID: key.id)
+            try await context.recordUnchanged("provider_key_enabled", target: id)
             return try json(try await providerKeyBody(id: id))
         }
         guard let current = try await directory.providerKey(id: id) else { throw Self.providerKeyNotFound(id) }
@@ -104,10 +102,21 @@ extension AdminController {
             // Clears a cooldown or a rejection the pool holds, before the key is back in
             // the catalogue: if the shared store cannot be reached, nothing has changed.
             try await resetLiveState(provider: current.provider, keyID: id)
-            if current.state == .active { return try json(try await providerKeyBody(id: id)) }
+            if current.state == .active {
+                try await context.recordUnchanged("provider_key_enabled", target: id)
+                return try json(try await providerKeyBody(id: id))
+            }
         }
         do {
-            guard try await directory.setProviderKeyState(id: id, to: state, reason: reason) != nil else {
+            let action = switch state {
+            case .active: "provider_key_enabled"
+            case .draining: "provider_key_drained"
+            case .disabled: "provider_key_disabled"
+            case .retired: "provider_key_retired"
+            }
+            guard try await context.record(action, target: { _ in id }, { db in
+                try Directory.setProviderKeyState(id: id, to: state, reason: reason, now: Date(), in: db)
+            }) != nil else {
                 throw Self.providerKeyNotFound(id)
             }
         } catch let error as DirectoryError where error.code == .retired {

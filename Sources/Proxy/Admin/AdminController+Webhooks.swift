@@ -8,25 +8,22 @@ import Providers
 /// `/admin/v1/tenants/{id}/webhooks`: where a tenant's budget and quota alerts are sent,
 /// signed with a secret returned once, at creation.
 extension AdminController {
-    func addWebhookRoutes(to admin: RouterGroup<SwitchyardRequestContext>) {
-        admin.post("tenants/:id/webhooks") { request, context in
-            try context.admin?.require(.operator_)
-            return try await createWebhook(request, tenant: try await requireTenant(context))
+    func addWebhookRoutes(to admin: ManagementRoutes) {
+        admin.post("tenants/:id/webhooks", .tenant(.manageSettings)) { request, context in
+            try await createWebhook(request, tenant: try await requireTenant(context), context: context)
         }
-        admin.get("tenants/:id/webhooks") { _, context in
-            try context.admin?.require(.analyst)
+        admin.get("tenants/:id/webhooks", .tenant(.manageSettings)) { _, context in
             let tenant = try await requireTenant(context)
             let webhooks = try await ledger.webhooks(tenantID: tenant.id).map(AdminResources.WebhookBody.init)
             return try json(AdminResources.ListBody(data: webhooks))
         }
-        admin.delete("tenants/:id/webhooks/:webhook") { _, context in
-            try context.admin?.require(.operator_)
+        admin.delete("tenants/:id/webhooks/:webhook", .tenant(.manageSettings)) { _, context in
             let webhook = try await requireWebhook(context)
-            _ = try await ledger.deleteWebhook(id: webhook.id)
+            let id = webhook.id
+            _ = try await context.record("webhook_deleted", target: { _ in id }) { db in try Ledger.deleteWebhook(id: id, in: db) }
             return try json(AdminResources.WebhookBody(webhook))
         }
-        admin.get("tenants/:id/webhooks/:webhook/deliveries") { request, context in
-            try context.admin?.require(.analyst)
+        admin.get("tenants/:id/webhooks/:webhook/deliveries", .tenant(.manageSettings)) { request, context in
             let webhook = try await requireWebhook(context)
             let limit = try Self.limit(request.uri.queryParameters["limit"].map(String.init))
             let deliveries = try await ledger.deliveries(webhookID: webhook.id, limit: limit)
@@ -34,8 +31,8 @@ extension AdminController {
         }
     }
 
-    private func createWebhook(_ request: Request, tenant: Tenant) async throws -> Response {
-        let body: AdminResources.CreateWebhook = try await decode(request)
+    private func createWebhook(_ request: Request, tenant: Tenant, context: ManagementContext) async throws -> Response {
+        let body: AdminResources.CreateWebhook = try await decode(request, context)
         guard body.url.utf8.count <= 2048, let url = URL(string: body.url), let scheme = url.scheme?.lowercased(),
               ["http", "https"].contains(scheme), url.host?.isEmpty == false
         else {
@@ -56,10 +53,13 @@ extension AdminController {
         let secret = "whsec_" + Identifier.randomBase62(length: 32)
         let record: WebhookRecord
         do {
-            record = try await ledger.createWebhook(
-                tenantID: tenant.id, url: body.url, events: Array(Set(events)).sorted(),
-                sealedSecret: try cipher.seal(secret, keyID: id), id: id
-            )
+            let (tenantID, url, sealed) = (tenant.id, body.url, try cipher.seal(secret, keyID: id))
+            let subscribed = Array(Set(events)).sorted()
+            record = try await context.record("webhook_created", target: { _ in id }) { db in
+                try Ledger.createWebhook(
+                    tenantID: tenantID, url: url, events: subscribed, sealedSecret: sealed, id: id, now: Date(), in: db
+                )
+            }
         } catch let error as LedgerError {
             throw OpenAIError(ledger: error)
         }
@@ -68,7 +68,7 @@ extension AdminController {
         return try json(created, status: .created)
     }
 
-    private func requireWebhook(_ context: SwitchyardRequestContext) async throws -> WebhookRecord {
+    private func requireWebhook(_ context: ManagementContext) async throws -> WebhookRecord {
         let tenant = try await requireTenant(context)
         let id = context.parameters.get("webhook") ?? ""
         // Another tenant's webhook is as unknown as one that does not exist.
@@ -81,7 +81,7 @@ extension AdminController {
         return webhook
     }
 
-    private static func limit(_ text: String?) throws(OpenAIError) -> Int {
+    static func limit(_ text: String?) throws(OpenAIError) -> Int {
         guard let text else { return 100 }
         guard let value = Int(text), (1...1000).contains(value) else {
             throw OpenAIError.invalidRequest("'limit' must be a whole number from 1 to 1000.", param: "limit")

@@ -9,7 +9,8 @@ import Pools
 import Providers
 
 /// The management API under `/admin/v1`: the source of truth that the CLI (and later
-/// the portal) call.
+/// the portal) call. Every route declares its permission (`ManagementRoutes`), and every
+/// write records its audit entry in the transaction of its change.
 struct AdminController {
     let directory: Directory
     let ledger: Ledger
@@ -20,60 +21,67 @@ struct AdminController {
     /// Where budgets' live figures are read.
     let admission: any TenantAdmission
     let cipher: ProviderKeyCipher
-    let authentication: AdminMiddleware
+    let authenticator: ManagementAuthenticator
+    let accounts: Accounts
     let logger: Logger
     let maximumBodyBytes = 64 << 10
 
     func addRoutes(to router: KnownRoutes) {
-        let admin = router.group("admin/v1").add(middleware: authentication)
-        admin.post("tenants") { request, context in try await createTenant(request, context: context) }
-        admin.get("tenants") { _, context in try await listTenants(context: context) }
-        admin.get("tenants/:id") { _, context in try await showTenant(context: context) }
-        admin.put("tenants/:id/limits") { request, context in try await setTenantLimits(request, context: context) }
-        admin.put("tenants/:id/pinning") { request, context in try await setTenantPinning(request, context: context) }
-        admin.get("pools") { _, context in try await pools(context: context) }
-        admin.post("tenants/:id/keys") { request, context in try await createKey(request, context: context) }
-        admin.get("tenants/:id/keys") { _, context in try await listKeys(context: context) }
-        admin.delete("keys/:id") { _, context in try await revokeKey(context: context) }
-        admin.get("usage") { request, context in try await usage(request, context: context) }
+        let admin = ManagementRoutes(routes: router, prefix: "admin/v1", authenticator: authenticator)
+        admin.post("tenants", .platform(.manageTenants)) { request, context in try await createTenant(request, context: context) }
+        admin.get("tenants", .platform(.viewSystemUsage)) { _, _ in
+            try json(AdminResources.ListBody(data: try await directory.tenants().map(tenantBody)))
+        }
+        admin.get("tenants/:id", .tenant(.viewTenantUsage)) { _, context in
+            try json(tenantBody(try await requireTenant(context)))
+        }
+        admin.put("tenants/:id/limits", .tenant(.manageSettings)) { request, context in try await setTenantLimits(request, context: context) }
+        admin.put("tenants/:id/pinning", .tenant(.manageSettings)) { request, context in try await setTenantPinning(request, context: context) }
+        admin.get("pools", .platform(.manageCatalogue)) { _, _ in try pools() }
+        admin.post("tenants/:id/keys", .tenant(.createKey)) { request, context in try await createKey(request, context: context) }
+        admin.get("tenants/:id/keys", .tenant(.manageKeys)) { _, context in try await listKeys(context: context) }
+        admin.delete("keys/:id", .resource(.manageKeys, keyOwner)) { _, context in try await revokeKey(context: context) }
+        admin.get("usage", .tenantQuery(.viewTenantUsage, platform: .viewSystemUsage)) { request, context in
+            try await usage(request, context: context)
+        }
         addProviderKeyRoutes(to: admin)
         addBudgetRoutes(to: admin)
         addWebhookRoutes(to: admin)
+        addUserRoutes(to: admin)
+        addAuditRoutes(to: admin)
+    }
+
+    /// The tenant and owner of the tenant key `:id`, for authorising what is done to it.
+    var keyOwner: @Sendable (Parameters) async throws -> ResourceOwner? {
+        { [directory] parameters in
+            guard let key = try await directory.key(id: parameters.get("id") ?? "") else { return nil }
+            return ResourceOwner(tenantID: key.tenantID, owner: .user(key.userID))
+        }
     }
 
     // MARK: Tenants
 
-    private func createTenant(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.admin)
-        let body: AdminResources.CreateTenant = try await decode(request)
+    private func createTenant(_ request: Request, context: ManagementContext) async throws -> Response {
+        let body: AdminResources.CreateTenant = try await decode(request, context)
         let name = try DisplayName.validated(body.name, field: "name")
         guard topology.contracts[body.tier] != nil else {
             let known = topology.contracts.keys.sorted().joined(separator: ", ")
             throw OpenAIError.invalidRequest("Unknown tier '\(body.tier)'; configured tiers: \(known).", param: "tier")
         }
         do {
-            let tenant = try await directory.createTenant(name: name, tier: body.tier)
+            let tier = body.tier
+            let tenant = try await context.record("tenant_created", tenant: \.id, target: \.id) { db in
+                try Directory.createTenant(name: name, tier: tier, now: Date(), in: db)
+            }
             return try json(tenantBody(tenant), status: .created)
         } catch let error as DirectoryError where error.code == .duplicateName {
             throw OpenAIError(status: 409, message: "A tenant named '\(name)' already exists.", type: "invalid_request_error", param: "name", code: "conflict")
         }
     }
 
-    private func listTenants(context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.analyst)
-        let tenants = try await directory.tenants().map(tenantBody)
-        return try json(AdminResources.ListBody(data: tenants))
-    }
-
-    private func showTenant(context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.analyst)
-        return try json(tenantBody(try await requireTenant(context)))
-    }
-
-    private func setTenantLimits(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.operator_)
+    private func setTenantLimits(_ request: Request, context: ManagementContext) async throws -> Response {
         let tenant = try await requireTenant(context)
-        let body: AdminResources.TenantLimitsBody = try await decode(request)
+        let body: AdminResources.TenantLimitsBody = try await decode(request, context)
         let fields = [
             ("requests_per_minute", body.requestsPerMinute), ("tokens_per_minute", body.tokensPerMinute),
             ("concurrent_requests", body.concurrentRequests),
@@ -87,7 +95,10 @@ struct AdminController {
             requestsPerMinute: body.requestsPerMinute, tokensPerMinute: body.tokensPerMinute,
             concurrentRequests: body.concurrentRequests
         )
-        guard let updated = try await directory.setTenantLimits(id: tenant.id, overrides) else {
+        let id = tenant.id
+        guard let updated = try await context.record("limits_changed", target: { _ in id }, { db in
+            try Directory.updateTenant(id: id, in: db) { $0.limitOverrides = overrides }
+        }) else {
             throw OpenAIError(status: 404, message: "No tenant has id '\(tenant.id)'.", type: "invalid_request_error", code: "not_found")
         }
         tenantAuthenticator.invalidate(tenantID: tenant.id)
@@ -97,10 +108,9 @@ struct AdminController {
     /// `PUT /admin/v1/tenants/{id}/pinning`: `{ "chat-small": "local-llama-8b" }` pins each
     /// model named to one of its deployments (a null value unpins it); a null body clears
     /// every pin. The body replaces the tenant's pinning.
-    private func setTenantPinning(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.operator_)
+    private func setTenantPinning(_ request: Request, context: ManagementContext) async throws -> Response {
         let tenant = try await requireTenant(context)
-        let body: [String: String?]? = try await decode(request)
+        let body: [String: String?]? = try await decode(request, context)
         var pinning: [String: String] = [:]
         for (model, deployment) in (body ?? [:]).sorted(by: { $0.key < $1.key }) {
             // What the operator sent is quoted back, but no more than a name's length of it.
@@ -117,7 +127,11 @@ struct AdminController {
             }
             pinning[model] = deployment
         }
-        guard let updated = try await directory.setTenantPinning(id: tenant.id, pinning) else {
+        let id = tenant.id
+        let pins = pinning
+        guard let updated = try await context.record("pinning_changed", target: { _ in id }, { db in
+            try Directory.updateTenant(id: id, in: db) { $0.pinning = pins }
+        }) else {
             throw OpenAIError(status: 404, message: "No tenant has id '\(tenant.id)'.", type: "invalid_request_error", code: "not_found")
         }
         tenantAuthenticator.invalidate(tenantID: tenant.id)
@@ -126,8 +140,7 @@ struct AdminController {
 
     /// `GET /admin/v1/pools`: per engine pool, its slots, what is in flight and queued per
     /// tier, the measured service time and each tier's predicted start.
-    private func pools(context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.analyst)
+    private func pools() throws -> Response {
         let contracts = Array(topology.contracts.values)
         let pools = topology.enginePools.values.sorted { $0.name < $1.name }.map {
             AdminResources.PoolBody($0, contracts: contracts)
@@ -141,38 +154,43 @@ struct AdminController {
 
     // MARK: Keys
 
-    private func createKey(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.admin)
+    /// `POST /admin/v1/tenants/{id}/keys`: a key owned by the user who makes it, its
+    /// secret shown this once.
+    private func createKey(_ request: Request, context: ManagementContext) async throws -> Response {
         let tenant = try await requireTenant(context)
-        let body: AdminResources.CreateKey = try await decode(request)
+        let body: AdminResources.CreateKey = try await decode(request, context)
         let name = try DisplayName.validated(body.name, field: "name")
         if let expiresAt = body.expiresAt, expiresAt <= Date() {
             throw OpenAIError.invalidRequest("'expires_at' must be in the future.", param: "expires_at")
         }
         let secret = TenantKeySecret.generate()
-        let record = try await directory.createKey(
-            tenantID: tenant.id, name: name, prefix: secret.prefix, secretHash: secret.hash, expiresAt: body.expiresAt
+        let record = Directory.newKey(
+            tenantID: tenant.id, name: name, prefix: secret.prefix, secretHash: secret.hash, expiresAt: body.expiresAt,
+            userID: context.principal.user?.id, now: Date()
         )
+        try await context.record("key_created", target: { _ in record.id }) { db in try Directory.insertKey(record, in: db) }
         return try json(
             AdminResources.CreatedKeyBody(
                 id: record.id, tenantId: tenant.id, name: name, prefix: record.prefix, key: secret.secret,
-                createdAt: record.createdAt, expiresAt: record.expiresAt
+                createdAt: record.createdAt, expiresAt: record.expiresAt, userId: record.userID
             ),
             status: .created
         )
     }
 
-    private func listKeys(context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.analyst)
+    /// `GET /admin/v1/tenants/{id}/keys`: every key of the tenant, or an org user's own.
+    private func listKeys(context: ManagementContext) async throws -> Response {
         let tenant = try await requireTenant(context)
-        let keys = try await directory.keys(tenantID: tenant.id).map { AdminResources.KeyBody($0) }
+        let owner = context.ownedOnly ? context.principal.user?.id : nil
+        let keys = try await directory.keys(tenantID: tenant.id, userID: owner).map { AdminResources.KeyBody($0) }
         return try json(AdminResources.ListBody(data: keys))
     }
 
-    private func revokeKey(context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.admin)
+    private func revokeKey(context: ManagementContext) async throws -> Response {
         let id = context.parameters.get("id") ?? ""
-        guard let record = try await directory.revokeKey(id: id) else {
+        guard let record = try await context.record("key_revoked", tenant: { $0?.tenantID }, target: { _ in id }, { db in
+            try Directory.revokeKey(id: id, now: Date(), in: db)
+        }) else {
             throw OpenAIError(status: 404, message: "No tenant key has id '\(id)'.", type: "invalid_request_error", code: "not_found")
         }
         tenantAuthenticator.invalidate(keyID: record.id)
@@ -181,8 +199,7 @@ struct AdminController {
 
     // MARK: Usage
 
-    private func usage(_ request: Request, context: SwitchyardRequestContext) async throws -> Response {
-        try context.admin?.require(.analyst)
+    private func usage(_ request: Request, context: ManagementContext) async throws -> Response {
         let parameters = request.uri.queryParameters
         let groupName = parameters["group_by"].map(String.init) ?? "model"
         guard let groupBy = UsageQuery.GroupBy(rawValue: groupName) else {
@@ -194,8 +211,14 @@ struct AdminController {
         if let from, let to, from >= to {
             throw OpenAIError.invalidRequest("'from' must be before 'to'.", param: "from")
         }
-        let tenant = parameters["tenant"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
-        let rows = try await ledger.usageSummary(UsageQuery(tenantID: tenant, from: from, to: to, groupBy: groupBy))
+        // The tenant the permission check settled on: the one asked for, an org role's own, or all.
+        let tenant = context.tenantID
+        var query = UsageQuery(tenantID: tenant, from: from, to: to, groupBy: groupBy)
+        if context.principal.role == .orgUser {
+            // An org user sees the usage of the keys they own.
+            query.userID = context.principal.user?.id ?? ""
+        }
+        let rows = try await ledger.usageSummary(query)
         return try json(AdminResources.UsageBody(
             tenant: tenant, from: from, to: to, groupBy: groupBy.rawValue, data: rows.map(AdminResources.UsageGroupBody.init)
         ))
@@ -244,7 +267,7 @@ struct AdminController {
 
     // MARK: Plumbing
 
-    func requireTenant(_ context: SwitchyardRequestContext) async throws -> Tenant {
+    func requireTenant(_ context: ManagementContext) async throws -> Tenant {
         let id = context.parameters.get("id") ?? ""
         guard let tenant = try await directory.tenant(id: id) else {
             throw OpenAIError(status: 404, message: "No tenant has id '\(id)'.", type: "invalid_request_error", code: "not_found")
@@ -252,7 +275,9 @@ struct AdminController {
         return tenant
     }
 
-    func decode<T: Decodable>(_ request: Request) async throws -> T {
+    /// Decodes a management request's JSON body, and gives its audit entry the body with
+    /// every secret redacted.
+    func decode<T: Decodable>(_ request: Request, _ context: ManagementContext) async throws -> T {
         var request = request
         let body: ByteBuffer
         do {
@@ -275,8 +300,10 @@ struct AdminController {
                 throw OpenAIError.invalidRequest("We could not parse the JSON body of your request (\(error)).")
             }
         }
+        let data = Data(buffer: body)
+        context.trail.setPayload(AuditPayload.redacted(data))
         do {
-            return try AdminResources.decoder.decode(T.self, from: Data(buffer: body))
+            return try AdminResources.decoder.decode(T.self, from: data)
         } catch {
             throw OpenAIError(decoding: error)
         }

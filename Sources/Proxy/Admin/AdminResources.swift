@@ -49,10 +49,13 @@ enum AdminResources {
         var expiresAt: Date?
         var revokedAt: Date?
         var lastUsedAt: Date?
+        /// The user who owns the key; null for keys made before users existed.
+        var userId: String?
 
         init(_ key: TenantKeyRecord, now: Date = Date()) {
             self.id = key.id
             self.tenantId = key.tenantID
+            self.userId = key.userID
             self.name = key.name
             self.prefix = key.prefix
             self.status = key.revokedAt != nil ? "revoked" : (key.isUsable(at: now) ? "active" : "expired")
@@ -72,6 +75,7 @@ enum AdminResources {
         var key: String
         var createdAt: Date
         var expiresAt: Date?
+        var userId: String?
     }
 
     struct UsageGroupBody: Codable, Sendable {

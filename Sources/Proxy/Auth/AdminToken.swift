@@ -4,50 +4,6 @@ import Crypto
 import Foundation
 import Providers
 
-/// Who is calling the management API, and what they may do.
-public struct AdminPrincipal: Sendable, Equatable {
-    /// Roles, most powerful first. Users with narrower roles arrive with the users issue;
-    /// every management route already states the role it needs.
-    public enum Role: Int, Sendable, Comparable {
-        case admin = 3
-        case operator_ = 2
-        case analyst = 1
-
-        public static func < (lhs: Role, rhs: Role) -> Bool { lhs.rawValue < rhs.rawValue }
-    }
-
-    public var name: String
-    public var role: Role
-
-    /// - Throws: `OpenAIError` 403 when the principal's role is below `role`.
-    public func require(_ role: Role) throws(OpenAIError) {
-        guard self.role >= role else {
-            throw OpenAIError(status: 403, message: "This action needs a more privileged role.", type: "permission_error", code: "forbidden")
-        }
-    }
-}
-
-/// Authenticates management requests by the admin token.
-public struct AdminAuthenticator: Sendable {
-    private let tokenHash: [UInt8]
-
-    public init(token: String) {
-        self.tokenHash = Array(SHA256.hash(data: Array(token.utf8)))
-    }
-
-    /// - Throws: `OpenAIError` 401 for a missing or wrong token.
-    public func authenticate(authorization: String?) throws(OpenAIError) -> AdminPrincipal {
-        guard let authorization, authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else {
-            throw OpenAIError(status: 401, message: "Send the admin token as 'Authorization: Bearer <token>'.", type: "invalid_request_error", code: "invalid_admin_token")
-        }
-        let presented = Array(SHA256.hash(data: Array(authorization.dropFirst(7).utf8)))
-        guard constantTimeEqual(presented, tokenHash) else {
-            throw OpenAIError(status: 401, message: "The admin token is not valid.", type: "invalid_request_error", code: "invalid_admin_token")
-        }
-        return AdminPrincipal(name: "admin-token", role: .admin)
-    }
-}
-
 /// Where the admin token comes from: the environment, else a 0600 file beside the
 /// database, created with a new random token on first start.
 public enum AdminToken {

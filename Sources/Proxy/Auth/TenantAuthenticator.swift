@@ -10,6 +10,8 @@ public struct AuthenticatedTenant: Sendable, Equatable {
     public var tenantID: String
     public var tenantName: String
     public var keyID: String
+    /// The user who owns the key; nil for keys made before users existed.
+    public var userID: String? = nil
     /// The tenant's tier with its own overrides, resolved when the key was looked up.
     public var contract: Contract
     /// The tenant's budget, then the key's: the ones set, as they stood at the lookup.
@@ -22,7 +24,8 @@ public struct AuthenticatedTenant: Sendable, Equatable {
 /// Turns a bearer tenant key into its tenant: hash, look up (cached), check.
 ///
 /// Positive lookups are cached for `cacheTTL`; a revocation through this process's
-/// admin API takes effect at once, one through another replica within `cacheTTL`.
+/// admin API takes effect at once, one through another replica when `RevocationFollower`
+/// next polls the directory (every second).
 public final class TenantAuthenticator: Sendable {
     private struct CacheEntry {
         var record: TenantKeyRecord?
@@ -105,8 +108,8 @@ public final class TenantAuthenticator: Sendable {
             record: found?.key,
             tenant: found.map {
                 AuthenticatedTenant(
-                    tenantID: $0.tenant.id, tenantName: $0.tenant.name, keyID: $0.key.id, contract: contract($0.tenant),
-                    budgets: budgets
+                    tenantID: $0.tenant.id, tenantName: $0.tenant.name, keyID: $0.key.id, userID: $0.key.userID,
+                    contract: contract($0.tenant), budgets: budgets
                 )
             },
             fetchedAt: .now
@@ -130,6 +133,15 @@ public final class TenantAuthenticator: Sendable {
     public func invalidate(tenantID: String) {
         cache.withLock { cache in
             for (hash, entry) in cache where entry.record?.tenantID == tenantID {
+                cache[hash] = nil
+            }
+        }
+    }
+
+    /// Forgets what is cached about a user's keys, after the user was removed.
+    public func invalidate(userID: String) {
+        cache.withLock { cache in
+            for (hash, entry) in cache where entry.record?.userID == userID {
                 cache[hash] = nil
             }
         }

@@ -163,6 +163,7 @@ final class RequestMeter: Sendable {
             clientAborted: outcome.clientAborted,
             queueMilliseconds: schedule.queueWait.map(\.wholeMilliseconds),
             spilled: schedule.spilled,
+            userID: facts.tenant.userID,
             terms: facts.terms
         )
     }

@@ -136,7 +136,13 @@ struct ProviderKeys: Sendable {
             )
             if key.source == .catalogue {
                 do {
-                    _ = try await directory.setProviderKeyState(id: key.id, to: .disabled, reason: reason)
+                    let (id, entry) = (key.id, AuditEntry(
+                        at: Date(), tenantID: nil, actor: .system, action: "provider_key_disabled", target: key.id,
+                        payload: #"{"reason":"the provider rejected the key's credentials"}"#
+                    ))
+                    _ = try await directory.recording({ db in
+                        try Directory.setProviderKeyState(id: id, to: .disabled, reason: reason, now: Date(), in: db)
+                    }, audit: { _ in entry })
                     try await catalogue.reload()
                 } catch {
                     logger.error("provider key disable could not be saved", metadata: ["key": "\(key.id)", "error": "\(error)"])

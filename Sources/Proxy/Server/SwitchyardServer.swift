@@ -34,6 +34,10 @@ public struct SwitchyardServer: Sendable {
         public var keyCatalogueRefreshInterval: Duration
         /// How engine pools choose who runs.
         public var scheduling: EnginePool.Scheduling
+        /// Sessions, invites and their mail.
+        public var accounts: AccountSettings
+        /// How often the directory is read for revocations made through another replica.
+        public var revocationPollInterval: Duration
 
         public init(
             host: String = "127.0.0.1",
@@ -48,7 +52,9 @@ public struct SwitchyardServer: Sendable {
             redisFailurePolicy: LimitStoreFailurePolicy = .failOpen,
             keyCipher: ProviderKeyCipher,
             keyCatalogueRefreshInterval: Duration = .seconds(1),
-            scheduling: EnginePool.Scheduling = .contract
+            scheduling: EnginePool.Scheduling = .contract,
+            accounts: AccountSettings = AccountSettings(),
+            revocationPollInterval: Duration = .milliseconds(250)
         ) {
             self.host = host
             self.port = port
@@ -63,6 +69,8 @@ public struct SwitchyardServer: Sendable {
             self.keyCipher = keyCipher
             self.keyCatalogueRefreshInterval = keyCatalogueRefreshInterval
             self.scheduling = scheduling
+            self.accounts = accounts
+            self.revocationPollInterval = revocationPollInterval
         }
     }
 
@@ -88,6 +96,7 @@ public struct SwitchyardServer: Sendable {
     public let keyPool: any KeyPool
     let keyCipher: ProviderKeyCipher
     let tenantAuthenticator: TenantAuthenticator
+    let accounts: Accounts
     let logger: Logger
 
     public init(configuration: SwitchyardConfiguration, environment: [String: String], options: Options, logger: Logger) throws {
@@ -109,6 +118,7 @@ public struct SwitchyardServer: Sendable {
             topology.contract(tier: tenant.tier, overrides: .init(tenant))
         }
         self.keyCipher = options.keyCipher
+        self.accounts = try Accounts(settings: options.accounts)
         self.keyCatalogue = ProviderKeyCatalogue(
             directory: directory, cipher: options.keyCipher, environmentKeys: topology.environmentKeys, logger: logger
         )
@@ -179,7 +189,8 @@ public struct SwitchyardServer: Sendable {
             keys: keys,
             authentication: TenantKeyMiddleware(authenticator: tenantAuthenticator, keyUses: keyUses)
         ).addRoutes(to: routes)
-        AdminController(
+        let authenticator = ManagementAuthenticator(directory: directory, adminToken: options.adminToken)
+        let admin = AdminController(
             directory: directory,
             ledger: ledger,
             topology: topology,
@@ -188,9 +199,12 @@ public struct SwitchyardServer: Sendable {
             keyPool: keyPool,
             admission: admission,
             cipher: keyCipher,
-            authentication: AdminMiddleware(authenticator: AdminAuthenticator(token: options.adminToken)),
+            authenticator: authenticator,
+            accounts: accounts,
             logger: logger
-        ).addRoutes(to: routes)
+        )
+        admin.addRoutes(to: routes)
+        AuthController(directory: directory, accounts: accounts, authenticator: authenticator, admin: admin).addRoutes(to: routes)
         routes.addMethodNotAllowedAnswers()
         return router
     }
@@ -244,11 +258,14 @@ public struct SwitchyardServer: Sendable {
             catalogue: keyCatalogue, interval: options.keyCatalogueRefreshInterval, logger: logger
         )
         let webhooks = WebhookDispatcher(ledger: ledger, httpClient: httpClient, cipher: keyCipher, logger: logger)
+        let revocations = RevocationFollower(
+            directory: directory, authenticator: tenantAuthenticator, interval: options.revocationPollInterval, logger: logger
+        )
         var configuration = ServiceGroupConfiguration(
             // Shut down in reverse: the application drains first, then Redis settlements
             // and usage events are written.
             services: [.init(service: usageWriter), .init(service: keyUses)] + (redisService.map { [.init(service: $0)] } ?? [])
-                + [.init(service: catalogueService), .init(service: webhooks), .init(service: application)],
+                + [.init(service: catalogueService), .init(service: webhooks), .init(service: revocations), .init(service: application)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger

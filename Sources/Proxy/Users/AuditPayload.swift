@@ -1,0 +1,39 @@
+import Foundation
+
+/// The request payload an audit entry keeps: the JSON body with the value of every field
+/// that can hold a secret replaced, at any depth.
+enum AuditPayload {
+    /// Field names whose values are never kept (lower-cased): keys, passwords, tokens.
+    static let secretFields: Set<String> = [
+        "key", "secret", "password", "token", "api_key", "apikey", "authorization", "signing_secret", "new_password",
+    ]
+    static let redaction = "[redacted]"
+
+    /// The body as compact JSON with secrets redacted; nil for an empty or non-JSON body
+    /// (which a handler refuses anyway).
+    static func redacted(_ body: Data) -> String? {
+        guard !body.isEmpty,
+              let object = try? JSONSerialization.jsonObject(with: body, options: [.fragmentsAllowed])
+        else { return nil }
+        let clean = redact(object)
+        guard let data = try? JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys, .fragmentsAllowed]) else {
+            return nil
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func redact(_ value: Any) -> Any {
+        if let object = value as? [String: Any] {
+            var clean: [String: Any] = [:]
+            for (name, field) in object {
+                let lower = name.lowercased()
+                let secret = secretFields.contains(lower) || lower.hasSuffix("_secret") || lower.hasSuffix("_token")
+                    || lower.hasSuffix("_password")
+                clean[name] = secret && !(field is NSNull) ? redaction : redact(field)
+            }
+            return clean
+        }
+        if let array = value as? [Any] { return array.map(redact) }
+        return value
+    }
+}
