@@ -297,11 +297,14 @@ struct DirectoryUsersTests {
 
     // MARK: Invites
 
-    @Test("an invite for an email a user has, or to an unknown tenant, is refused")
+    @Test("an invite for an email a user of the tenant has, or to an unknown tenant, is refused; other tenants' users are not looked at")
     func inviteRefused() async throws {
         try await withDirectory { directory, _ async throws in
             let acme = try await directory.createTenant(name: "Acme", tier: "enterprise")
+            let globex = try await directory.createTenant(name: "Globex", tier: "enterprise")
             try await insert(orgUser(acme.id, "bob@acme.test"), in: directory)
+            // Globex's admin learns nothing of Acme's users: the invite is made (and accepting it fails).
+            try await directory.pool.write { db in try Directory.insertInvite(invite(globex.id, "bob@acme.test", hashB), in: db) }
 
             await #expect(throws: DirectoryError.duplicateEmail) {
                 try await directory.pool.write { db in try Directory.insertInvite(invite(acme.id, "bob@acme.test", hashA), in: db) }

@@ -171,4 +171,101 @@ struct AccountRouteTests {
             #expect(try await harness.admin(.GET, "/admin/v1/provider-keys", token: session).status == 403)
         }
     }
+
+    @Test("an org admin's webhooks must point at public hosts; an operator's may point anywhere")
+    func webhookHosts() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            let session = try await harness.signUp(tenantID: tenant.tenantID, role: "org_admin")
+            for url in ["http://127.0.0.1:9/x", "http://localhost/x", "http://169.254.169.254/latest", "http://10.1.2.3/x",
+                        "http://[::1]/x", "http://[fd00::1]/x", "http://2130706433/x", "http://hooks.internal/x"] {
+                let made = try await harness.admin(.POST, "/admin/v1/tenants/\(tenant.tenantID)/webhooks", body: #"{"url":"\#(url)"}"#, token: session)
+                #expect(made.status == 400, "\(url): \(made.text)")
+            }
+            let outside = try await harness.admin(
+                .POST, "/admin/v1/tenants/\(tenant.tenantID)/webhooks", body: #"{"url":"https://hooks.example.com/x"}"#, token: session
+            )
+            #expect(outside.status == 201, "\(outside.text)")
+            let byOperator = try await harness.admin(.POST, "/admin/v1/tenants/\(tenant.tenantID)/webhooks", body: #"{"url":"http://127.0.0.1:9/x"}"#)
+            #expect(byOperator.status == 201, "\(byOperator.text)")
+        }
+    }
+
+    @Test("a global user can be removed; an access token's actions are the user's in the audit log")
+    func globalUsersAndTokenActors() async throws {
+        try await LiveHarness.run { harness in
+            let email = "cfo-\(UUID().uuidString.prefix(6))@example.com"
+            let made = try await harness.admin(
+                .POST, "/admin/v1/users", body: #"{"email":"\#(email)","name":"CFO","role":"analyst","password":"\#(password)"}"#
+            )
+            #expect(made.status == 201, "\(made.text)")
+            let userID = try #require(try made.json()["id"] as? String)
+            let login = try await harness.send(.POST, "/auth/login", body: #"{"email":"\#(email)","password":"\#(password)"}"#)
+            let session = try #require(try login.json()["token"] as? String)
+            #expect(try await harness.admin(.GET, "/admin/v1/usage", token: session).status == 200)
+            #expect(try await harness.admin(.DELETE, "/admin/v1/users/\(userID)").status == 200)
+            #expect(try await harness.admin(.GET, "/admin/v1/usage", token: session).status == 401)
+            #expect(try await harness.admin(.DELETE, "/admin/v1/users/\(userID)").status == 404)
+
+            let tenant = try await harness.makeTenant()
+            let admin = try await harness.signUp(tenantID: tenant.tenantID, role: "org_admin")
+            let me = try await harness.admin(.GET, "/auth/me", token: admin)
+            let adminID = try #require((try me.json()["user"] as? [String: Any])?["id"] as? String)
+            let token = try #require(try await harness.admin(.POST, "/auth/tokens", body: #"{"name":"ci"}"#, token: admin).json()["token"] as? String)
+            #expect(try await harness.admin(.POST, "/admin/v1/tenants/\(tenant.tenantID)/keys", body: #"{"name":"by-token"}"#, token: token).status == 201)
+            let audit = try await harness.admin(.GET, "/admin/v1/audit?tenant=\(tenant.tenantID)&action=key_created&actor=\(adminID)")
+            let entries = try #require(try audit.json()["data"] as? [[String: Any]])
+            #expect(entries.contains { ($0["actor"] as? [String: Any])?["kind"] as? String == "access_token" })
+        }
+    }
+
+    @Test("times and emails with out-of-range fields or hidden characters are refused")
+    func strictTimesAndEmails() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            let session = try await harness.signUp(tenantID: tenant.tenantID, role: "org_admin")
+            for time in ["2030-02-30T00:00:00Z", "2030-01-01T25:00:00Z", #"2030-01-01T00:00:00Z\u0000"#, "tomorrow"] {
+                let token = try await harness.admin(.POST, "/auth/tokens", body: #"{"name":"t","expires_at":"\#(time)"}"#, token: session)
+                #expect(token.status == 400, "\(time): \(token.text)")
+                let key = try await harness.admin(
+                    .POST, "/admin/v1/tenants/\(tenant.tenantID)/keys", body: #"{"name":"k","expires_at":"\#(time)"}"#, token: session
+                )
+                #expect(key.status == 400, "\(time): \(key.text)")
+            }
+            for email in [#"\u202eevil@example.com"#, #"zero\u200bwidth@example.com"#, #"c1\u0085@example.com"#, "two words@example.com"] {
+                let invite = try await harness.admin(
+                    .POST, "/admin/v1/tenants/\(tenant.tenantID)/invites", body: #"{"email":"\#(email)","role":"org_user"}"#, token: session
+                )
+                #expect(invite.status == 400, "\(email): \(invite.text)")
+            }
+            let accepted = try await harness.admin(
+                .POST, "/admin/v1/tenants/\(tenant.tenantID)/invites", body: #"{"email":"ünïcödé@例え.jp","role":"org_user"}"#, token: session
+            )
+            #expect(accepted.status == 201, "\(accepted.text)")
+            let nul = try await harness.send(
+                .POST, "/auth/invites/\(try #require(try accepted.json()["token"] as? String))/accept",
+                body: #"{"name":"N","password":"\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000"}"#
+            )
+            #expect(nul.status == 400, "\(nul.text)")
+        }
+    }
+
+    @Test("an org user reads the budgets of their own keys, not a colleague's")
+    func keyBudgetsOfOwnKeys() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            let user = try await harness.signUp(tenantID: tenant.tenantID, role: "org_user")
+            let mine = try #require(try await harness.admin(
+                .POST, "/admin/v1/tenants/\(tenant.tenantID)/keys", body: #"{"name":"mine"}"#, token: user
+            ).json()["id"] as? String)
+            for key in [mine, tenant.keyID] {
+                let set = try await harness.admin(.PUT, "/admin/v1/keys/\(key)/budget", body: #"{"period":"day","limit_tokens":1000}"#)
+                #expect(set.status == 200, "\(set.text)")
+            }
+            #expect(try await harness.admin(.GET, "/admin/v1/keys/\(mine)/budget", token: user).status == 200)
+            let colleague = try await harness.admin(.GET, "/admin/v1/keys/\(tenant.keyID)/budget", token: user)
+            #expect(colleague.status == 403)
+            #expect(try colleague.error()["code"] as? String == "permission_denied")
+        }
+    }
 }

@@ -9,7 +9,11 @@ does, on the caller's request.
 from __future__ import annotations
 
 import asyncio
+import base64
+import http.cookiejar
 import copy
+import hashlib
+import hmac
 import json
 import os
 import random
@@ -22,7 +26,10 @@ from typing import Any, Optional
 
 import httpx
 
-from conftest import ADMIN_TOKEN, BCRYPT_COST, REPO, binary, free_port, org_admin_session, stop, tenant_key, wait_for
+from conftest import (
+    ADMIN_TOKEN, BCRYPT_COST, ORG_ADMIN_PASSWORD, REPO, binary, free_port, invite_user, org_admin_session, stop, tenant_key,
+    wait_for,
+)
 
 SEED = int(os.environ.get("HOSTILE_SEED", "20261201"))
 # serve runs with a small --max-body-bytes so that oversized bodies are cheap to send.
@@ -84,6 +91,8 @@ class Case:
     halfclose_after: Optional[float] = None
     # Raw: send `raw` (the head) first, wait for 100 Continue or a final status, then this.
     expect_body: Optional[bytes] = None
+    # The `error.code` an error answer must carry, when one is the point of the case.
+    code: Optional[str] = None
     id: str = ""
 
     @property
@@ -122,6 +131,18 @@ class Context:
     # A session of an org admin of the victim tenant: the system admin (the admin token)
     # may not create tenant keys, an org admin does.
     org_admin_token: str = "sy-session-" + "D" * 43
+    # An org user of the victim tenant, for signing in and for duplicate emails.
+    login_email: str = "hostile-login@hostile.example"
+    login_password: str = ORG_ADMIN_PASSWORD
+    # An open invite to the victim tenant, accepted by one sanity case.
+    invite_token: str = "sy-invite-" + "E" * 43
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token of a session (ManagementAuthenticator.csrfToken): HMAC-SHA256 of
+    "switchyard-csrf" keyed by the session's secret, base64url without padding."""
+    mac = hmac.new(session.encode(), b"switchyard-csrf", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
 def bearer(token: str) -> list:
@@ -618,10 +639,12 @@ class Corpus:
 
     def admin_body_cases(self, rng: random.Random, family: str, method: str, path: str, base: dict, fields: dict,
                          required: set, numeric: list, names: list, *, not_json_expect: Optional[dict] = None,
-                         token: Optional[str] = None) -> None:
+                         token: Optional[str] = None, body_limit: int = ADMIN_MAX_BODY_BYTES,
+                         auth_cases: bool = True) -> None:
         """The body cases of one admin route that takes a JSON object, sent as `token` (the
         admin token by default). `not_json_expect` overrides the expected statuses of named
-        `not_json_bodies` shapes (a route whose body may be JSON null, say)."""
+        `not_json_bodies` shapes (a route whose body may be JSON null, say); `body_limit` is
+        the route's body limit; `auth_cases` is False for a route that takes no credentials."""
         def admin_case(*args, **options) -> None:
             self.admin_case(*args, token=token, **options)
 
@@ -650,6 +673,8 @@ class Corpus:
             # field may be skipped (any 2xx/4xx); unclosed ones are 400.
             if expect == FOUR_XX or expect is None:
                 expect = None
+            if len(body) > body_limit:
+                expect = frozenset({413})
             admin_case(family, "deep_nesting", description, method, path, body, expect=expect)
         for field_path in [p for p, t in fields.items() if "string" in t.split("|") and len(p) == 1]:
             for label, raw, how in rng.sample(BAD_STRING_BYTES, 4):
@@ -686,9 +711,11 @@ class Corpus:
         for description, body, expect in self.not_json_bodies(base, rng):
             expect = (not_json_expect or {}).get(description, expect)
             admin_case(family, "not_json", description, method, path, body, expect=expect)
-        for size in (ADMIN_MAX_BODY_BYTES + 1, 200_000):
-            admin_case(family, "oversized_body", f"{size}-byte body over the admin limit", method, path,
+        for size in (body_limit + 1, 200_000):
+            admin_case(family, "oversized_body", f"{size}-byte body over the {'admin' if body_limit == ADMIN_MAX_BODY_BYTES else 'route'} limit", method, path,
                             self.padded_admin(base, size), expect=frozenset({413}))
+        if not auth_cases:
+            return
         for description, headers, expect in rng.sample(self.bad_admin_auth(), 6):
             admin_case(family, "bad_auth", description, method, path, render(base), headers=headers,
                             expect=expect)
@@ -1534,6 +1561,405 @@ class Corpus:
         # A budget the corpus has just cleared is a 404 to GET, and so to HEAD.
         self.build_methods(self.budget_webhook_routes(), head_also=frozenset({404}))
 
+    # MARK: users, sessions, invites and the audit log
+
+    # Users, roles and the audit log came after the budgets and webhooks; their cases are
+    # made last, from a random.Random of their own, so every case before them is what it
+    # was. They invite to, and remove users from, the victim tenant only.
+    #
+    # The sign-in throttle (LoginThrottle) counts a failure only for a well-formed
+    # {email, password} body that does not sign in: a body that does not decode is refused
+    # before the throttle is asked. It allows 5 failures per email and 20 per client
+    # address in 15 minutes, and every case comes from 127.0.0.1, so a flood of failed
+    # sign-ins would make the valid sign-in 429. The runner shuffles the corpus, so the
+    # login family cannot simply run last; instead its well-formed failures are budgeted:
+    # LOGIN_FAILURES (each passes 401, or 429) per pass on emails of their own, plus
+    # THROTTLE_ATTEMPTS on one dedicated email, which trips its per-email limit after 5.
+    # Over two passes on one process that is at most 2 × 6 + 7 = 19 failures from the
+    # address (a 429 records none): the address never trips, the valid sign-in stays 200.
+    # (A restart forgets the throttle.) test_hostile_input checks that the dedicated email
+    # did get its 429.
+    LOGIN_FAILURES = 6
+    THROTTLE_ATTEMPTS = 7
+    THROTTLE_EMAIL = "hostile-throttle@hostile.example"
+    # Unauthenticated bodies (sign-in, accepting an invite) are read up to 16 KiB.
+    AUTH_MAX_BODY_BYTES = 16 << 10
+    # A well-formed invite secret that names no invite.
+    BOGUS_INVITE = "sy-invite-" + "Z" * 43
+
+    def account_routes(self) -> list:
+        """routes() for the account and user routes: (family, path, allowed methods, auth, body)."""
+        ctx = self.ctx
+        admin, org_admin = bearer(ctx.admin_token), bearer(ctx.org_admin_token)
+        cookie = [("cookie", f"switchyard_session={ctx.org_admin_token}")]
+        victim = f"/admin/v1/tenants/{ctx.victim_tenant_id}"
+        return [
+            ("auth-login", "/auth/login", {"POST"}, [], b"{}"),
+            ("auth-invites", f"/auth/invites/{self.BOGUS_INVITE}/accept", {"POST"}, [], b"{}"),
+            ("auth-tokens", "/auth/tokens", {"GET", "POST"}, org_admin, b"{}"),
+            ("auth-cookies", "/auth/me", {"GET"}, cookie, b"{}"),
+            ("admin-invites", f"{victim}/invites", {"GET", "POST"}, admin, b"{}"),
+            ("admin-users", "/admin/v1/users", {"GET", "POST"}, admin, b"{}"),
+            ("admin-users", f"{victim}/users/usr_nope", {"DELETE"}, admin, b"{}"),
+            ("admin-audit", "/admin/v1/audit", {"GET"}, admin, b"{}"),
+        ]
+
+    def build_accounts(self) -> None:
+        rng = random.Random(f"{self.seed}/users-audit")
+        self.build_login(rng)
+        self.build_invite_accept(rng)
+        self.build_access_tokens(rng)
+        self.build_invites(rng)
+        self.build_global_users(rng)
+        self.build_user_removal()
+        self.build_audit(rng)
+        self.build_cookies()
+        # A user or invite listing is never empty here, but a token listing may be: HEAD is GET.
+        self.build_methods(self.account_routes())
+
+    def sampled_body_cases(self, rng: random.Random, keep: int, *args, **options) -> None:
+        """admin_body_cases, of which a seeded `keep` are kept (in their order): the full set
+        for every new route would double the corpus."""
+        start = len(self.cases)
+        self.admin_body_cases(rng, *args, **options)
+        made = self.cases[start:]
+        chosen = sorted(rng.sample(range(len(made)), min(keep, len(made))))
+        self.cases[start:] = [made[index] for index in chosen]
+
+    def login_case(self, kind: str, description: str, body: bytes, expect) -> None:
+        self.add(Case("auth-login", kind, description, "POST", "/auth/login", list(JSON_HEADERS), body,
+                      expect=frozenset(expect)))
+
+    def build_login(self, rng: random.Random) -> None:
+        ctx = self.ctx
+        bad, failed = {400}, {401, 429}
+        base = {"email": "hostile-nobody@hostile.example", "password": "not the password 0123"}
+        self.login_case("sanity", "the login user signs in", render({"email": ctx.login_email, "password": ctx.login_password}),
+                        {200})
+        # Well-formed failures: LOGIN_FAILURES of them, each counted by the throttle.
+        failures = [
+            ("an unknown email", base),
+            ("the login user with a wrong password", {"email": ctx.login_email, "password": "wrong password 0123"}),
+            ("the login user's email in capitals and spaces, wrong password",
+             {"email": "  " + ctx.login_email.upper() + " ", "password": "wrong password 4567"}),
+            ("a 10,000-character email (under the 16 KiB limit)", dict(base, email="e" * 10_000 + "@hostile.example")),
+            ("CRLF header injection in the email", dict(base, email="a@b.c\r\nBcc: x@hostile.example")),
+            ("a unicode email", dict(base, email="ünïcödé@例え.jp")),
+        ]
+        assert len(failures) == self.LOGIN_FAILURES
+        for description, body in failures:
+            self.login_case("bad_auth", description, render(body), failed)
+        for attempt in range(1, self.THROTTLE_ATTEMPTS + 1):
+            self.login_case("bad_auth", f"throttle: wrong password {attempt} for the dedicated email",
+                            render({"email": self.THROTTLE_EMAIL, "password": f"wrong password {attempt:04d}"}), failed)
+        # Everything else is refused before the throttle: 400, or 413 over 16 KiB.
+        for field_name in ("email", "password"):
+            wrong = [v for v in WRONG_VALUES if v[2] != "string"]
+            for label, value, _ in rng.sample(wrong, 4):
+                self.login_case("mistyped", f"{field_name} = {label} (wants string)", render(dict(base, **{field_name: value})),
+                                bad)
+        for description, body in [("no email", {"password": base["password"]}), ("no password", {"email": base["email"]}),
+                                  ("an empty object", {}), ("the fields nested in an object", {"login": base}),
+                                  ("the fields in camelCase capitals", {"Email": base["email"], "Password": "x"})]:
+            self.login_case("mistyped", description, render(body), bad)
+        valid = render(base)
+        for cut in sorted(set([1, len(valid) - 1] + rng.sample(range(2, len(valid) - 1), 3))):
+            self.login_case("truncated_json", f"body cut at byte {cut} of {len(valid)}", valid[:cut], bad)
+        for field_name in ("email", "password"):
+            for label, raw, _ in rng.sample([b for b in BAD_STRING_BYTES if b[2] == "raw"], 3):
+                raw_value = b'"' + base[field_name][:3].encode() + raw + base[field_name][3:].encode() + b'"'
+                self.login_case("bad_bytes", f"{label} inside {field_name}",
+                                render(dict(base, **{field_name: "__BAD__"}), {"__BAD__": raw_value}), bad)
+        for description, body, expect in [
+            ("10,000 unclosed [ as the body", b"[" * 10_000, bad),
+            ("3,000 unclosed {\"a\": as the body", b'{"a":' * 3_000, bad),
+            ("20,000 unclosed [ (over the 16 KiB limit)", b"[" * 20_000, {413}),
+            ("1,000 unclosed [ in the password", render(dict(base, password="__D__"), {"__D__": b"[" * 1000}), bad),
+            ("an object of arrays as the email", render(dict(base, email={"a": [[[[{"b": None}]]]]})), bad),
+        ]:
+            self.login_case("deep_nesting", description, body, expect)
+        not_json = [
+            ("empty body", b""), ("whitespace only", b" \r\n\t "), ("JSON null", b"null"),
+            ("JSON array of the body", b"[" + valid + b"]"), ("JSON string", b'"email"'), ("JSON number", b"12345"),
+            ("form-encoded", b"email=a%40b.c&password=x"), ("XML", b"<login><email>a@b.c</email></login>"),
+            ("trailing garbage after the object", valid + b"xyz"), ("two objects", valid + valid),
+            ("comment inside", valid[:1] + b"/* c */" + valid[1:]), ("single quotes", valid.replace(b'"', b"'")),
+            ("unterminated string", b'{"email":"a@b.c'),
+        ]
+        for description, body in rng.sample(not_json, 7):
+            self.login_case("not_json", description, body, bad)
+        for description, body in [
+            (f"{self.AUTH_MAX_BODY_BYTES + 1}-byte body over the 16 KiB limit", self.padded_admin(base, self.AUTH_MAX_BODY_BYTES + 1)),
+            ("200000-byte body", self.padded_admin(base, 200_000)),
+            ("a 20,000-character email (over the 16 KiB limit)", render(dict(base, email="e" * 20_000))),
+            ("a 20,000-character password (over the 16 KiB limit)", render(dict(base, password="p" * 20_000))),
+        ]:
+            self.login_case("oversized_body", description, body, {413})
+
+    def accept_case(self, kind: str, description: str, token: str, body: bytes, expect) -> None:
+        self.add(Case("auth-invites", kind, description, "POST", f"/auth/invites/{token}/accept", list(JSON_HEADERS), body,
+                      expect=frozenset(expect) if expect is not None else None))
+
+    def build_invite_accept(self, rng: random.Random) -> None:
+        ctx = self.ctx
+        base = {"name": "Hostile Invitee", "password": "hostile-password-0123"}
+        path = f"/auth/invites/{self.BOGUS_INVITE}/accept"
+        # Bodies go to a well-formed token that names no invite: the body is judged before
+        # the token, so a bad one is 400 and a good one 404, and no case uses up an invite.
+        self.sampled_body_cases(rng, 22, "auth-invites", "POST", path, base, {("name",): "string", ("password",): "string"},
+                              {("name",), ("password",)}, [], [("name",)], body_limit=self.AUTH_MAX_BODY_BYTES,
+                              auth_cases=False)
+        self.accept_case("sanity", "accept the open invite (used by the second pass)", ctx.invite_token, render(base),
+                         {201, 404})
+        for description, token in [
+            ("an empty token", ""), ("a 5,000-character token", "sy-invite-" + "t" * 5000), ("%00", "%00"),
+            ("sy-invite- and %00", "sy-invite-%00"), ("the scheme alone", "sy-invite-"),
+            ("path traversal", "..%2F..%2Fadmin%2Fv1%2Ftenants"), ("dot segment", "%2e%2e"),
+            ("unicode", "sy-invite-%E2%80%AE%F0%9F%9A%80"), ("invalid UTF-8", "%FF%FE"),
+            ("the token in capitals", ctx.invite_token.upper()), ("the token one character short", ctx.invite_token[:-1]),
+            ("a session token", ctx.org_admin_token), ("SQL quote", "'%20OR%20'1'='1"),
+        ]:
+            self.accept_case("bad_path", f"{description} as the invite token", token, render(base), {400, 404, 405})
+        for description, password, expect in [
+            ("11 bytes", "p" * 11, {400}), ("empty", "", {400}), ("73 bytes", "p" * 73, {400}),
+            ("37 two-byte characters (74 bytes)", "é" * 37, {400}), ("3 four-byte characters (12 bytes)", "🚀🚀🚀", {404}),
+            ("72 bytes", "p" * 72, {404}), ("12 spaces", " " * 12, {404}),
+        ]:
+            # The real token with a refused password: refused before the invite is looked up.
+            token = ctx.invite_token if expect == {400} else self.BOGUS_INVITE
+            self.accept_case("mistyped", f"a password of {description}", token, render(dict(base, password=password)), expect)
+        self.accept_case("control_chars", "a name with a newline, for the real token", ctx.invite_token,
+                         render(dict(base, name="evil\nname")), {400})
+
+    def build_access_tokens(self, rng: random.Random) -> None:
+        ctx = self.ctx
+        family, path = "auth-tokens", "/auth/tokens"
+        self.sampled_body_cases(rng, 25, family, "POST", path, {"name": "hostile-token", "expires_at": "2030-01-01T00:00:00Z"},
+                              {("name",): "string", ("expires_at",): "string"}, {("name",)}, [], [("name",)],
+                              token=ctx.org_admin_token)
+        for description, body, expect in [
+            ("a token without expiry", {"name": "hostile-forever"}, {201}),
+            ("expiry in the past", {"name": "t", "expires_at": "2001-01-01T00:00:00Z"}, {400}),
+            ("expiry at the epoch", {"name": "t", "expires_at": "1970-01-01T00:00:00Z"}, {400}),
+            ("a date without a time", {"name": "t", "expires_at": "2030-01-01"}, {400}),
+            ("month 13", {"name": "t", "expires_at": "2030-13-01T00:00:00Z"}, {400}),
+            ("February 30", {"name": "t", "expires_at": "2030-02-30T00:00:00Z"}, {400}),
+            ("hour 25", {"name": "t", "expires_at": "2030-01-01T25:00:00Z"}, {400}),
+            ("year 99999 (not RFC 3339, but a far future)", {"name": "t", "expires_at": "99999-01-01T00:00:00Z"}, {201, 400}),
+            ("a Unix timestamp as a string", {"name": "t", "expires_at": "1924992000"}, {400}),
+            ("a Unix timestamp as a number", {"name": "t", "expires_at": 1924992000}, {400}),
+            ("'tomorrow'", {"name": "t", "expires_at": "tomorrow"}, {400}),
+            ("an RFC 2822 date", {"name": "t", "expires_at": "Tue, 01 Jan 2030 00:00:00 GMT"}, {400}),
+            ("a NUL after the date", {"name": "t", "expires_at": "2030-01-01T00:00:00Z\u0000"}, {400}),
+        ]:
+            self.admin_case(family, "sanity" if expect == {201} else "mistyped", description, "POST", path, render(body),
+                            expect=frozenset(expect), token=ctx.org_admin_token)
+        self.admin_case(family, "sanity", "list my tokens", "GET", path, expect=frozenset({200}), token=ctx.org_admin_token)
+        self.admin_case(family, "bad_auth", "the admin token has no tokens of its own", "POST", path,
+                        render({"name": "admin-token"}), expect=frozenset({403}))
+        for description, value, expect in self.BAD_IDS[:6] + [("a tenant key id", ctx.victim_key_id, {404})]:
+            # `..` leaves /auth/tokens for /auth, which is no route.
+            self.admin_case(family, "bad_path", f"revoke token id {description}", "DELETE", f"{path}/{value}",
+                            expect=frozenset(expect), token=ctx.org_admin_token)
+        for description, headers, expect in rng.sample(self.bad_admin_auth(), 4):
+            self.admin_case(family, "bad_auth", description, "GET", path, headers=headers, expect=frozenset({401}))
+
+    def build_invites(self, rng: random.Random) -> None:
+        ctx = self.ctx
+        family, path = "admin-invites", f"/admin/v1/tenants/{ctx.victim_tenant_id}/invites"
+        base = {"email": "hostile-invitee@hostile.example", "role": "org_user"}
+        self.sampled_body_cases(rng, 20, family, "POST", path, base, {("email",): "string", ("role",): "string"},
+                              {("email",), ("role",)}, [], [])
+        bad = frozenset({400})
+        for who, token in (("admin token", ctx.admin_token), ("org admin", ctx.org_admin_token)):
+            for description, body, expect in [
+                ("an org user", base, {201}),
+                ("an org admin", dict(base, role="org_admin"), {201}),
+                ("no @", dict(base, email="hostile.example"), bad),
+                ("two @", dict(base, email="a@b@hostile.example"), bad),
+                ("nothing before the @", dict(base, email="@hostile.example"), bad),
+                ("a domain without a dot", dict(base, email="a@localhost"), bad),
+                ("CRLF header injection", dict(base, email="a@b.c\r\nBcc: x@hostile.example"), bad),
+                ("a bare LF", dict(base, email="a@b.c\nBcc: x@hostile.example"), bad),
+                ("a space", dict(base, email="a b@hostile.example"), bad),
+                ("a display name with angle brackets", dict(base, email="Eve <eve@hostile.example>"), bad),
+                ("two addresses", dict(base, email="a@hostile.example,b@hostile.example"), bad),
+                ("255 characters", dict(base, email="e" * 239 + "@hostile.example"), bad),
+                ("60,000 characters", dict(base, email="e" * 60_000 + "@hostile.example"), bad),
+                ("a NUL", dict(base, email="a\u0000@hostile.example"), bad),
+                ("a bidi override", dict(base, email="\u202eevil@hostile.example"), bad),
+                ("a zero-width space", dict(base, email="zero\u200bwidth@hostile.example"), bad),
+                ("a C1 control U+0085", dict(base, email="nel\u0085@hostile.example"), bad),
+                ("a fullwidth @", dict(base, email="a\uff20hostile.example"), bad),
+                ("a unicode address", dict(base, email="ünïcödé@例え.jp"), {201, 400}),
+                ("role system_admin", dict(base, role="system_admin"), bad),
+                ("role analyst", dict(base, role="analyst"), bad),
+                ("role garbage", dict(base, role="root"), bad),
+                ("role in capitals", dict(base, role="ORG_USER"), bad),
+                ("role empty", dict(base, role=""), bad),
+                ("the login user's email", dict(base, email=ctx.login_email), {409}),
+                ("the login user's email in capitals and spaces", dict(base, email=" " + ctx.login_email.upper() + " "), {409}),
+            ]:
+                # The org admin gets what its role changes, and a few of the address checks.
+                if who == "org admin" and not description.startswith(("an org", "role", "the login", "CRLF", "a bidi", "60,000")):
+                    continue
+                kind = "sanity" if expect == {201} else ("control_chars" if "control" in description or "NUL" in description
+                                                         else "mistyped")
+                self.admin_case(family, kind, f"as the {who}: {description}", "POST", path, render(body),
+                                expect=frozenset(expect), token=token)
+        self.admin_case(family, "sanity", "list the open invites", "GET", path, expect=frozenset({200}))
+        self.admin_case(family, "bad_scope", "the org admin inviting to another tenant", "POST",
+                        f"/admin/v1/tenants/{ctx.tenant_id}/invites", render(base), expect=frozenset({404}),
+                        token=ctx.org_admin_token)
+        for description, value, expect in self.BAD_IDS[:6]:
+            self.admin_case(family, "bad_path", f"invites of tenant id {description}", "POST",
+                            f"/admin/v1/tenants/{value}/invites", render(base), expect=frozenset(expect | {405}
+                            if value == ".." else expect))
+
+    def build_global_users(self, rng: random.Random) -> None:
+        ctx = self.ctx
+        family, path = "admin-users", "/admin/v1/users"
+        base = {"email": "hostile-analyst@hostile.example", "name": "Hostile Analyst", "role": "analyst",
+                "password": "hostile-password-0123"}
+        self.sampled_body_cases(rng, 25, family, "POST", path, base,
+                              {("email",): "string", ("name",): "string", ("role",): "string", ("password",): "string"},
+                              {("email",), ("name",), ("role",), ("password",)}, [], [("name",)])
+        bad = frozenset({400})
+        for description, body, expect in [
+            ("a system admin", dict(base, email="hostile-sysadmin@hostile.example", role="system_admin"), {201, 409}),
+            ("an analyst", base, {201, 409}),
+            ("role org_user", dict(base, role="org_user"), bad),
+            ("role org_admin", dict(base, role="org_admin"), bad),
+            ("role garbage", dict(base, role="superuser"), bad),
+            ("role with a NUL", dict(base, role="analyst\u0000"), bad),
+            ("an 11-byte password", dict(base, password="p" * 11), bad),
+            ("a 73-byte password", dict(base, password="p" * 73), bad),
+            ("an empty password", dict(base, password=""), bad),
+            ("an email without @", dict(base, email="hostile.example"), bad),
+            ("CRLF in the email", dict(base, email="a@b.c\r\nBcc: x@hostile.example"), bad),
+            ("the login user's email", dict(base, email=ctx.login_email), {409}),
+        ]:
+            self.admin_case(family, "sanity" if 201 in expect else "mistyped", description, "POST", path, render(body),
+                            expect=frozenset(expect))
+        self.admin_case(family, "bad_auth", "the org admin creating a global user", "POST", path, render(base),
+                        expect=frozenset({403}), token=ctx.org_admin_token)
+        self.admin_case(family, "bad_auth", "the org admin listing global users", "GET", path, expect=frozenset({403}),
+                        token=ctx.org_admin_token)
+        self.admin_case(family, "sanity", "list the global users", "GET", path, expect=frozenset({200}))
+
+    def build_user_removal(self) -> None:
+        ctx = self.ctx
+        users = f"/admin/v1/tenants/{ctx.victim_tenant_id}/users"
+        for description, value, expect in self.BAD_IDS + [("a tenant key id", ctx.victim_key_id, {404})]:
+            # `..` leaves the user for the tenant itself, which answers GET only: 405.
+            self.admin_case("admin-users", "bad_path", f"remove user id {description}", "DELETE", f"{users}/{value}",
+                            expect=frozenset(expect | {405} if value == ".." else expect), token=ctx.org_admin_token)
+        for description, value, expect in self.BAD_IDS[:4]:
+            self.admin_case("admin-users", "bad_path", f"users of tenant id {description}", "DELETE",
+                            f"/admin/v1/tenants/{value}/users/usr_nope", expect=frozenset(expect))
+        self.admin_case("admin-users", "bad_scope", "the org admin removing a user of another tenant", "DELETE",
+                        f"/admin/v1/tenants/{ctx.tenant_id}/users/usr_nope", expect=frozenset({404}),
+                        token=ctx.org_admin_token)
+        self.admin_case("admin-users", "sanity", "list the victim's users", "GET", users, expect=frozenset({200}),
+                        token=ctx.org_admin_token)
+
+    def build_audit(self, rng: random.Random) -> None:
+        ctx = self.ctx
+        family, path = "admin-audit", "/admin/v1/audit"
+        for query, expect in [
+            ("", {200}), ("limit=1", {200}), ("limit=1000", {200}), ("cursor=abc", {400}), ("cursor=-1", {400}),
+            ("cursor=0", {400}), ("cursor=99999999999999999999", {400}), ("cursor=1.5", {400}), ("cursor=%00", {400}),
+            ("cursor=1", {200}), ("limit=0", {400}), ("limit=-1", {400}), ("limit=100000", {400}), ("limit=abc", {400}),
+            ("limit=1e3", {400}), ("limit=99999999999999999999", {400}), ("from=garbage", {400}), ("from=2026-13-45", {400}),
+            ("to=2026-11-01T25:00:00Z", {400}), ("from=%FF", {400}), ("from=2026-11-02&to=2026-11-01", {200, 400}),
+            ("from=2026-11-01&to=2026-11-02", {200}), ("action=%00", {200}), ("action=login_failed", {200}),
+            ("action=" + "a" * 5000, {200, 414}), ("actor=%27%3B%20DROP%20TABLE%20audit%3B--", {200}),
+            (f"tenant={ctx.victim_tenant_id}", {200}), ("tenant=ten_nope", {200, 404}), ("tenant=%00", {200, 404}),
+            ("tenant=" + "t" * 5000, {200, 404, 414}), ("%zz=%zz", {200, 400}), ("&&&==&", {200, 400}),
+            ("cursor=1&cursor=abc", {200, 400}), ("limit=1&limit=0", {200, 400}),
+        ]:
+            self.admin_case(family, "bad_query", f"?{short(query, 50)}", "GET", f"{path}?{query}", expect=frozenset(expect))
+        for query, expect in [
+            ("", {200}), (f"tenant={ctx.victim_tenant_id}", {200}), (f"tenant={ctx.tenant_id}", {404}),
+            (f"tenant={ctx.other_tenant_id}&limit=1", {404}), ("tenant=ten_nope", {404}), ("cursor=abc", {400}),
+            ("limit=0", {400}), ("from=garbage", {400}),
+        ]:
+            self.admin_case(family, "bad_scope" if "tenant" in query else "bad_query", f"as the org admin: ?{query}",
+                            "GET", f"{path}?{query}", expect=frozenset(expect), token=ctx.org_admin_token)
+        for description, headers, expect in rng.sample(self.bad_admin_auth(), 5):
+            self.admin_case(family, "bad_auth", description, "GET", path, headers=headers, expect=frozenset({401}))
+        self.admin_case(family, "bad_path", "one entry by id (no such route)", "GET", f"{path}/1", expect=frozenset({404, 405}))
+
+    def build_cookies(self) -> None:
+        ctx = self.ctx
+        family, session = "auth-cookies", ctx.org_admin_token
+        csrf = csrf_token(session)
+        valid = f"switchyard_session={session}"
+        tokens_body = render({"name": "cookie-token"})
+
+        def case(kind: str, description: str, method: str, path: str, headers: list, expect, body=None, code=None):
+            self.add(Case(family, kind, description, method, path, headers + (JSON_HEADERS if body is not None else []),
+                          body, expect=frozenset(expect), code=code))
+
+        for description, cookie, expect in [
+            ("garbage", "switchyard_session=garbage-!@#$%^&*()", {401}),
+            ("an empty value", "switchyard_session=", {401}),
+            ("the session scheme alone", "switchyard_session=sy-session-", {401}),
+            ("a well-formed unknown session", "switchyard_session=sy-session-" + "Q" * 43, {401}),
+            ("the session one character short", f"switchyard_session={session[:-1]}", {401}),
+            ("an access-token-shaped value", "switchyard_session=sy-pat-" + "Q" * 43, {401}),
+            ("the admin token as the session", f"switchyard_session={ctx.admin_token}", {401}),
+            ("a tenant key as the session", f"switchyard_session={ctx.key}", {401}),
+            ("an 8 KiB value", "switchyard_session=" + "c" * 8192, {401, 431}),
+            ("200 other cookies", "; ".join(f"c{i}=v{i}" for i in range(200)), {401}),
+            ("200 other cookies, then the session", "; ".join(f"c{i}=v{i}" for i in range(200)) + "; " + valid, {200}),
+            ("the session twice", f"{valid}; {valid}", {200}),
+            ("garbage, then the session", f"switchyard_session=garbage; {valid}", {200, 401}),
+            ("the session in quotes", f'switchyard_session="{session}"', {200, 401}),
+            ("the cookie name in capitals", f"SWITCHYARD_SESSION={session}", {200, 401}),
+            ("no '=' at all", "switchyard_session", {401}),
+            ("only separators", ";;;; ;= ;==", {401}),
+            ("the valid session", valid, {200}),
+        ]:
+            case("bad_auth" if expect != {200} else "sanity", f"Cookie: {description}", "GET", "/auth/me",
+                 [("cookie", cookie)], expect)
+        case("bad_auth", "two Cookie headers, garbage and the session", "GET", "/auth/me",
+             [("cookie", "switchyard_session=garbage"), ("cookie", valid)], {200, 401})
+        case("bad_auth", "a bearer admin token wins over a garbage cookie", "GET", "/admin/v1/tenants",
+             bearer(ctx.admin_token) + [("cookie", "switchyard_session=garbage")], {200})
+        # Writes with the cookie must send the session's CSRF token.
+        for description, headers, expect, code in [
+            ("no x-csrf-token", [], {403}, "csrf_failed"),
+            ("a wrong x-csrf-token", [("x-csrf-token", "wrong")], {403}, "csrf_failed"),
+            ("an empty x-csrf-token", [("x-csrf-token", "")], {403}, "csrf_failed"),
+            ("the CSRF token of another session", [("x-csrf-token", csrf_token("sy-session-" + "Q" * 43))], {403},
+             "csrf_failed"),
+            ("the CSRF token one character short", [("x-csrf-token", csrf[:-1])], {403}, "csrf_failed"),
+            ("the session itself as the CSRF token", [("x-csrf-token", session)], {403}, "csrf_failed"),
+            ("an 8 KiB x-csrf-token", [("x-csrf-token", "x" * 8192)], {403, 431}, None),
+            ("the CSRF token twice in one header", [("x-csrf-token", f"{csrf}, {csrf}")], {403}, "csrf_failed"),
+            ("the right CSRF token", [("x-csrf-token", csrf)], {201}, None),
+        ]:
+            case("sanity" if expect == {201} else "bad_auth", f"session cookie POST /auth/tokens with {description}", "POST",
+                 "/auth/tokens", [("cookie", valid)] + headers, expect, tokens_body, code)
+        for description, method, path, body, headers, expect, code in [
+            ("DELETE a token, no x-csrf-token", "DELETE", "/auth/tokens/pat_nope", None, [], {403}, "csrf_failed"),
+            ("DELETE a token, the right CSRF token", "DELETE", "/auth/tokens/pat_nope", None, [("x-csrf-token", csrf)],
+             {404}, None),
+            ("PUT limits, no x-csrf-token", "PUT", f"/admin/v1/tenants/{ctx.victim_tenant_id}/limits",
+             render({"requests_per_minute": 100}), [], {403}, "csrf_failed"),
+            ("POST a tenant key, a wrong x-csrf-token", "POST", f"/admin/v1/tenants/{ctx.victim_tenant_id}/keys",
+             render({"name": "cookie-key"}), [("x-csrf-token", "nope")], {403}, "csrf_failed"),
+            ("POST an invite, no x-csrf-token", "POST", f"/admin/v1/tenants/{ctx.victim_tenant_id}/invites",
+             render({"email": "cookie@hostile.example", "role": "org_user"}), [], {403}, "csrf_failed"),
+            ("POST logout, no x-csrf-token (must not sign out)", "POST", "/auth/logout", None, [], {403}, "csrf_failed"),
+            ("GET audit needs no CSRF token", "GET", "/admin/v1/audit", None, [], {200}, None),
+        ]:
+            case("bad_auth" if code else "sanity", f"session cookie: {description}", method, path,
+                 [("cookie", valid)] + headers, expect, body, code)
+        case("bad_auth", "a garbage cookie POST without x-csrf-token is 401, not 403", "POST", "/auth/tokens",
+             [("cookie", "switchyard_session=garbage")], {401}, tokens_body)
+
     def build(self) -> list[Case]:
         self.build_inference()
         self.build_models()
@@ -1546,6 +1972,7 @@ class Corpus:
         self.build_raw_expect()
         self.build_admin_pinning_and_pools()
         self.build_admin_budgets_and_webhooks()
+        self.build_accounts()
         for index, case in enumerate(self.cases):
             case.id = f"H{index:04d}"
         return self.cases
@@ -1865,6 +2292,13 @@ def check(case: Case, outcome: Outcome) -> list[str]:
     is_connect = (case.raw or b"").startswith(b"CONNECT ")
     if not (200 <= status < 300) and status not in (304,) and not is_head and not is_connect:
         problems += error_shape_problems(answer)
+    if case.code is not None and status >= 400 and not is_head:
+        try:
+            code = json.loads(answer.body)["error"]["code"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            code = None
+        if code != case.code:
+            problems.append(f"error.code {code!r}, expected {case.code!r}")
     if status == 405 and not answer.header("allow"):
         problems.append("405 without an Allow header (RFC 9110 §15.5.6: MUST)")
     return problems
@@ -1990,11 +2424,20 @@ def make_context(deployment: HostileDeployment) -> Context:
                               json={"provider": "openai", "key": f"sk-{label}-0123456789", "label": label})
         response.raise_for_status()
         provider_keys.append(response.json()["id"])
+    # The org admin first (it invites nobody here, but keys need it), then an org user to
+    # sign in as and an open invite for the accept case.
+    org_admin = org_admin_session(deployment.proxy, victim_id)
+    login = invite_user(deployment.proxy, victim_id, "org_user", email="hostile-login@hostile.example",
+                        name="Hostile Login", password=ORG_ADMIN_PASSWORD)
+    response = httpx.post(deployment.proxy + f"/admin/v1/tenants/{victim_id}/invites", headers=admin, timeout=10,
+                          json={"email": "hostile-accept@hostile.example", "role": "org_user"})
+    response.raise_for_status()
     return Context(
         tenant_id=main_id, tenant_name="hostile-main", key=main_key, limited_tenant_id=limited_id,
         limited_key=limited_key, victim_tenant_id=victim_id, victim_key_id=victim_key_id, other_tenant_id=other_id,
         revoked_key=revoked_key, provider_key_id=provider_keys[0], retire_key_id=provider_keys[1],
-        org_admin_token=org_admin_session(deployment.proxy, victim_id),
+        org_admin_token=org_admin, login_email=login["user"]["email"], login_password=ORG_ADMIN_PASSWORD,
+        invite_token=response.json()["token"],
     )
 
 
@@ -2037,6 +2480,9 @@ class Runner:
             # A fresh connection per case: a reused connection the server closed while idle
             # must never pass for the server hanging up on a request.
             limits=httpx.Limits(max_connections=concurrency * 2, max_keepalive_connections=0),
+            # No cookie jar: the session cookie a sign-in sets must not ride along on every
+            # later case (a case sends its own Cookie header when it means to).
+            cookies=http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
         )
 
     async def aclose(self) -> None:

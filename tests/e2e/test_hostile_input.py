@@ -75,6 +75,7 @@ FAMILIES = {
     "scoped-chat", "scoped-completions", "scoped-embeddings", "scoped-models",
     "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "admin-pinning", "admin-pools",
     "admin-budgets", "admin-webhooks",
+    "auth-login", "auth-invites", "auth-tokens", "auth-cookies", "admin-invites", "admin-users", "admin-audit",
     "health", "metrics",
 }
 KINDS = {
@@ -101,8 +102,14 @@ def test_corpus_is_large_deterministic_and_covers_every_route_family():
     assert {c.family for c in cases if c.kind == "bad_auth"} >= {
         "inference-chat", "inference-completions", "inference-embeddings", "inference-models", "scoped-models",
         "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "admin-pinning",
-        "admin-pools",
+        "admin-pools", "auth-login", "auth-tokens", "auth-cookies", "admin-invites", "admin-users", "admin-audit",
     }
+    throttled = [c for c in cases if c.family == "auth-login" and c.description.startswith("throttle:")]
+    assert len(throttled) > 5, "the dedicated email must pass its per-email limit of 5 failures"
+
+
+def runner_restarted(outcome: dict) -> bool:
+    return "warm" in outcome or any(crash for crash in outcome.get("crashes", []))
 
 
 async def still_serving(deployment: HostileDeployment):
@@ -235,6 +242,17 @@ def test_hostile_input(hostile):
             fd_problem = (f"serve holds {fds[1] - fds[0]} more file descriptors after a second pass of the same corpus "
                           f"(bound {FD_GROWTH_BOUND}): connections are leaked")
 
+    # The dedicated email's wrong passwords pass its limit of 5 within pass 1, so across the
+    # two passes at least one must be 429 (unless serve was restarted, which forgets it).
+    throttle_problem = None
+    throttle_statuses = Counter(
+        r.outcome.answer.status for name in ("first", "second") for r in (outcome.get(name) or {}).values()
+        if r.case.family == "auth-login" and r.case.description.startswith("throttle:") and r.outcome.answer is not None
+    )
+    report.append(f"sign-in throttle, the dedicated email's answers over both passes: {dict(throttle_statuses)}")
+    if not runner_restarted(outcome) and 429 not in throttle_statuses:
+        throttle_problem = "the sign-in throttle never answered 429 to the dedicated email's failed sign-ins"
+
     alive_problem = outcome.get("alive")
     report.append(f"serve after pass 2: {alive_problem or 'running, /health answers 200'}")
 
@@ -258,12 +276,13 @@ def test_hostile_input(hostile):
     report.append("")
     for result in sorted(failures, key=lambda r: r.case.id):
         report.append(describe_failure(result))
-    for problem in (rss_problem if rss is not None else None, fd_problem, alive_problem):
+    for problem in (rss_problem if rss is not None else None, fd_problem, throttle_problem, alive_problem):
         if problem:
             report.append(problem)
     report.append(f"wall time {time.monotonic() - started:.1f} s")
 
-    headline = [problem for problem in (rss_problem if rss is not None else None, fd_problem, alive_problem) if problem]
+    headline = [problem for problem in (rss_problem if rss is not None else None, fd_problem, throttle_problem, alive_problem)
+                if problem]
     report[3:3] = ["resource and liveness problems: " + ("; ".join(headline) if headline else "none"), ""]
     text = "\n".join(report)
     path = Path(os.environ.get("HOSTILE_REPORT") or Path(tempfile.gettempdir()) / "switchyard-hostile-report.txt")
@@ -271,7 +290,7 @@ def test_hostile_input(hostile):
     print(text)
     print(f"\nfull report: {path}")
     unattributed = any(c.case is None for c in crashes)
-    if failures or unattributed or (rss is not None and rss_problem) or fd_problem or alive_problem:
+    if failures or unattributed or (rss is not None and rss_problem) or fd_problem or throttle_problem or alive_problem:
         pytest.fail(
             f"{len(failures)} hostile-input case(s) failed, {len(crashes)} crash(es); full report in {path}\n\n" + text,
             pytrace=False,

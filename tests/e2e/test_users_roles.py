@@ -214,7 +214,7 @@ ROUTES: dict[str, list[Route]] = {
         Route("PUT", "/admin/v1/tenants/{tenant}/pinning", lambda: {"chat-small": "local-llama-8b"}),
         Route("PUT", "/admin/v1/keys/{budget_key}/budget", lambda: {"period": "day", "limit_tokens": 500_000}),
         Route("POST", "/admin/v1/tenants/{tenant}/webhooks",
-              lambda: {"url": f"http://127.0.0.1:9/{unique('hook')}", "events": ["budget.exceeded"]}),
+              lambda: {"url": f"https://hooks.example.com/{unique('hook')}", "events": ["budget.exceeded"]}),
         Route("GET", "/admin/v1/tenants/{tenant}/webhooks"),
         Route("DELETE", "/admin/v1/tenants/{tenant}/webhooks/{webhook}"),
     ],
@@ -275,6 +275,13 @@ class World:
         path = route.path
         if side is not None:
             tenant = self.tenants[side]
+            if "{budget_key}" in path and principal.role == "org_user" and principal.tenant == side:
+                # An org user sees the budgets of their own keys only: give them one with a budget.
+                own = self.key(side, principal.token)
+                budgeted = self.http.put(self.url + f"/admin/v1/keys/{own}/budget", headers=bearer(ADMIN_TOKEN),
+                                         json={"period": "month", "limit_tokens": 1_000_000})
+                assert budgeted.status_code == 200, budgeted.text
+                path = path.replace("{budget_key}", own)
             path = path.replace("{tenant}", tenant).replace("{budget_key}", self.budget_keys[side])
             if "{own_key}" in path:
                 # A key the principal made, where it can make one; another user's otherwise.

@@ -110,12 +110,15 @@ extension Directory {
     // MARK: Invites
 
     /// Stores a new invite within the caller's transaction.
-    /// - Throws: `DirectoryError` `.tenantNotFound`, or `.duplicateEmail` when a user has the email.
+    /// - Throws: `DirectoryError` `.tenantNotFound`, or `.duplicateEmail` when a user of the
+    ///   same tenant has the email. Users of other tenants are not looked at: an inviter
+    ///   must not learn who has an account elsewhere (accepting fails for them instead).
     public static func insertInvite(_ invite: Invite, in db: GRDB.Database) throws {
         guard try Tenant.exists(db, key: invite.tenantID) else { throw DirectoryError.tenantNotFound }
-        guard try User.filter(User.Columns.email == invite.email && User.Columns.removedAt == nil).fetchCount(db) == 0 else {
-            throw DirectoryError.duplicateEmail
-        }
+        let taken = User.filter(
+            User.Columns.email == invite.email && User.Columns.removedAt == nil && User.Columns.tenantID == invite.tenantID
+        )
+        guard try taken.fetchCount(db) == 0 else { throw DirectoryError.duplicateEmail }
         try invite.insert(db)
     }
 

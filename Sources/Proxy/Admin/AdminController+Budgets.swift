@@ -31,6 +31,10 @@ extension AdminController {
         }
         admin.get("keys/:id/budget", .resource(.viewTenantUsage, tenantOfKey)) { _, context in
             let key = try await requireKey(context)
+            // An org user sees the usage of their own keys only.
+            if context.principal.role == .orgUser, key.userID != context.principal.user?.id {
+                throw OpenAIError.permissionDenied(.viewTenantUsage, role: .orgUser)
+            }
             return try await showBudget(.key(key.id), tenantID: key.tenantID)
         }
     }

@@ -38,6 +38,14 @@ extension AdminController {
         else {
             throw OpenAIError.invalidRequest("'url' must be an http or https URL of at most 2048 bytes.", param: "url")
         }
+        // Tenants' own admins may not aim Switchyard's requests inside its network; the
+        // platform's operators may (their receivers often live there).
+        if !context.principal.role.isGlobal, let host = url.host, Self.isInternal(host: host) {
+            throw OpenAIError.invalidRequest(
+                "'url' must point at a public host; loopback, private and link-local addresses are for the platform's operators.",
+                param: "url"
+            )
+        }
         let known = BudgetAlert.allCases.map(\.rawValue)
         let events = body.events ?? known
         guard !events.isEmpty else {
@@ -79,6 +87,29 @@ extension AdminController {
             )
         }
         return webhook
+    }
+
+    /// Whether `host` names this machine or a private network by its form: `localhost`,
+    /// `.localhost`, `.internal`, `.local`, or an IPv4 or IPv6 literal that is loopback,
+    /// private, link-local, unique-local, CGNAT or unspecified. (A public name that
+    /// resolves to such an address is not caught here.)
+    static func isInternal(host: String) -> Bool {
+        let host = host.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "[]."))
+        if host == "localhost" || ["localhost", "internal", "local"].contains(where: { host.hasSuffix("." + $0) }) { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
+        if octets.count == 4, octets.allSatisfy({ $0 != nil }) {
+            let a = octets[0]!, b = octets[1]!
+            return a == 0 || a == 10 || a == 127 || (a == 169 && b == 254) || (a == 172 && (16...31).contains(b))
+                || (a == 192 && b == 168) || (a == 100 && (64...127).contains(b))
+        }
+        if host.contains(":") {
+            if host == "::" || host == "::1" { return true }
+            let first = host.split(separator: ":").first.flatMap { UInt16($0, radix: 16) } ?? 0
+            if host.hasPrefix("::ffff:") { return isInternal(host: String(host.dropFirst(7))) }
+            return (first & 0xFE00) == 0xFC00 || (first & 0xFFC0) == 0xFE80
+        }
+        // A number the URL parser would read as an IPv4 address (2130706433, 0x7f000001).
+        return host.allSatisfy { $0.isHexDigit || $0 == "x" } && host.first?.isNumber == true
     }
 
     static func limit(_ text: String?) throws(OpenAIError) -> Int {

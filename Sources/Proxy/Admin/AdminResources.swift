@@ -141,7 +141,21 @@ enum AdminResources {
     static var decoder: JSONDecoder {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        decoder.dateDecodingStrategy = .iso8601
+        // RFC 3339 only, every field in range: the parser alone would roll 2030-02-30 over
+        // into March, and ignore what trails the time.
+        decoder.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), AdminController.fieldsAreInRange(text),
+                  let date = try? Date(text, strategy: .iso8601)
+                    ?? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+            else {
+                throw DecodingError.dataCorruptedError(
+                    in: container, debugDescription: "Expected an RFC 3339 time such as 2026-11-23T10:00:00Z."
+                )
+            }
+            return date
+        }
         return decoder
     }
 }

@@ -32,7 +32,7 @@ public struct Principal: Sendable, Equatable {
         switch credential {
         case .adminToken: AuditEntry.Actor(id: actorID, kind: "admin_token", role: role)
         case .session: AuditEntry.Actor(id: actorID, kind: "user", role: role)
-        case .accessToken(let id): AuditEntry.Actor(id: "\(actorID) via \(id)", kind: "access_token", role: role)
+        case .accessToken: AuditEntry.Actor(id: actorID, kind: "access_token", role: role)
         }
     }
 }

@@ -41,6 +41,9 @@ public final class TenantAuthenticator: Sendable {
     private let negativeTTL: Duration
     private let maximumEntries: Int
     private let cache = Mutex<[[UInt8]: CacheEntry]>([:])
+    /// Moves on at every invalidation: a lookup that read the directory before one stores
+    /// nothing, so it cannot put back what a revocation just dropped.
+    private let generation = Atomic<UInt64>(0)
 
     public init(
         directory: Directory,
@@ -98,6 +101,23 @@ public final class TenantAuthenticator: Sendable {
 
     @inline(never)
     private func lookUp(hash: [UInt8], now: Date) async throws -> AuthenticatedTenant {
+        // A revocation that lands during the read makes it read again (twice at most);
+        // what is returned then reflects it.
+        for _ in 0..<2 {
+            let started = generation.load(ordering: .acquiring)
+            let entry = try await read(hash: hash)
+            let stored = cache.withLock { cache -> Bool in
+                guard generation.load(ordering: .acquiring) == started else { return false }
+                if cache.count >= maximumEntries { cache.removeAll(keepingCapacity: true) }
+                cache[hash] = entry
+                return true
+            }
+            if stored { return try Self.check(entry, hash: hash, now: now) }
+        }
+        return try Self.check(try await read(hash: hash), hash: hash, now: now)
+    }
+
+    private func read(hash: [UInt8]) async throws -> CacheEntry {
         let found = try await directory.lookUpKey(secretHash: hash)
         var budgets: [Budget] = []
         if let found {
@@ -114,11 +134,7 @@ public final class TenantAuthenticator: Sendable {
             },
             fetchedAt: .now
         )
-        cache.withLock { cache in
-            if cache.count >= maximumEntries { cache.removeAll(keepingCapacity: true) }
-            cache[hash] = entry
-        }
-        return try Self.check(entry, hash: hash, now: now)
+        return entry
     }
 
     private static func check(_ entry: CacheEntry, hash: [UInt8], now: Date) throws(OpenAIError) -> AuthenticatedTenant {
@@ -132,6 +148,7 @@ public final class TenantAuthenticator: Sendable {
     /// Forgets what is cached about a tenant's keys, after its contract changed.
     public func invalidate(tenantID: String) {
         cache.withLock { cache in
+            generation.add(1, ordering: .releasing)
             for (hash, entry) in cache where entry.record?.tenantID == tenantID {
                 cache[hash] = nil
             }
@@ -141,6 +158,7 @@ public final class TenantAuthenticator: Sendable {
     /// Forgets what is cached about a user's keys, after the user was removed.
     public func invalidate(userID: String) {
         cache.withLock { cache in
+            generation.add(1, ordering: .releasing)
             for (hash, entry) in cache where entry.record?.userID == userID {
                 cache[hash] = nil
             }
@@ -150,6 +168,7 @@ public final class TenantAuthenticator: Sendable {
     /// Forgets what is cached about a key, after it was revoked.
     public func invalidate(keyID: String) {
         cache.withLock { cache in
+            generation.add(1, ordering: .releasing)
             for (hash, entry) in cache where entry.record?.id == keyID {
                 cache[hash] = nil
             }

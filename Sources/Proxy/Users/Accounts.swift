@@ -35,6 +35,12 @@ struct Accounts: Sendable {
         self.mailer = try settings.smtpURL.map { try SMTPMailer(configuration: try SMTPConfiguration(url: $0)) }
     }
 
+    /// `; Secure` when people reach Switchyard over https, so the browser never sends the
+    /// session cookie in clear.
+    var cookieSecurity: String {
+        settings.publicURL?.lowercased().hasPrefix("https://") == true ? "; Secure" : ""
+    }
+
     /// The link that accepts an invite: the portal's page, which posts to
     /// `/auth/invites/{token}/accept`.
     func acceptURL(token: String, host: String?) -> String {

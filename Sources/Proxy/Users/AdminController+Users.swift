@@ -14,6 +14,7 @@ extension AdminController {
         admin.get("users", .platform(.manageTenants)) { _, _ in
             try json(AdminResources.ListBody(data: try await directory.users(tenantID: nil).map(AdminResources.UserBody.init)))
         }
+        admin.delete("users/:user", .platform(.manageTenants)) { _, context in try await removeUser(tenantID: nil, context: context) }
         admin.post("tenants/:id/invites", .tenant(.manageUsers)) { request, context in try await invite(request, context: context) }
         admin.get("tenants/:id/invites", .tenant(.manageUsers)) { _, context in
             let tenant = try await requireTenant(context)
@@ -23,7 +24,9 @@ extension AdminController {
             let tenant = try await requireTenant(context)
             return try json(AdminResources.ListBody(data: try await directory.users(tenantID: tenant.id).map(AdminResources.UserBody.init)))
         }
-        admin.delete("tenants/:id/users/:user", .tenant(.manageUsers)) { _, context in try await removeUser(context: context) }
+        admin.delete("tenants/:id/users/:user", .tenant(.manageUsers)) { _, context in
+            try await removeUser(tenantID: try await requireTenant(context).id, context: context)
+        }
     }
 
     private func createGlobalUser(_ request: Request, context: ManagementContext) async throws -> Response {
@@ -92,19 +95,19 @@ extension AdminController {
         return try json(answer, status: .created)
     }
 
-    /// `DELETE /admin/v1/tenants/{id}/users/{user}`: the user signs in no more; their
-    /// sessions, access tokens and tenant keys are revoked on every replica.
-    private func removeUser(context: ManagementContext) async throws -> Response {
-        let tenant = try await requireTenant(context)
+    /// `DELETE /admin/v1/tenants/{id}/users/{user}` (and `/admin/v1/users/{user}` for a
+    /// global user): the user signs in no more; their sessions, access tokens and tenant
+    /// keys are revoked on every replica.
+    private func removeUser(tenantID: String?, context: ManagementContext) async throws -> Response {
         let id = context.parameters.get("user") ?? ""
-        guard let user = try await directory.user(id: id), user.tenantID == tenant.id, user.removedAt == nil else {
-            throw OpenAIError(status: 404, message: "Tenant '\(tenant.id)' has no user '\(id.prefix(DisplayName.longest))'.", type: "invalid_request_error", code: "not_found")
-        }
+        let notFound = OpenAIError(
+            status: 404, message: "No user '\(id.prefix(DisplayName.longest))' is there to remove.",
+            type: "invalid_request_error", code: "not_found"
+        )
+        guard let user = try await directory.user(id: id), user.tenantID == tenantID, user.removedAt == nil else { throw notFound }
         guard let removed = try await context.record("user_removed", target: { _ in id }, { db in
             try Directory.removeUser(id: id, now: Date(), in: db)
-        }) else {
-            throw OpenAIError(status: 404, message: "Tenant '\(tenant.id)' has no user '\(id)'.", type: "invalid_request_error", code: "not_found")
-        }
+        }) else { throw notFound }
         tenantAuthenticator.invalidate(userID: removed.id)
         return try json(AdminResources.UserBody(removed))
     }
@@ -140,9 +143,16 @@ extension AdminController {
     static func validatedEmail(_ email: String) throws(OpenAIError) -> String {
         let normalized = User.normalizedEmail(email)
         let parts = normalized.split(separator: "@", omittingEmptySubsequences: false)
+        // Letters of any script are allowed; no space, control, invisible formatting
+        // (bidi overrides, zero-width) or separator character is.
+        let refused: Set<Unicode.GeneralCategory> = [
+            .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned,
+        ]
         guard normalized.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, parts[1].contains("."),
               !parts[1].hasPrefix("."), !parts[1].hasSuffix("."),
-              normalized.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7F && $0 != "<" && $0 != ">" && $0 != "," })
+              normalized.unicodeScalars.allSatisfy({
+                  !refused.contains($0.properties.generalCategory) && $0 != "<" && $0 != ">" && $0 != "," && $0 != "\"" && $0 != ";"
+              })
         else {
             throw OpenAIError.invalidRequest("'email' must be an email address (name@example.com).", param: "email")
         }

@@ -37,8 +37,10 @@ struct AuthController {
         let body: AdminResources.Login = try await decodeUnauthenticated(request)
         let email = User.normalizedEmail(body.email)
         let address = context.remoteAddress
-        let payload = AuditPayload.redacted(try JSONEncoder().encode(["email": email, "password": ""]))
-        if let wait = accounts.throttle.retryAfter(account: email, address: address) {
+        // What was typed as the email goes in the log only if it is one (people paste passwords there).
+        let loggedEmail = (try? AdminController.validatedEmail(email)) ?? "(not an email address)"
+        let payload = AuditPayload.redacted(try JSONEncoder().encode(["email": loggedEmail, "password": ""]))
+        if let wait = accounts.throttle.attempt(account: email, address: address) {
             var response = OpenAIError(
                 status: 429, message: "Too many failed sign-ins; try again in \(wait) seconds.",
                 type: "rate_limit_error", code: "too_many_sign_ins"
@@ -50,15 +52,14 @@ struct AuthController {
         // An unknown email costs a hash check too, so timing tells nothing.
         let valid = try await Passwords.verify(body.password, hash: user?.passwordHash ?? Passwords.decoy) && user != nil
         guard let user, valid else {
-            accounts.throttle.failed(account: email, address: address)
             try await directory.append(AuditEntry(
                 at: Date(), tenantID: user?.tenantID,
                 actor: AuditEntry.Actor(id: user?.id ?? "anonymous", kind: user == nil ? "anonymous" : "user", role: user?.role),
-                action: "login_failed", target: email, payload: payload, requestID: context.requestID, sourceAddress: address
+                action: "login_failed", target: loggedEmail, payload: payload, requestID: context.requestID, sourceAddress: address
             ))
             throw ManagementAuthenticator.unauthenticated("The email or password is not right.")
         }
-        accounts.throttle.succeeded(account: email)
+        accounts.throttle.succeeded(account: email, address: address)
         let (session, secret) = try await startSession(for: user, context: context, action: "login", payload: payload)
         return try sessionResponse(session, secret: secret, user: user, status: .ok)
     }
@@ -94,7 +95,7 @@ struct AuthController {
         var response = try admin.json(body, status: status)
         let seconds = Int(accounts.settings.sessionLifetime)
         response.headers[.setCookie] =
-            "\(ManagementAuthenticator.sessionCookie)=\(secret); Path=/; Max-Age=\(seconds); HttpOnly; SameSite=Strict"
+            "\(ManagementAuthenticator.sessionCookie)=\(secret); Path=/; Max-Age=\(seconds); HttpOnly; SameSite=Strict\(accounts.cookieSecurity)"
         response.headers[.cacheControl] = "no-store"
         return response
     }
@@ -106,7 +107,7 @@ struct AuthController {
             try await context.recordUnchanged("logout", target: nil)
         }
         var response = Response(status: .noContent)
-        response.headers[.setCookie] = "\(ManagementAuthenticator.sessionCookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"
+        response.headers[.setCookie] = "\(ManagementAuthenticator.sessionCookie)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict\(accounts.cookieSecurity)"
         return response
     }
 
@@ -194,7 +195,15 @@ struct AuthController {
 
     // MARK: Plumbing
 
+    /// Decodes the JSON body of a route that takes no credentials. It must be sent as
+    /// `application/json`: a cross-site form cannot, so it cannot sign a browser in.
     private func decodeUnauthenticated<T: Decodable>(_ request: Request) async throws -> T {
+        guard let type = request.headers[.contentType], type.lowercased().hasPrefix("application/json") else {
+            throw OpenAIError(
+                status: 415, message: "Send the body as JSON with 'Content-Type: application/json'.",
+                type: "invalid_request_error", code: "unsupported_media_type"
+            )
+        }
         var request = request
         let body: ByteBuffer
         do {

@@ -22,34 +22,44 @@ final class LoginThrottle: Sendable {
         self.window = window
     }
 
-    /// Seconds to wait before trying again, or nil when a sign-in may be tried now.
-    func retryAfter(account: String, address: String?, now: Date = Date()) -> Int? {
+    /// Takes a sign-in attempt: counts it as a failure at once, in the same step as the
+    /// check, so that attempts made at the same moment cannot all pass before any of them
+    /// is counted; `succeeded` takes it back.
+    /// - Returns: nil when the attempt may go ahead, else the seconds to wait.
+    func attempt(account: String, address: String?, now: Date = Date()) -> Int? {
         state.withLock { state in
             var waits: [TimeInterval] = []
-            for (key, limit) in keys(account: account, address: address) {
+            let keys = keys(account: account, address: address)
+            for (key, limit) in keys {
                 let recent = (state.failures[key] ?? []).filter { now.timeIntervalSince($0) < window }
                 state.failures[key] = recent.isEmpty ? nil : recent
                 if recent.count >= limit, let oldest = recent.first {
                     waits.append(window - now.timeIntervalSince(oldest))
                 }
             }
-            return waits.max().map { max(1, Int($0.rounded(.up))) }
+            if let wait = waits.max() { return max(1, Int(wait.rounded(.up))) }
+            if state.failures.count >= capacity { Self.forgetOldest(&state, now: now) }
+            for (key, _) in keys { state.failures[key, default: []].append(now) }
+            return nil
         }
     }
 
-    /// Notes a failed sign-in.
-    func failed(account: String, address: String?, now: Date = Date()) {
+    /// Takes back the attempt of a sign-in that succeeded, and clears the account's failures.
+    func succeeded(account: String, address: String?) {
         state.withLock { state in
-            if state.failures.count >= capacity { state.failures.removeAll(keepingCapacity: true) }
-            for (key, _) in keys(account: account, address: address) {
-                state.failures[key, default: []].append(now)
+            state.failures["account:" + account] = nil
+            if let address, var recent = state.failures["address:" + address], !recent.isEmpty {
+                recent.removeLast()
+                state.failures["address:" + address] = recent.isEmpty ? nil : recent
             }
         }
     }
 
-    /// Clears an account's failures after it signed in.
-    func succeeded(account: String) {
-        _ = state.withLock { $0.failures.removeValue(forKey: "account:" + account) }
+    /// Makes room by forgetting the keys whose latest failure is oldest (a tenth of them),
+    /// rather than all: spraying new emails cannot wipe the record of the others.
+    private static func forgetOldest(_ state: inout State, now: Date) {
+        let byLatest = state.failures.sorted { ($0.value.last ?? now) < ($1.value.last ?? now) }
+        for (key, _) in byLatest.prefix(max(1, byLatest.count / 10)) { state.failures[key] = nil }
     }
 
     private func keys(account: String, address: String?) -> [(String, Int)] {

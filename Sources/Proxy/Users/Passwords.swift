@@ -29,13 +29,17 @@ enum Passwords {
     /// as long whether or not the account exists.
     static let decoy = Bcrypt.hash("switchyard decoy password, never valid", cost: cost)
 
-    /// - Throws: `OpenAIError` 400 for a password too short or too long.
+    /// - Throws: `OpenAIError` 400 for a password too short or too long, or with a control
+    ///   character (bcrypt stops at a NUL: twelve of them would be the empty password).
     static func validate(_ password: String, param: String = "password") throws(OpenAIError) {
         let bytes = password.utf8.count
         guard bytes >= shortest, bytes <= longest else {
             throw OpenAIError.invalidRequest(
                 "'\(param)' must be \(shortest) to \(longest) bytes long (bcrypt reads no more than \(longest)).", param: param
             )
+        }
+        guard !password.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+            throw OpenAIError.invalidRequest("'\(param)' may not contain control characters.", param: param)
         }
     }
 }
