@@ -268,4 +268,42 @@ struct AccountRouteTests {
             #expect(try colleague.error()["code"] as? String == "permission_denied")
         }
     }
+
+    @Test("a revoked invite's link works no more; an access token's last use is recorded; webhook URLs lose their credentials in the audit log")
+    func inviteRevocationTokenUseAndURLRedaction() async throws {
+        try await LiveHarness.run { harness in
+            let tenant = try await harness.makeTenant()
+            let admin = try await harness.signUp(tenantID: tenant.tenantID, role: "org_admin")
+            let invite = try await harness.admin(
+                .POST, "/admin/v1/tenants/\(tenant.tenantID)/invites", body: #"{"email":"late@example.com","role":"org_user"}"#, token: admin
+            )
+            let inviteID = try #require(try invite.json()["id"] as? String)
+            let inviteToken = try #require(try invite.json()["token"] as? String)
+            #expect(try await harness.admin(.DELETE, "/admin/v1/tenants/\(tenant.tenantID)/invites/\(inviteID)", token: admin).status == 200)
+            #expect(try await harness.admin(.DELETE, "/admin/v1/tenants/\(tenant.tenantID)/invites/\(inviteID)", token: admin).status == 404)
+            let accept = try await harness.send(.POST, "/auth/invites/\(inviteToken)/accept", body: #"{"name":"Late","password":"\#(password)"}"#)
+            #expect(accept.status == 404)
+
+            let created = try await harness.admin(.POST, "/auth/tokens", body: #"{"name":"ci"}"#, token: admin)
+            let token = try #require(try created.json()["token"] as? String)
+            #expect(try await harness.admin(.GET, "/auth/me", token: token).status == 200)
+            // Last use is written off the request path, in the next batch.
+            let deadline = ContinuousClock.now + .seconds(10)
+            var lastUsed: Any?
+            while ContinuousClock.now < deadline {
+                let tokens = try await harness.admin(.GET, "/auth/tokens", token: admin)
+                lastUsed = (try tokens.json()["data"] as? [[String: Any]])?.first?["last_used_at"]
+                if lastUsed is String { break }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(lastUsed is String)
+
+            let hook = #"{"url":"https://ops:hunter2secret@hooks.example.com/x?token=abc123secret#frag"}"#
+            #expect(try await harness.admin(.POST, "/admin/v1/tenants/\(tenant.tenantID)/webhooks", body: hook, token: admin).status == 201)
+            let audit = try await harness.admin(.GET, "/admin/v1/audit?tenant=\(tenant.tenantID)&action=webhook_created", token: admin)
+            #expect(audit.text.contains("hooks.example.com"))
+            #expect(!audit.text.contains("hunter2secret"))
+            #expect(!audit.text.contains("abc123secret"))
+        }
+    }
 }

@@ -3,14 +3,19 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Collects when tenant keys authenticated requests and writes the latest time of each to
-/// the directory in batches, so no request waits for the disk. Runs as a `Service`; on
-/// graceful shutdown it writes what is pending before returning.
+/// Collects when tenant keys and personal access tokens authenticated requests and writes
+/// the latest time of each to the directory in batches, so no request waits for the disk.
+/// Runs as a `Service`; on graceful shutdown it writes what is pending before returning.
 public final class KeyUseRecorder: Service, Sendable {
+    private struct Pending {
+        var keys: [String: Date] = [:]
+        var credentials: [String: Date] = [:]
+    }
+
     private let directory: Directory
     private let flushInterval: Duration
     private let logger: Logger
-    private let pending = Mutex<[String: Date]>([:])
+    private let pending = Mutex(Pending())
 
     public init(directory: Directory, flushInterval: Duration = .milliseconds(250), logger: Logger) {
         self.directory = directory
@@ -21,8 +26,16 @@ public final class KeyUseRecorder: Service, Sendable {
     /// Notes that a tenant key authenticated a request at `date`; returns at once.
     public func record(keyID: String, at date: Date) {
         pending.withLock { pending in
-            if let known = pending[keyID], known >= date { return }
-            pending[keyID] = date
+            if let known = pending.keys[keyID], known >= date { return }
+            pending.keys[keyID] = date
+        }
+    }
+
+    /// Notes that a personal access token authenticated a request at `date`.
+    public func record(credentialID: String, at date: Date) {
+        pending.withLock { pending in
+            if let known = pending.credentials[credentialID], known >= date { return }
+            pending.credentials[credentialID] = date
         }
     }
 
@@ -36,9 +49,10 @@ public final class KeyUseRecorder: Service, Sendable {
         }
         let batch = take()
         do {
-            try directory.touchKeysBlocking(batch)
+            try directory.touchKeysBlocking(batch.keys)
+            try directory.touchCredentialsBlocking(batch.credentials)
         } catch {
-            logger.error("key last-use times lost at shutdown", metadata: ["error": "\(error)", "keys": "\(batch.count)"])
+            logger.error("last-use times lost at shutdown", metadata: ["error": "\(error)", "keys": "\(batch.keys.count)"])
         }
     }
 
@@ -46,16 +60,20 @@ public final class KeyUseRecorder: Service, Sendable {
     public func flush() async {
         let batch = take()
         do {
-            try await directory.touchKeys(batch)
+            try await directory.touchKeys(batch.keys)
+            try await directory.touchCredentials(batch.credentials)
         } catch {
-            logger.error("writing key last-use times failed; will retry", metadata: ["error": "\(error)", "keys": "\(batch.count)"])
-            pending.withLock { $0.merge(batch) { max($0, $1) } }
+            logger.error("writing last-use times failed; will retry", metadata: ["error": "\(error)", "keys": "\(batch.keys.count)"])
+            pending.withLock { pending in
+                pending.keys.merge(batch.keys) { max($0, $1) }
+                pending.credentials.merge(batch.credentials) { max($0, $1) }
+            }
         }
     }
 
-    private func take() -> [String: Date] {
+    private func take() -> Pending {
         pending.withLock { pending in
-            defer { pending = [:] }
+            defer { pending = Pending() }
             return pending
         }
     }

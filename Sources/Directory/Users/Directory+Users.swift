@@ -97,13 +97,21 @@ extension Directory {
     /// Records when credentials were last used (only moving the time forward).
     public func touchCredentials(_ lastUse: [String: Date]) async throws {
         guard !lastUse.isEmpty else { return }
-        try await pool.write { db in
-            let statement = try db.cachedStatement(
-                sql: "UPDATE credentials SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?"
-            )
-            for (id, date) in lastUse {
-                try statement.execute(arguments: [date.millisecondsSince1970, id])
-            }
+        try await pool.write { db in try Self.touchCredentials(lastUse, in: db) }
+    }
+
+    /// `touchCredentials(_:)` blocking the caller: for the last flush at shutdown.
+    public func touchCredentialsBlocking(_ lastUse: [String: Date]) throws {
+        guard !lastUse.isEmpty else { return }
+        try pool.write { db in try Self.touchCredentials(lastUse, in: db) }
+    }
+
+    private static func touchCredentials(_ lastUse: [String: Date], in db: GRDB.Database) throws {
+        let statement = try db.cachedStatement(
+            sql: "UPDATE credentials SET last_used_at = max(coalesce(last_used_at, 0), ?) WHERE id = ?"
+        )
+        for (id, date) in lastUse {
+            try statement.execute(arguments: [date.millisecondsSince1970, id])
         }
     }
 
@@ -125,6 +133,14 @@ extension Directory {
     /// The invite whose secret hashes to `secretHash`, accepted, expired or not.
     public func invite(secretHash: [UInt8]) async throws -> Invite? {
         try await pool.read { db in try Invite.filter(Invite.Columns.secretHash == Data(secretHash)).fetchOne(db) }
+    }
+
+    /// Revokes an open invite of `tenantID` within the caller's transaction, so its link
+    /// works no more. Returns nil when the tenant has no such invite still open.
+    public static func revokeInvite(id: String, tenantID: String, now: Date, in db: GRDB.Database) throws -> Invite? {
+        guard var invite = try Invite.fetchOne(db, key: id), invite.tenantID == tenantID, invite.isOpen(at: now) else { return nil }
+        try invite.updateChanges(db) { $0.revokedAt = now.wholeMilliseconds }
+        return invite
     }
 
     /// A tenant's invites not yet accepted, revoked or expired, oldest first.

@@ -16,10 +16,13 @@ struct ManagementAuthenticator: Sendable {
 
     let directory: Directory
     private let adminTokenHash: [UInt8]
+    /// Where access tokens' last use is noted (written in batches).
+    private let uses: KeyUseRecorder?
 
-    init(directory: Directory, adminToken: String) {
+    init(directory: Directory, adminToken: String, uses: KeyUseRecorder? = nil) {
         self.directory = directory
         self.adminTokenHash = Array(SHA256.hash(data: Array(adminToken.utf8)))
+        self.uses = uses
     }
 
     /// A new session or access token secret (scheme + 43 base62 characters, about 256
@@ -86,6 +89,7 @@ struct ManagementAuthenticator: Sendable {
         case .session: .session(id: credential.id, viaCookie: viaCookie)
         case .accessToken: .accessToken(id: credential.id)
         }
+        if kind == .accessToken { uses?.record(credentialID: credential.id, at: now) }
         return Principal(credential: principalCredential, role: user.role, user: user, tenantID: user.tenantID)
     }
 

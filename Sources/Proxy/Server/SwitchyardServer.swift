@@ -189,7 +189,7 @@ public struct SwitchyardServer: Sendable {
             keys: keys,
             authentication: TenantKeyMiddleware(authenticator: tenantAuthenticator, keyUses: keyUses)
         ).addRoutes(to: routes)
-        let authenticator = ManagementAuthenticator(directory: directory, adminToken: options.adminToken)
+        let authenticator = ManagementAuthenticator(directory: directory, adminToken: options.adminToken, uses: keyUses)
         let admin = AdminController(
             directory: directory,
             ledger: ledger,

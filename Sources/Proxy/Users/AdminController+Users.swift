@@ -20,6 +20,19 @@ extension AdminController {
             let tenant = try await requireTenant(context)
             return try json(AdminResources.ListBody(data: try await directory.openInvites(tenantID: tenant.id).map(AdminResources.InviteBody.init)))
         }
+        admin.delete("tenants/:id/invites/:invite", .tenant(.manageUsers)) { _, context in
+            let tenant = try await requireTenant(context)
+            let id = context.parameters.get("invite") ?? ""
+            guard let revoked = try await context.record("invite_revoked", target: { _ in id }, { db in
+                try Directory.revokeInvite(id: id, tenantID: tenant.id, now: Date(), in: db)
+            }) else {
+                throw OpenAIError(
+                    status: 404, message: "Tenant '\(tenant.id)' has no open invite '\(id.prefix(DisplayName.longest))'.",
+                    type: "invalid_request_error", code: "not_found"
+                )
+            }
+            return try json(AdminResources.InviteBody(revoked))
+        }
         admin.get("tenants/:id/users", .tenant(.manageUsers)) { _, context in
             let tenant = try await requireTenant(context)
             return try json(AdminResources.ListBody(data: try await directory.users(tenantID: tenant.id).map(AdminResources.UserBody.init)))

@@ -22,6 +22,19 @@ enum AuditPayload {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// A URL without what may carry a credential: its user and password, its query and
+    /// its fragment (a webhook's `?token=`).
+    static func redactedURL(_ text: String) -> String {
+        guard var components = URLComponents(string: text) else { return redaction }
+        if components.user != nil || components.password != nil {
+            components.user = nil
+            components.password = nil
+        }
+        if components.query != nil { components.query = "redacted" }
+        if components.fragment != nil { components.fragment = "redacted" }
+        return components.string ?? redaction
+    }
+
     private static func redact(_ value: Any) -> Any {
         if let object = value as? [String: Any] {
             var clean: [String: Any] = [:]
@@ -29,6 +42,10 @@ enum AuditPayload {
                 let lower = name.lowercased()
                 let secret = secretFields.contains(lower) || lower.hasSuffix("_secret") || lower.hasSuffix("_token")
                     || lower.hasSuffix("_password")
+                if lower == "url", let text = field as? String {
+                    clean[name] = redactedURL(text)
+                    continue
+                }
                 clean[name] = secret && !(field is NSNull) ? redaction : redact(field)
             }
             return clean
