@@ -41,9 +41,7 @@ extension AdminController {
 
     /// The tenant of the tenant key `:id`, as a whole: what its budget is about.
     var tenantOfKey: @Sendable (Parameters) async throws -> ResourceOwner? {
-        { [directory] parameters in
-            try await directory.key(id: parameters.get("id") ?? "").map { ResourceOwner(tenantID: $0.tenantID) }
-        }
+        { [keyOwner] parameters in try await keyOwner(parameters).map { ResourceOwner(tenantID: $0.tenantID) } }
     }
 
     private func setBudget(
@@ -51,7 +49,7 @@ extension AdminController {
     ) async throws -> Response {
         let body: AdminResources.SetBudget? = try await decode(request, context)
         guard let body else {
-            try await context.record("budget_cleared", tenant: { _ in tenantID }, target: { _ in scope.id }) { db in
+            _ = try await context.record("budget_cleared", tenant: { _ in tenantID }, target: { _ in scope.id }) { db in
                 try Self.recordBudgetRevocation(scope, tenantID: tenantID, in: db)
                 return try Ledger.clearBudget(scope, in: db)
             }

@@ -278,12 +278,20 @@ struct AdminController {
     /// Decodes a management request's JSON body, and gives its audit entry the body with
     /// every secret redacted.
     func decode<T: Decodable>(_ request: Request, _ context: ManagementContext) async throws -> T {
+        let (value, data): (T, Data) = try await decodeBody(request, limit: maximumBodyBytes)
+        context.trail.setPayload(AuditPayload.redacted(data))
+        return value
+    }
+
+    /// Reads at most `limit` bytes of a JSON body and decodes it, with the body's bytes.
+    /// - Throws: `OpenAIError` 413 past the limit, 400 naming what is wrong (and where).
+    func decodeBody<T: Decodable>(_ request: Request, limit: Int) async throws -> (T, Data) {
         var request = request
         let body: ByteBuffer
         do {
-            body = try await request.collectBody(upTo: maximumBodyBytes)
+            body = try await request.collectBody(upTo: limit)
         } catch is NIOTooManyBytesError {
-            throw OpenAIError.bodyTooLarge(limit: maximumBodyBytes)
+            throw OpenAIError.bodyTooLarge(limit: limit)
         }
         // The scanner names what is wrong and where (invalid UTF-8, say), which
         // JSONDecoder's "not valid JSON" does not.
@@ -301,9 +309,8 @@ struct AdminController {
             }
         }
         let data = Data(buffer: body)
-        context.trail.setPayload(AuditPayload.redacted(data))
         do {
-            return try AdminResources.decoder.decode(T.self, from: data)
+            return (try AdminResources.decoder.decode(T.self, from: data), data)
         } catch {
             throw OpenAIError(decoding: error)
         }

@@ -148,7 +148,6 @@ enum AdminResources {
             let text = try container.decode(String.self)
             guard text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), AdminController.fieldsAreInRange(text),
                   let date = try? Date(text, strategy: .iso8601)
-                    ?? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
             else {
                 throw DecodingError.dataCorruptedError(
                     in: container, debugDescription: "Expected an RFC 3339 time such as 2026-11-23T10:00:00Z."

@@ -33,6 +33,9 @@ struct Accounts: Sendable {
     init(settings: AccountSettings) throws {
         self.settings = settings
         self.mailer = try settings.smtpURL.map { try SMTPMailer(configuration: try SMTPConfiguration(url: $0)) }
+        // The decoy hash costs one bcrypt: pay it at start-up, not in the first sign-in
+        // of an unknown email (on a thread of the concurrency pool).
+        _ = Passwords.decoy
     }
 
     /// `; Secure` when people reach Switchyard over https, so the browser never sends the

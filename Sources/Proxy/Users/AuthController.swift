@@ -204,18 +204,7 @@ struct AuthController {
                 type: "invalid_request_error", code: "unsupported_media_type"
             )
         }
-        var request = request
-        let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: 16 << 10)
-        } catch is NIOTooManyBytesError {
-            throw OpenAIError.bodyTooLarge(limit: 16 << 10)
-        }
-        do {
-            return try AdminResources.decoder.decode(T.self, from: Data(buffer: body))
-        } catch {
-            throw OpenAIError(decoding: error)
-        }
+        return try await admin.decodeBody(request, limit: 16 << 10).0
     }
 
     private static func requireUser(_ context: ManagementContext) throws(OpenAIError) -> User {
