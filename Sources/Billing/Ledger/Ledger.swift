@@ -152,6 +152,53 @@ public struct Ledger: Sendable {
                 CREATE INDEX usage_events_by_user_time ON usage_events(user_id, started_at) WHERE user_id IS NOT NULL;
                 """)
         }
+        migrator.registerMigration("billing 3: engine occupancy, hourly rollups") { db in
+            // engine_pool and slot_ms: the engine pool that served a request and how long it
+            // held slots there (NULL for external providers), the basis of GPU cost by
+            // occupancy. usage_rollups holds hourly sums of usage_events, kept in the same
+            // transaction as the events and read by reports; a NULL dimension is ''.
+            // Rollups outlive the raw events they sum (retention prunes events only).
+            try db.execute(sql: """
+                ALTER TABLE usage_events ADD COLUMN engine_pool TEXT;
+                ALTER TABLE usage_events ADD COLUMN slot_ms INTEGER;
+                CREATE TABLE usage_rollups (
+                    hour INTEGER NOT NULL,
+                    tenant_id TEXT NOT NULL,
+                    tenant_key_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    model TEXT NOT NULL,
+                    deployment TEXT NOT NULL,
+                    provider TEXT NOT NULL,
+                    provider_key_id TEXT NOT NULL,
+                    engine_pool TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    currency TEXT NOT NULL,
+                    requests INTEGER NOT NULL,
+                    prompt_tokens INTEGER NOT NULL,
+                    cached_tokens INTEGER NOT NULL,
+                    completion_tokens INTEGER NOT NULL,
+                    reasoning_tokens INTEGER NOT NULL,
+                    estimated_requests INTEGER NOT NULL,
+                    cost_micros INTEGER NOT NULL,
+                    billed_micros INTEGER NOT NULL,
+                    billed_requests INTEGER NOT NULL,
+                    slot_ms INTEGER NOT NULL,
+                    PRIMARY KEY (
+                        hour, tenant_id, tenant_key_id, user_id, model, deployment, provider,
+                        provider_key_id, engine_pool, status, currency
+                    )
+                ) WITHOUT ROWID;
+                INSERT INTO usage_rollups
+                SELECT (started_at / 3600000) * 3600000, tenant_id, coalesce(tenant_key_id, ''),
+                       coalesce(user_id, ''), model, coalesce(deployment, ''), coalesce(provider, ''),
+                       coalesce(provider_key_id, ''), '', status, currency,
+                       count(*), sum(prompt_tokens), sum(cached_tokens), sum(completion_tokens),
+                       sum(reasoning_tokens), sum(tokens_estimated), sum(cost_micros),
+                       sum(coalesce(billed_micros, 0)), count(billed_micros), 0
+                FROM usage_events
+                GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11;
+                """)
+        }
         return migrator
     }
 }

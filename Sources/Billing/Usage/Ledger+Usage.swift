@@ -13,27 +13,33 @@ extension Ledger {
     ///   - now: the time alerts and their deliveries are recorded at.
     public func record(_ events: [UsageEvent], now: Date = Date()) async throws {
         guard !events.isEmpty else { return }
-        try await pool.write { db in try Self.insert(events, now: now, in: db) }
+        try await pool.write { db in _ = try Self.insert(events, now: now, in: db) }
     }
 
     /// The same as `record`, blocking the caller: for the last flush at shutdown, which
     /// must happen even when the task that makes it has been cancelled.
     public func recordBlocking(_ events: [UsageEvent], now: Date = Date()) throws {
         guard !events.isEmpty else { return }
-        try pool.write { db in try Self.insert(events, now: now, in: db) }
+        try pool.write { db in _ = try Self.insert(events, now: now, in: db) }
     }
 
-    private static func insert(_ events: [UsageEvent], now: Date, in db: GRDB.Database) throws {
+    /// Inserts the events not stored before and adds them to the hourly rollups, the
+    /// budget totals and the billing, all in the caller's transaction.
+    /// - Returns: how many of the events were new.
+    @discardableResult
+    static func insert(_ events: [UsageEvent], now: Date, in db: GRDB.Database) throws -> Int {
         let statement = try db.cachedStatement(sql: """
             INSERT OR IGNORE INTO usage_events (
                 request_id, tenant_id, tenant_key_id, model, deployment, provider, provider_key_id,
                 prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, tokens_estimated,
                 cost_micros, currency, status, error_type, started_at, ttft_ms, duration_ms,
-                streamed, client_aborted, queue_ms, spilled, user_id
-            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                streamed, client_aborted, queue_ms, spilled, user_id, engine_pool, slot_ms
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let bill = try db.cachedStatement(sql: "UPDATE usage_events SET billed_micros = ? WHERE id = ?")
         var tally = BudgetTally(now: now)
+        var rollup = UsageRollup()
+        var inserted = 0
         for event in events {
             try statement.execute(arguments: [
                 event.requestID, event.tenantID, event.tenantKeyID, event.model, event.deployment, event.provider,
@@ -41,14 +47,20 @@ extension Ledger {
                 event.tokensEstimated, event.costMicros, event.currency, event.status, event.errorType,
                 event.startedAt.ledgerMilliseconds, event.timeToFirstTokenMilliseconds, event.durationMilliseconds,
                 event.streamed, event.clientAborted, event.queueMilliseconds, event.spilled, event.userID,
+                event.enginePool, event.slotMilliseconds,
             ])
             // A request id seen before inserts nothing, and must change no total either.
             guard db.changesCount == 1 else { continue }
+            inserted += 1
             let rowID = db.lastInsertedRowID
-            if let billed = try tally.meter(event, in: db) {
+            let billed = try tally.meter(event, in: db)
+            if let billed {
                 try bill.execute(arguments: [billed, rowID])
             }
+            rollup.add(event, billed: billed)
         }
+        try rollup.write(in: db)
+        return inserted
     }
 
     /// The stored event of one request.
@@ -138,6 +150,8 @@ extension Ledger {
             clientAborted: row["client_aborted"],
             queueMilliseconds: row["queue_ms"],
             spilled: row["spilled"],
+            enginePool: row["engine_pool"],
+            slotMilliseconds: row["slot_ms"],
             billedMicros: row["billed_micros"],
             userID: row["user_id"]
         )

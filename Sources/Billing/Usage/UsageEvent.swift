@@ -33,6 +33,11 @@ public struct UsageEvent: Sendable, Equatable {
     public var queueMilliseconds: Int?
     /// True when a saturated engine pool sent the request to an external provider.
     public var spilled: Bool
+    /// The engine pool whose slot served the request; nil for external providers.
+    public var enginePool: String?
+    /// Milliseconds the attempt that answered held its engine slot: the request's
+    /// occupancy of the pool, the basis of its share of the pool's cost. nil for providers.
+    public var slotMilliseconds: Int?
     /// What the tenant is billed for the request beyond its quota, in micro-units of
     /// `currency`; nil when it is not billed through Switchyard. Set by the ledger when it
     /// stores the event (from `terms`); ignored on the way in.
@@ -68,6 +73,8 @@ public struct UsageEvent: Sendable, Equatable {
         clientAborted: Bool = false,
         queueMilliseconds: Int? = nil,
         spilled: Bool = false,
+        enginePool: String? = nil,
+        slotMilliseconds: Int? = nil,
         billedMicros: Int64? = nil,
         userID: String? = nil,
         terms: BillingTerms? = nil
@@ -95,6 +102,8 @@ public struct UsageEvent: Sendable, Equatable {
         self.clientAborted = clientAborted
         self.queueMilliseconds = queueMilliseconds
         self.spilled = spilled
+        self.enginePool = enginePool
+        self.slotMilliseconds = slotMilliseconds
         self.billedMicros = billedMicros
         self.userID = userID
         self.terms = terms

@@ -49,6 +49,7 @@ struct AdminController {
         addWebhookRoutes(to: admin)
         addUserRoutes(to: admin)
         addAuditRoutes(to: admin)
+        addReportRoutes(to: admin)
     }
 
     /// The tenant and owner of the tenant key `:id`, for authorising what is done to it.

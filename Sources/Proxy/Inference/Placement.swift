@@ -43,6 +43,15 @@ struct Placement: Sendable {
     /// How long the request waited for its engine slot; zero for providers.
     var queueWait: Duration { lease?.waited ?? .zero }
 
+    /// The engine pool holding the slot; nil for providers.
+    var enginePoolName: String? { pool?.name }
+
+    /// How long the slot has been held by `now`: the request's occupancy of the pool, the
+    /// basis of its share of the pool's cost. nil for providers.
+    func slotTime(until now: ContinuousClock.Instant) -> Duration? {
+        lease.map { now - $0.grantedAt }
+    }
+
     /// Takes the credential this attempt was sent with out of upstream text the tenant
     /// sees, and what would name the upstream: its model becomes `publicModel`.
     func redaction(naming publicModel: String) -> SecretRedaction {

@@ -135,6 +135,7 @@ final class RequestMeter: Sendable {
         )
         let price = outcome.deployment?.price
         let schedule = schedule.withLock { $0 }
+        let placement = placement.withLock { $0 }
         return UsageEvent(
             requestID: facts.requestID,
             tenantID: facts.tenant.tenantID,
@@ -142,7 +143,7 @@ final class RequestMeter: Sendable {
             model: facts.model,
             deployment: outcome.deployment?.id,
             provider: outcome.deployment?.providerID,
-            providerKeyID: placement.withLock { $0?.key?.key.id },
+            providerKeyID: placement?.key?.key.id,
             promptTokens: usage.promptTokens,
             cachedTokens: usage.cachedPromptTokens,
             completionTokens: usage.completionTokens,
@@ -163,6 +164,8 @@ final class RequestMeter: Sendable {
             clientAborted: outcome.clientAborted,
             queueMilliseconds: schedule.queueWait.map(\.wholeMilliseconds),
             spilled: schedule.spilled,
+            enginePool: placement?.enginePoolName,
+            slotMilliseconds: placement?.slotTime(until: now).map(\.wholeMilliseconds),
             userID: facts.tenant.userID,
             terms: facts.terms
         )

@@ -38,6 +38,22 @@ public struct SwitchyardServer: Sendable {
         public var accounts: AccountSettings
         /// How often the directory is read for revocations made through another replica.
         public var revocationPollInterval: Duration
+        /// Where usage events wait until they are delivered.
+        public var spool: SpoolLocation
+        /// Days raw usage events are kept (rollups are kept for good); nil keeps them all.
+        public var retainEventsDays: Int?
+        /// With Redis: whether this process also moves the usage stream into the ledger
+        /// (what `switchyard meter` does), for a single replica.
+        public var meterInProcess: Bool
+
+        /// Where a replica spools its usage events.
+        public enum SpoolLocation: Sendable, Equatable {
+            /// `<database>-spool/`, beside the database file.
+            case besideDatabase
+            case directory(String)
+            /// No spool: events wait in memory, and a crash loses them (for benchmarks).
+            case off
+        }
 
         public init(
             host: String = "127.0.0.1",
@@ -54,7 +70,10 @@ public struct SwitchyardServer: Sendable {
             keyCatalogueRefreshInterval: Duration = .seconds(1),
             scheduling: EnginePool.Scheduling = .contract,
             accounts: AccountSettings = AccountSettings(),
-            revocationPollInterval: Duration = .milliseconds(250)
+            revocationPollInterval: Duration = .milliseconds(250),
+            spool: SpoolLocation = .besideDatabase,
+            retainEventsDays: Int? = 400,
+            meterInProcess: Bool = false
         ) {
             self.host = host
             self.port = port
@@ -71,6 +90,9 @@ public struct SwitchyardServer: Sendable {
             self.scheduling = scheduling
             self.accounts = accounts
             self.revocationPollInterval = revocationPollInterval
+            self.spool = spool
+            self.retainEventsDays = retainEventsDays
+            self.meterInProcess = meterInProcess
         }
     }
 
@@ -82,6 +104,8 @@ public struct SwitchyardServer: Sendable {
     /// When tenant keys were last used, written in batches.
     public let keyUses: KeyUseRecorder
     public let usageWriter: UsageWriter
+    /// The usage stream events go to, with Redis.
+    let usageStream: RedisUsageStream?
     public let httpClient: HTTPClient
     public let metrics = ProxyMetrics()
     /// Tells requests still running when the grace period ends that it has.
@@ -111,7 +135,18 @@ public struct SwitchyardServer: Sendable {
         let database = try SwitchyardDatabase(path: options.databasePath)
         self.directory = database.directory
         self.ledger = database.ledger
-        self.usageWriter = UsageWriter(ledger: ledger, flushInterval: options.usageFlushInterval, logger: logger)
+        let spool: UsageSpool? = switch options.spool {
+        case .besideDatabase: try UsageSpool(root: options.databasePath + "-spool")
+        case .directory(let path): try UsageSpool(root: path)
+        case .off: nil
+        }
+        // With Redis, replicas hand their events to the usage stream; `switchyard meter`
+        // (or a replica with `meterInProcess`) is the one writer of the ledger.
+        self.usageStream = redisClient.map { RedisUsageStream(client: $0, logger: logger) }
+        self.usageWriter = UsageWriter(
+            sink: usageStream ?? LedgerSink(ledger: ledger), spool: spool, flushInterval: options.usageFlushInterval,
+            logger: logger
+        )
         self.keyUses = KeyUseRecorder(directory: directory, flushInterval: options.usageFlushInterval, logger: logger)
         let topology = self.topology
         self.tenantAuthenticator = TenantAuthenticator(directory: directory, ledger: ledger) { tenant in

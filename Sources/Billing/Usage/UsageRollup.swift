@@ -1,0 +1,108 @@
+import GRDB
+
+/// The hourly sums of usage events that reports read, kept in `usage_rollups` by the
+/// transaction that stores the events. One row per hour and combination of the
+/// dimensions; an absent dimension is the empty string.
+struct UsageRollup {
+    struct Key: Hashable {
+        var hour: Int64
+        var tenantID: String
+        var tenantKeyID: String
+        var userID: String
+        var model: String
+        var deployment: String
+        var provider: String
+        var providerKeyID: String
+        var enginePool: String
+        var status: Int
+        var currency: String
+
+        init(_ event: UsageEvent) {
+            hour = UsageRollup.hour(containing: event.startedAt.ledgerMilliseconds)
+            tenantID = event.tenantID
+            tenantKeyID = event.tenantKeyID ?? ""
+            userID = event.userID ?? ""
+            model = event.model
+            deployment = event.deployment ?? ""
+            provider = event.provider ?? ""
+            providerKeyID = event.providerKeyID ?? ""
+            enginePool = event.enginePool ?? ""
+            status = event.status
+            currency = event.currency
+        }
+    }
+
+    struct Sums {
+        var requests = 0
+        var promptTokens = 0
+        var cachedTokens = 0
+        var completionTokens = 0
+        var reasoningTokens = 0
+        var estimatedRequests = 0
+        var costMicros: Int64 = 0
+        var billedMicros: Int64 = 0
+        var billedRequests = 0
+        var slotMilliseconds = 0
+
+        mutating func add(_ event: UsageEvent, billed: Int64?) {
+            requests += 1
+            promptTokens &+= event.promptTokens
+            cachedTokens &+= event.cachedTokens
+            completionTokens &+= event.completionTokens
+            reasoningTokens &+= event.reasoningTokens
+            estimatedRequests += event.tokensEstimated ? 1 : 0
+            costMicros &+= event.costMicros
+            if let billed {
+                billedMicros &+= billed
+                billedRequests += 1
+            }
+            slotMilliseconds &+= event.slotMilliseconds ?? 0
+        }
+    }
+
+    static let hourMilliseconds: Int64 = 3_600_000
+
+    /// The start of the UTC hour holding `milliseconds`.
+    static func hour(containing milliseconds: Int64) -> Int64 {
+        milliseconds - ((milliseconds % hourMilliseconds) + hourMilliseconds) % hourMilliseconds
+    }
+
+    /// The sums of one batch, grouped as the table groups them: a batch of thousands of
+    /// events becomes a few upserts.
+    private(set) var rows: [Key: Sums] = [:]
+
+    mutating func add(_ event: UsageEvent, billed: Int64?) {
+        rows[Key(event), default: Sums()].add(event, billed: billed)
+    }
+
+    /// Adds the batch's sums to the table.
+    func write(in db: Database) throws {
+        guard !rows.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO usage_rollups (
+                hour, tenant_id, tenant_key_id, user_id, model, deployment, provider, provider_key_id,
+                engine_pool, status, currency, requests, prompt_tokens, cached_tokens, completion_tokens,
+                reasoning_tokens, estimated_requests, cost_micros, billed_micros, billed_requests, slot_ms
+            ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT DO UPDATE SET
+                requests = requests + excluded.requests,
+                prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                cached_tokens = cached_tokens + excluded.cached_tokens,
+                completion_tokens = completion_tokens + excluded.completion_tokens,
+                reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+                estimated_requests = estimated_requests + excluded.estimated_requests,
+                cost_micros = cost_micros + excluded.cost_micros,
+                billed_micros = billed_micros + excluded.billed_micros,
+                billed_requests = billed_requests + excluded.billed_requests,
+                slot_ms = slot_ms + excluded.slot_ms
+            """)
+        for (key, sums) in rows {
+            try statement.execute(arguments: [
+                key.hour, key.tenantID, key.tenantKeyID, key.userID, key.model, key.deployment, key.provider,
+                key.providerKeyID, key.enginePool, key.status, key.currency, sums.requests, sums.promptTokens,
+                sums.cachedTokens, sums.completionTokens, sums.reasoningTokens, sums.estimatedRequests, sums.costMicros,
+                sums.billedMicros, sums.billedRequests, sums.slotMilliseconds,
+            ])
+        }
+    }
+}
