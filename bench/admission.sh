@@ -55,13 +55,13 @@ export SWITCHYARD_URL="http://127.0.0.1:$REDIS_PROXY_PORT"
 new_key() { # tier -> a tenant key of a new tenant of that tier
     local tenant
     tenant=$("$BIN" tenant create --name "bench-$1" --tier "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    "$BIN" key create --tenant "$tenant" --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+    tenant_key "$tenant"
 }
 OPEN_KEY=$(new_key bench-open)
 LIMITED_KEY=$(new_key bench-limited)
 # A limited tenant with a monthly budget and a daily key budget that never refuse.
 BUDGET_TENANT=$("$BIN" tenant create --name bench-budgeted --tier bench-limited --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-BUDGET_KEY_JSON=$("$BIN" key create --tenant "$BUDGET_TENANT" --name bench --json)
+BUDGET_KEY_JSON=$(tenant_key "$BUDGET_TENANT" bench json)
 BUDGET_KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["key"])' "$BUDGET_KEY_JSON")
 BUDGET_KEY_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$BUDGET_KEY_JSON")
 "$BIN" budget set --tenant "$BUDGET_TENANT" --period month --limit-tokens 1000000000000000 --limit-micros 1000000000000000 >/dev/null

@@ -66,3 +66,34 @@ for pool in config["engine_pools"]:
 print(json.dumps(config))
 PY
 }
+
+# Prints a new tenant key of `tenant`, made as the tenant's org admin (the admin token makes
+# no tenant keys): the first call for a tenant invites bench-<tenant>@example.com and
+# accepts the invite. Needs $SWITCHYARD_URL and $SWITCHYARD_ADMIN_TOKEN.
+# With "json" as the third argument it prints the key's whole JSON instead (id included).
+tenant_key() { # tenant [name] [json]
+    python3 - "$SWITCHYARD_URL" "$SWITCHYARD_ADMIN_TOKEN" "$1" "${2:-bench}" "${3:-}" <<'PY'
+import json, secrets, sys, urllib.error, urllib.request
+url, admin, tenant, name, form = sys.argv[1:]
+def call(method, path, body, token):
+    request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method=method,
+                                     headers={"content-type": "application/json", "authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+status, invite = call("POST", f"/admin/v1/tenants/{tenant}/invites",
+                      {"email": f"bench-{tenant}-{secrets.token_hex(4)}@example.com", "role": "org_admin"}, admin)
+if status != 201:
+    sys.exit(f"inviting the bench user failed: {invite}")
+status, session = call("POST", f"/auth/invites/{invite['token']}/accept",
+                       {"name": "Bench", "password": secrets.token_urlsafe(18)}, "")
+if status != 201:
+    sys.exit(f"accepting the bench invite failed: {session}")
+status, key = call("POST", f"/admin/v1/tenants/{tenant}/keys", {"name": name}, session["token"])
+if status != 201:
+    sys.exit(f"creating the bench key failed: {key}")
+print(json.dumps(key) if form == "json" else key["key"])
+PY
+}

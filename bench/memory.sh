@@ -129,7 +129,7 @@ stop_serve() {
 
 start_serve
 TENANT=$("$BIN" tenant create --name bench --tier enterprise --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-TENANT_KEY=$("$BIN" key create --tenant "$TENANT" --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+TENANT_KEY=$(tenant_key "$TENANT")
 
 label="${LABEL:-serve${SERVE_ENV:+ with $SERVE_ENV}${SERVE_WRAPPER:+ under $SERVE_WRAPPER}}"
 echo "==> $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \

@@ -6,6 +6,7 @@
 #   bench/run.sh                 # 32 connections, 10 s per run
 #   SWITCHYARD_BIN=path bench/run.sh   # an existing binary (to compare two builds)
 #   CONNECTIONS=64 DURATION=20 bench/run.sh
+#   SERVE_ARGS="--spool off" bench/run.sh   # extra flags for switchyard serve
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
@@ -18,11 +19,11 @@ build_release switchyard
 start_engine
 PROXY_PORT=$(free_port)
 export SWITCHYARD_ADMIN_TOKEN="bench-admin-token-$(date +%s)"
-SWITCHYARD_LOG_LEVEL=warning "$BIN" serve --config "$WORK/providers.json" --db "$WORK/ledger.sqlite" --port "$PROXY_PORT" >"$WORK/serve.log" 2>&1 &
+SWITCHYARD_LOG_LEVEL=warning "$BIN" serve --config "$WORK/providers.json" --db "$WORK/ledger.sqlite" --port "$PROXY_PORT" ${SERVE_ARGS:-} >"$WORK/serve.log" 2>&1 &
 wait_for "http://127.0.0.1:$PROXY_PORT/health"
 export SWITCHYARD_URL="http://127.0.0.1:$PROXY_PORT"
 TENANT=$("$BIN" tenant create --name bench --tier enterprise --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-TENANT_KEY=$("$BIN" key create --tenant "$TENANT" --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+TENANT_KEY=$(tenant_key "$TENANT")
 
 PLAIN='{"model":"chat-small","messages":[{"role":"user","content":"Benchmark the proxy path"}],"max_tokens":16}'
 STREAM='{"model":"chat-small","messages":[{"role":"user","content":"Benchmark the proxy path"}],"max_tokens":16,"stream":true}'

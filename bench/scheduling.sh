@@ -63,7 +63,7 @@ export SWITCHYARD_ADMIN_TOKEN="bench-admin-token-$(date +%s)"
 new_key() { # tier -> a tenant key of a new tenant of that tier
     local tenant
     tenant=$("$BIN" tenant create --name "bench-$1" --tier "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    "$BIN" key create --tenant "$tenant" --name k --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+    tenant_key "$tenant" k
 }
 # The engine's own queue (vllm:num_requests_waiting), read halfway through a run.
 engine_waiting() {

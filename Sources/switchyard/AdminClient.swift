@@ -26,6 +26,19 @@ struct AdminClient {
     /// one); exits with the server's message on an error status. `body` is any JSON value,
     /// `NSNull()` included.
     func send(_ method: HTTPMethod, _ path: String, body: Any? = nil) async throws -> [String: Any] {
+        let (data, _) = try await exchange(method, path, body: body)
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    /// Sends a `GET` and returns the answer's body as text with its headers (a CSV
+    /// report, say); exits with the server's message on an error status, as `send` does.
+    func text(_ path: String) async throws -> (text: String, headers: HTTPHeaders) {
+        let (data, headers) = try await exchange(.GET, path, body: nil)
+        return (String(decoding: data, as: UTF8.self), headers)
+    }
+
+    /// Sends a request and returns the body and headers of a successful answer.
+    private func exchange(_ method: HTTPMethod, _ path: String, body: Any?) async throws -> (Data, HTTPHeaders) {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let credential { request.headers.add(name: "authorization", value: "Bearer \(credential.token)") }
@@ -34,16 +47,18 @@ struct AdminClient {
             request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body, options: [.fragmentsAllowed])))
         }
         let status: HTTPResponseStatus
+        let headers: HTTPHeaders
         let data: Data
         do {
             let response = try await Self.http.execute(request, timeout: timeout)
             status = response.status
+            headers = response.headers
             data = Data(buffer: try await response.body.collect(upTo: 64 << 20))
         } catch {
             throw CLIError("cannot reach Switchyard at \(baseURL): \(NetworkFailure.describe(error))")
         }
-        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         guard (200..<300).contains(status.code) else {
+            let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
             let message = (object["error"] as? [String: Any])?["message"] as? String ?? "status \(status.code)"
             guard status == .unauthorized, let credential else { throw CLIError("\(message) (HTTP \(status.code))", status: status.code) }
             // Say which credential was refused: with four places to find one, the user
@@ -53,7 +68,7 @@ struct AdminClient {
             }
             throw CLIError("\(message) (HTTP 401, sending \(credential))", status: status.code)
         }
-        return object
+        return (data, headers)
     }
 
     /// `text` made safe as one segment of a path, for ids and emails typed by the user.

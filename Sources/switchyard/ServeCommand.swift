@@ -64,6 +64,15 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Hours a sign-in session lasts.")
     var sessionHours: Int = 12
 
+    @Flag(help: "With --redis: also move the usage stream into the ledger in this process (what `switchyard meter` does), for a single replica or to be the one meter.")
+    var meter = false
+
+    @Option(help: "Days raw usage events are kept in the ledger (hourly rollups are kept for good); pruned by the process that writes the ledger: this one without --redis or with --meter, else `switchyard meter`.")
+    var retainEventsDays: Int = 400
+
+    @Option(help: "Where usage events wait until delivered: a directory, or 'off' to hold them in memory only, which loses them on a crash (for benchmarks). Default: <db>-spool beside the database.")
+    var spool: String?
+
     func validate() throws {
         guard EnginePool.Scheduling(rawValue: scheduling) != nil else {
             throw ValidationError("--scheduling must be 'contract' or 'fifo', not '\(scheduling)'.")
@@ -82,6 +91,21 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (1...1_000_000).contains(maxConnections) else {
             throw ValidationError("--max-connections must be from 1 to 1000000, not \(maxConnections).")
+        }
+        guard (1...36_500).contains(retainEventsDays) else {
+            throw ValidationError("--retain-events-days must be from 1 to 36500, not \(retainEventsDays).")
+        }
+        if let spool, spool.isEmpty {
+            throw ValidationError("--spool must be a directory or 'off', not empty.")
+        }
+    }
+
+    /// Where the usage writer spools, from `--spool`.
+    private var spoolLocation: SwitchyardServer.Options.SpoolLocation {
+        switch spool {
+        case nil: .besideDatabase
+        case "off": .off
+        case let path?: .directory(path)
         }
     }
 
@@ -107,6 +131,11 @@ struct ServeCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("switchyard: --redis: \(error)\n".utf8))
                 throw ExitCode(2)
             }
+        } else if meter {
+            FileHandle.standardError.write(Data(
+                "switchyard: --meter needs --redis (or SWITCHYARD_REDIS_URL): it moves the usage stream in Redis into the ledger; without Redis this process writes the ledger itself\n".utf8
+            ))
+            throw ExitCode(2)
         }
 
         let smtpURL = environment["SWITCHYARD_SMTP_URL"].flatMap { $0.isEmpty ? nil : $0 }
@@ -184,7 +213,10 @@ struct ServeCommand: AsyncParsableCommand {
                     sessionLifetime: TimeInterval(sessionHours) * 3600,
                     publicURL: publicURL ?? environment["SWITCHYARD_PUBLIC_URL"].flatMap { $0.isEmpty ? nil : $0 },
                     smtpURL: smtpURL
-                )
+                ),
+                spool: spoolLocation,
+                retainEventsDays: retainEventsDays,
+                meterInProcess: meter
             ),
             logger: logger
         )

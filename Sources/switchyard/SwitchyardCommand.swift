@@ -7,6 +7,7 @@ struct SwitchyardCommand: AsyncParsableCommand {
         abstract: "A multi-tenant, multi-provider OpenAI-compatible model proxy.",
         subcommands: [
             ServeCommand.self,
+            MeterCommand.self,
             LoginCommand.self,
             LogoutCommand.self,
             WhoamiCommand.self,
@@ -14,6 +15,7 @@ struct SwitchyardCommand: AsyncParsableCommand {
             KeyCommand.self,
             ProviderKeyCommand.self,
             UsageCommand.self,
+            ReportCommand.self,
             BudgetCommand.self,
             PoolsCommand.self,
             UserCommand.self,

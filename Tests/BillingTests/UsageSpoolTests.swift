@@ -62,6 +62,28 @@ struct UsageSpoolTests {
         #expect(object["slot_ms"] as? Int == 1_234)
     }
 
+    @Test("the wire reader refuses what is not a whole event, and skips keys it does not know")
+    func wireRefusals() throws {
+        let line = usageEvent("req-1").wireJSON()
+        for cut in [1, 10, line.count / 2, line.count - 1] {
+            #expect(throws: UsageEventWireError.self) { try UsageEvent(wireJSON: line.prefix(cut)) }
+        }
+        for bad in ["", "[]", "null", "{\"request_id\":1}", "{} {}", "{\"request_id\":\"a\\q\"}", "{\"a\":tru}",
+                    "{\"a\":\"\u{1}\"}", "{\"cost_micros\":99999999999999999999}", "{\"a\":\"\\ud800\"}"] {
+            #expect(throws: UsageEventWireError.self, "\(bad)") { try UsageEvent(wireJSON: Array(bad.utf8)) }
+        }
+        // JSON that a newer writer might send: spaces, unknown keys, escaped slashes and pairs.
+        var text = String(decoding: line, as: UTF8.self)
+        text.removeLast()
+        text = " " + text.replacingOccurrences(of: ",", with: " , ") + #", "future_field": {"nested": [1, 2]} }"#
+        #expect(throws: UsageEventWireError.self, "a nested value is not part of the wire form") {
+            try UsageEvent(wireJSON: Array(text.utf8))
+        }
+        let spaced = " " + String(decoding: line, as: UTF8.self).replacingOccurrences(of: ",", with: " ,\n ")
+            .replacingOccurrences(of: "}", with: #", "added_later": "x\/y \ud83d\ude80", "n": null }"#)
+        #expect(try UsageEvent(wireJSON: Array(spaced.utf8)) == usageEvent("req-1"))
+    }
+
     @Test("appended events are read back from the sealed segment; nothing appended seals nothing")
     func appendSealRead() throws {
         let folder = try TemporaryFolder()
@@ -137,6 +159,7 @@ struct UsageSpoolTests {
             }
             #expect(try await ledger.usageSummary(UsageQuery(groupBy: .tenant)).first?.requests == nil)
             let writer = UsageWriter(sink: LedgerSink(ledger: ledger), spool: try UsageSpool(root: root), logger: logger)
+            #expect(writer.statistics.pending == 50, "what the spool holds is pending from the start")
             await writer.flush()
             for event in events {
                 #expect(try await ledger.usageEvent(requestID: event.requestID) == event)
@@ -182,6 +205,31 @@ struct UsageSpoolTests {
             for event in events {
                 #expect(try await ledger.usageEvent(requestID: event.requestID) == event)
             }
+        }
+    }
+
+    @Test("a full disk: events the spool cannot take are held in memory and delivered; only beyond memory are they dropped")
+    func diskFull() async throws {
+        try await withLedger { ledger, folder async throws in
+            let spool = try UsageSpool(root: folder.url.path + "/spool")
+            // The next segment is /dev/full: every write to it fails with ENOSPC.
+            let segment = spool.directory + "/0000000000000001.events"
+            try FileManager.default.createSymbolicLink(atPath: segment, withDestinationPath: "/dev/full")
+            let writer = UsageWriter(sink: LedgerSink(ledger: ledger), spool: spool, capacity: 2, logger: logger)
+            (1...3).forEach { writer.record(usageEvent("req-\($0)")) }
+            #expect(writer.statistics.spoolFailures == 3)
+            #expect(writer.statistics.dropped == 1)
+            #expect(writer.statistics.pending == 2)
+            await writer.flush()
+            #expect(writer.statistics.written == 2)
+            #expect(try await ledger.usageEvent(requestID: "req-1") != nil)
+            #expect(try await ledger.usageEvent(requestID: "req-2") != nil)
+            #expect(try await ledger.usageEvent(requestID: "req-3") == nil)
+            // The disk has room again: the next events are spooled as usual.
+            writer.record(usageEvent("req-4"))
+            #expect(writer.statistics.spoolFailures == 3)
+            await writer.flush()
+            #expect(try await ledger.usageEvent(requestID: "req-4") != nil)
         }
     }
 

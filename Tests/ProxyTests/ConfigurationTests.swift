@@ -1,3 +1,4 @@
+import Billing
 import Foundation
 import Pools
 import Testing
@@ -75,6 +76,8 @@ struct ConfigurationTests {
             (#""routes": ["sim-llama"]"#, #""routes": ["sim-llama"], "routing": "cheapest""#, "$.models[0].routing"),
             (#""slots": 4 }] },"#, #""slots": 4 }], "max_queue": -3 },"#, "$.engine_pools[0].max_queue"),
             (#""slots": 4 }] },"#, #""slots": 4 }], "forward_priority": "yes" },"#, "$.engine_pools[0].forward_priority"),
+            (#"{ "id": "slow", "replicas""#, #"{ "id": "slow", "cost_per_hour": -1, "replicas""#, "$.engine_pools[1].cost_per_hour"),
+            (#"{ "id": "slow", "replicas""#, #"{ "id": "slow", "cost_per_hour": 1.5, "replicas""#, "$.engine_pools[1].cost_per_hour"),
         ]
         for (original, replacement, path) in cases {
             let json = Self.valid.replacingOccurrences(of: original, with: replacement)
@@ -121,6 +124,17 @@ struct ConfigurationTests {
         )
         #expect(overridden.limits.concurrentRequests == 2 && overridden.pinning == ["chat-small": "sim-llama"])
         #expect(overridden.weight == 3 && overridden.reservedShare == 0.6)
+    }
+
+    @Test func enginePoolCostsAreReadIntoTheTopology() throws {
+        let json = Self.valid.replacingOccurrences(
+            of: #"{ "id": "half-dead", "replicas""#, with: #"{ "id": "half-dead", "cost_per_hour": 0, "replicas""#
+        )
+        let topology = Topology(configuration: try parse(json), environment: [:])
+        // Per replica-hour, in the configuration's currency; slots over every replica.
+        #expect(topology.enginePoolCosts["fast"] == EnginePoolCost(pool: "fast", replicas: 1, slots: 4, costPerHourMicros: 3_600_000, currency: "USD"))
+        #expect(topology.enginePoolCosts["half-dead"] == EnginePoolCost(pool: "half-dead", replicas: 2, slots: 2, costPerHourMicros: 0, currency: "USD"))
+        #expect(topology.enginePoolCosts["slow"] == nil)
     }
 
     @Test func quotaTermsAreReadIntoTheContract() throws {

@@ -106,7 +106,7 @@ struct LiveHarness: Sendable {
             { "id": "half-dead", "kind": "engine", "engine_pool": "half-dead" }
           ],
           "engine_pools": [
-            { "id": "fast", "replicas": [{ "url": "http://127.0.0.1:\(fastPort)/v1", "slots": 4 }] },
+            { "id": "fast", "cost_per_hour": 3600000, "replicas": [{ "url": "http://127.0.0.1:\(fastPort)/v1", "slots": 4 }] },
             { "id": "slow", "replicas": [{ "url": "http://127.0.0.1:\(slowPort)/v1", "slots": 4 }] },
             { "id": "dead", "replicas": [{ "url": "http://127.0.0.1:1/v1", "slots": 1 }] },
             { "id": "half-dead", "replicas": [{ "url": "http://127.0.0.1:1/v1", "slots": 1 }, { "url": "http://127.0.0.1:\(fastPort)/v1", "slots": 1 }] }

@@ -807,6 +807,38 @@ class Corpus:
         for description, headers, expect in self.bad_admin_auth():
             self.admin_case("admin-usage", "bad_auth", description, "GET", "/admin/v1/usage", headers=headers,
                             expect=expect)
+        # The cost analyst's reports and reconciliation: bad parameters are 400s, never 500s.
+        allocation_queries = [
+            ("", {200}), ("group_by=tenant,model", {200}), ("group_by=tenant,key,user,model,deployment,provider,"
+             "provider_key,engine_pool,status,day,hour", {200}), ("group_by=nope", {400}), ("group_by=", {200, 400}),
+            ("group_by=tenant,tenant", {200, 400}), ("group_by=%00", {400}), ("group_by=" + "tenant," * 2000, {400, 414}),
+            ("format=csv", {200}), ("format=xml", {400}), ("format=", {400}), ("format=CSV%00", {400}),
+            ("from=2026-11-01T00:30:00Z&to=2026-11-02", {400}), ("from=2026-11-02&to=2026-11-01", {400}),
+            ("from=2026-13-45", {400}), ("to=1e308", {400}), ("from=0000-01-01&to=9999-12-31", {200, 400}),
+            ("cursor=garbage", {400}), ("cursor=%00", {400}), ("cursor=" + "A" * 5000, {400, 414}),
+            ("cursor=WyJncm91cCJd", {400}), ("cursor=W10", {400}), ("cursor=bnVsbA", {400}),
+            ("limit=0", {400}), ("limit=-1", {400}), ("limit=10001", {400}), ("limit=abc", {400}), ("limit=1", {200}),
+            ("limit=99999999999999999999999", {400}), ("include_gpu=true", {200}), ("include_gpu=maybe", {400}),
+            ("include_gpu=true&format=csv&group_by=model", {200}), ("tenant=%27%3B--", {200, 404}),
+            (f"tenant={ctx.tenant_id}&group_by=user", {200}),
+        ]
+        for query, expect in allocation_queries:
+            self.admin_case("admin-reports", "bad_query", f"allocation ?{short(query, 50)}", "GET",
+                            f"/admin/v1/reports/allocation?{query}", expect=frozenset(expect))
+        gpu_queries = [
+            ("", {400}), ("pool=", {400}), ("pool=nope", {404}), ("pool=%00", {400, 404}), ("pool=" + "p" * 5000, {404, 414}),
+            ("pool=%27%20OR%201%3D1", {404}), ("pool=nope&from=2026-13-01", {400, 404}),
+        ]
+        for query, expect in gpu_queries:
+            self.admin_case("admin-reports", "bad_query", f"gpu ?{short(query, 50)}", "GET",
+                            f"/admin/v1/reports/gpu?{query}", expect=frozenset(expect))
+        for description, value, expect in self.BAD_IDS:
+            # `…/usage/events/..` is `…/usage`, a real route.
+            self.admin_case("admin-reports", "bad_path", f"usage event id {description}", "GET",
+                            f"/admin/v1/usage/events/{value}", expect=frozenset(expect | ({200} if value == ".." else set())))
+        for description, headers, expect in rng.sample(self.bad_admin_auth(), 4):
+            self.admin_case("admin-reports", "bad_auth", description, "GET", "/admin/v1/reports/allocation",
+                            headers=headers, expect=expect)
         for query in ["provider=openai", "provider=%00", "provider=" + "p" * 5000, "include_retired=true",
                       "include_retired=garbage", "include_retired=%FF", "provider=openai&provider=azure",
                       "include_retired=1&provider="]:
@@ -845,6 +877,7 @@ class Corpus:
             ("admin-keys", f"/admin/v1/tenants/{ctx.victim_tenant_id}/keys", {"GET", "POST"}, admin, b"{}"),
             ("admin-keys", "/admin/v1/keys/key_does_not_exist", {"DELETE"}, admin, b"{}"),
             ("admin-usage", "/admin/v1/usage", {"GET"}, admin, b"{}"),
+            ("admin-reports", "/admin/v1/reports/allocation", {"GET"}, admin, b"{}"),
             ("admin-provider-keys", "/admin/v1/provider-keys", {"GET", "POST"}, admin, b"{}"),
             ("admin-provider-keys", f"/admin/v1/provider-keys/{ctx.provider_key_id}", {"GET"}, admin, b"{}"),
             ("admin-provider-keys", "/admin/v1/provider-keys/pk_nope/drain", {"POST"}, admin, b"{}"),

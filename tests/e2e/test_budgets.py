@@ -183,7 +183,7 @@ def test_three_replicas_on_one_redis_never_overspend_a_money_budget(tmp_path):
             port = free_port()
             process = subprocess.Popen(
                 [binary(), "serve", "--config", str(tmp_path / "providers.json"), "--db", str(database), "--port", str(port),
-                 "--redis", f"redis://127.0.0.1:{redis_port}/0"],
+                 "--redis", f"redis://127.0.0.1:{redis_port}/0"] + (["--meter"] if index == 0 else []),
                 env={**os.environ, "SWITCHYARD_ADMIN_TOKEN": ADMIN_TOKEN, "SWITCHYARD_BCRYPT_COST": BCRYPT_COST},
                 stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"serve-{index}.log", "w"),
             )
@@ -257,7 +257,7 @@ def test_an_abandoned_stream_is_settled_with_what_it_produced(slow_deployment):
 def test_a_redis_flush_or_a_restart_hands_out_no_fresh_budget(tmp_path):
     redis_port = free_port()
     redis = start_redis(redis_port, tmp_path)
-    running = start_deployment(tmp_path, serve_args=("--redis", f"redis://127.0.0.1:{redis_port}/0"))
+    running = start_deployment(tmp_path, serve_args=("--redis", f"redis://127.0.0.1:{redis_port}/0", "--meter"))
     try:
         per_request = one_request_tokens(running.proxy)
         tenant_id, _, key = make_tenant(running.proxy)

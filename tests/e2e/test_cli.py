@@ -5,6 +5,8 @@ simulator's default port, and the demo's printed commands run from another direc
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -93,6 +95,44 @@ def test_a_tenant_name_works_wherever_its_id_does(deployment):
     deployment.cli("provider-key", "retire", json.loads(added.stdout)["id"])
 
 
+def test_report_allocation_fetches_every_page_and_prints_csv_with_the_totals_last(deployment):
+    name = unique("report")
+    tenant = deployment.cli_json("tenant", "create", "--name", name, "--tier", "enterprise")
+    key = deployment.tenant_key(tenant["id"])
+    for model in ("chat-small", "chat-small", "embed-small"):
+        path, body = (("/v1/embeddings", {"model": model, "input": "hi"}) if model.startswith("embed") else
+                      ("/v1/chat/completions", {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}))
+        response = httpx.post(deployment.proxy + path, headers={"authorization": f"Bearer {key['key']}"}, json=body, timeout=30)
+        assert response.status_code == 200, response.text
+    deadline = time.time() + 10
+    while sum(row["requests"] for row in deployment.cli_json("usage", "--tenant", name)["data"]) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+
+    # One row a page: the CLI follows the cursor to the end.
+    report = deployment.cli_json("report", "allocation", "--tenant", name, "--group-by", "tenant,model", "--limit", "1")
+    assert [(row["tenant"], row["model"], row["requests"]) for row in report["data"]] == [
+        (tenant["id"], "chat-small", 2), (tenant["id"], "embed-small", 1)]
+    assert [row["requests"] for row in report["totals"]] == [3]
+
+    # As bytes: text mode would turn the CSV's CRLFs into newlines.
+    result = subprocess.run(
+        [binary(), "report", "allocation", "--tenant", name, "--group-by", "tenant,model", "--limit", "1", "--csv",
+         "--server", deployment.proxy, "--token", ADMIN_TOKEN], capture_output=True, check=True, timeout=60)
+    text = result.stdout.decode()
+    assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    assert records[0][:4] == ["row", "tenant", "model", "currency"]
+    assert [record[:3] for record in records[1:]] == [
+        ["group", tenant["id"], "chat-small"], ["group", tenant["id"], "embed-small"], ["total", "", ""]]
+    assert records.count(records[0]) == 1
+
+    table = deployment.cli("report", "allocation", "--tenant", name, "--group-by", "model").stdout
+    assert "chat-small" in table and "total" in table
+    # The shipped engine pool has no price: its cost cannot be allocated.
+    refused = deployment.cli("report", "gpu", "--pool", "local-gpu", check=False)
+    assert refused.returncode == 1 and "cost_per_hour" in refused.stderr, refused.stderr
+
+
 def test_an_id_wins_over_a_tenant_named_like_it(deployment):
     first = deployment.cli_json("tenant", "create", "--name", unique("first"), "--tier", "enterprise")
     impostor = deployment.cli_json("tenant", "create", "--name", first["id"], "--tier", "standard")
@@ -173,6 +213,8 @@ ADMIN_COMMANDS = [
     ("usage", "--tenant", "acme"),
     ("usage",),
     ("pools",),
+    ("report", "allocation"),
+    ("report", "gpu", "--pool", "local-gpu"),
 ]
 
 

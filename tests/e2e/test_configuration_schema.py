@@ -32,6 +32,8 @@ def test_schema_is_valid_and_accepts_the_shipped_configuration():
     lambda c: c["tiers"][0].update(weight=0),
     lambda c: c["models"][0].update(routing="cheapest"),
     lambda c: c["engine_pools"][0].update(max_queue=-1),
+    lambda c: c["engine_pools"][0].update(cost_per_hour=-1),
+    lambda c: c["engine_pools"][0].update(cost_per_hour=1.5),
 ])
 def test_schema_rejects_what_switchyard_rejects(mutate):
     broken = copy.deepcopy(SHIPPED)

@@ -74,7 +74,7 @@ FAMILIES = {
     "inference-chat", "inference-completions", "inference-embeddings", "inference-models",
     "scoped-chat", "scoped-completions", "scoped-embeddings", "scoped-models",
     "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "admin-pinning", "admin-pools",
-    "admin-budgets", "admin-webhooks",
+    "admin-budgets", "admin-webhooks", "admin-reports",
     "auth-login", "auth-invites", "auth-tokens", "auth-cookies", "admin-invites", "admin-users", "admin-audit",
     "health", "metrics",
 }
@@ -103,6 +103,7 @@ def test_corpus_is_large_deterministic_and_covers_every_route_family():
         "inference-chat", "inference-completions", "inference-embeddings", "inference-models", "scoped-models",
         "admin-tenants", "admin-keys", "admin-limits", "admin-usage", "admin-provider-keys", "admin-pinning",
         "admin-pools", "auth-login", "auth-tokens", "auth-cookies", "admin-invites", "admin-users", "admin-audit",
+        "admin-reports",
     }
     throttled = [c for c in cases if c.family == "auth-login" and c.description.startswith("throttle:")]
     assert len(throttled) > 5, "the dedicated email must pass its per-email limit of 5 failures"

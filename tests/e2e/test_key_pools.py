@@ -106,7 +106,8 @@ def cluster(request):
                             "SWITCHYARD_BCRYPT_COST": BCRYPT_COST})
         process = subprocess.Popen(
             [binary(), "serve", "--config", str(directory / "providers.json"), "--db", str(directory / "switchyard.sqlite"),
-             "--port", str(port)] + (["--redis", f"redis://127.0.0.1:{redis_port}/0"] if shared else []),
+             "--port", str(port)] + (["--redis", f"redis://127.0.0.1:{redis_port}/0"] if shared else [])
+            + (["--meter"] if shared and index == 0 else []),
             env=environment, stdout=open(directory / f"serve-{index}.out", "w"),
             stderr=open(directory / f"serve-{index}.log", "w"),
         )

@@ -115,6 +115,8 @@ def users():
     def add_metered_tier(config: dict) -> None:
         config["tiers"].append({"name": "matrix-metered", "priority": 5, "monthly_quota_tokens": 1_000_000,
                                 "on_quota_exhausted": "block"})
+        # The GPU report needs a pool with a price.
+        config["engine_pools"][0]["cost_per_hour"] = 2_000_000
 
     running = start_deployment(directory, configure=add_metered_tier)
     try:
@@ -180,6 +182,8 @@ ROUTES: dict[str, list[Route]] = {
     "view system-wide usage": [
         Route("GET", "/admin/v1/tenants"),
         Route("GET", "/admin/v1/usage?group_by=tenant", scoped_for_org_roles=True),
+        Route("GET", "/admin/v1/reports/allocation?group_by=tenant,model", scoped_for_org_roles=True),
+        Route("GET", "/admin/v1/reports/gpu?pool=local-gpu"),
     ],
     "manage models, providers, provider keys, engine pools": [
         Route("GET", "/admin/v1/provider-keys"),
@@ -198,6 +202,7 @@ ROUTES: dict[str, list[Route]] = {
     "view the org's usage": [
         Route("GET", "/admin/v1/tenants/{tenant}"),
         Route("GET", "/admin/v1/usage?tenant={tenant}"),
+        Route("GET", "/admin/v1/reports/allocation?tenant={tenant}&format=csv"),
         Route("GET", "/admin/v1/tenants/{tenant}/budget"),
         Route("GET", "/admin/v1/tenants/{tenant}/quota"),
         Route("GET", "/admin/v1/keys/{budget_key}/budget"),
@@ -711,7 +716,9 @@ def test_passwords_and_session_tokens_never_show_in_logs_answers_or_the_database
         leaked = [secret for secret in secrets if secret in logs]
         assert not leaked, f"the logs show {leaked}"
 
-        stored = b"".join(path.read_bytes() for path in directory.iterdir() if path.name.startswith("switchyard.sqlite"))
+        # The database, its WAL, and the usage spool beside it (switchyard.sqlite-spool/…).
+        stored = b"".join(path.read_bytes() for path in directory.rglob("*")
+                          if path.is_file() and path.relative_to(directory).parts[0].startswith("switchyard.sqlite"))
         leaked = [secret for secret in secrets if secret.encode() in stored]
         assert not leaked, f"the database holds {leaked} in plaintext"
         with sqlite3.connect(directory / "switchyard.sqlite") as database:

@@ -9,6 +9,27 @@ struct BudgetTally {
     private var budgets: [BudgetScope: Budget?] = [:]
     private var webhooks: [String: [WebhookRecord]] = [:]
 
+    /// A running total of one scope and period, as this transaction has it.
+    private struct TotalKey: Hashable {
+        var scope: BudgetScope
+        var periodStart: Int64
+    }
+
+    /// The totals read (or made) so far, nil for one the table does not have; each is read
+    /// once per transaction and written back by ``write(in:)`` when changed.
+    private var totals: [TotalKey: BudgetUsage?] = [:]
+    private var changed: Set<TotalKey> = []
+    /// The last period of each kind worked out: the events of a batch nearly always fall
+    /// in the same day, week and month, and the calendar is slow to ask.
+    private var periods: [BudgetPeriod: DateInterval] = [:]
+
+    private mutating func period(_ kind: BudgetPeriod, containing date: Date) -> DateInterval {
+        if let known = periods[kind], known.start <= date, date < known.end { return known }
+        let interval = kind.interval(containing: date)
+        periods[kind] = interval
+        return interval
+    }
+
     init(now: Date) {
         self.now = now.roundedToLedgerMilliseconds
     }
@@ -26,8 +47,8 @@ struct BudgetTally {
         if let keyID = event.tenantKeyID { scopes.append(.key(keyID)) }
         for scope in scopes {
             guard let budget = try budget(scope, in: db) else { continue }
-            let interval = budget.period.interval(containing: event.startedAt.roundedToLedgerMilliseconds)
-            guard let (before, after) = try Self.add(use, to: scope, tenantID: budget.tenantID, interval: interval, seeding: true, in: db) else {
+            let interval = period(budget.period, containing: event.startedAt.roundedToLedgerMilliseconds)
+            guard let (before, after) = try add(use, to: scope, tenantID: budget.tenantID, interval: interval, seeding: true, in: db) else {
                 continue
             }
             for (alert, threshold) in budget.alerts(from: before, to: after) {
@@ -43,14 +64,14 @@ struct BudgetTally {
 
     private mutating func meterQuota(_ event: UsageEvent, use: BudgetUsage, in db: Database) throws -> Int64? {
         let scope = BudgetScope.quota(event.tenantID)
-        let month = BudgetPeriod.month.interval(containing: event.startedAt.roundedToLedgerMilliseconds)
+        let month = period(.month, containing: event.startedAt.roundedToLedgerMilliseconds)
         guard let terms = event.terms else {
             // Counted all the same where a total exists, so it stays the sum `budgetUsage`
             // would compute when the tenant's events of a month carry terms only in part.
-            _ = try Self.add(use, to: scope, tenantID: event.tenantID, interval: month, seeding: false, in: db)
+            _ = try add(use, to: scope, tenantID: event.tenantID, interval: month, seeding: false, in: db)
             return nil
         }
-        guard let (before, after) = try Self.add(use, to: scope, tenantID: event.tenantID, interval: month, seeding: true, in: db) else {
+        guard let (before, after) = try add(use, to: scope, tenantID: event.tenantID, interval: month, seeding: true, in: db) else {
             return nil
         }
         if let quota = terms.monthlyQuotaTokens, before.tokens < quota, quota <= after.tokens {
@@ -71,7 +92,7 @@ struct BudgetTally {
     /// `usage_events`, which already hold the one being added: usually that one alone, as
     /// the first of its period, but also any that arrived while no total was kept.
     /// - Returns: the total before and after, or nil when there is none and `seeding` is off.
-    static func add(
+    private mutating func add(
         _ use: BudgetUsage,
         to scope: BudgetScope,
         tenantID: String,
@@ -79,25 +100,38 @@ struct BudgetTally {
         seeding: Bool,
         in db: Database
     ) throws -> (before: BudgetUsage, after: BudgetUsage)? {
-        let key: StatementArguments = [scope.kind, scope.id, interval.start.ledgerMilliseconds]
-        let read = try db.cachedStatement(sql: """
-            SELECT used_tokens, used_micros FROM budget_usage
-            WHERE scope_kind = ? AND scope_id = ? AND period_start = ?
-            """)
-        if let row = try Row.fetchOne(read, arguments: key) {
-            let before = BudgetUsage(tokens: row[0], micros: row[1])
-            let after = before.adding(use)
-            let update = try db.cachedStatement(sql: """
-                UPDATE budget_usage SET used_tokens = ?, used_micros = ?
+        let key = TotalKey(scope: scope, periodStart: interval.start.ledgerMilliseconds)
+        let known: BudgetUsage?
+        if let cached = totals[key] {
+            known = cached
+        } else {
+            let read = try db.cachedStatement(sql: """
+                SELECT used_tokens, used_micros FROM budget_usage
                 WHERE scope_kind = ? AND scope_id = ? AND period_start = ?
                 """)
-            try update.execute(arguments: [after.tokens, after.micros] + key)
+            known = try Row.fetchOne(read, arguments: [scope.kind, scope.id, key.periodStart])
+                .map { BudgetUsage(tokens: $0[0], micros: $0[1]) }
+            totals[key] = .some(known)
+        }
+        if let before = known {
+            let after = before.adding(use)
+            totals[key] = .some(after)
+            changed.insert(key)
             return (before, after)
         }
         guard seeding else { return nil }
-        let after = try summedUsage(of: scope, tenantID: tenantID, in: interval, db)
-        try store(after, of: scope, periodStart: interval.start, in: db)
+        let after = try Self.summedUsage(of: scope, tenantID: tenantID, in: interval, db)
+        totals[key] = .some(after)
+        changed.insert(key)
         return (after.subtracting(use), after)
+    }
+
+    /// Writes back the totals this transaction changed.
+    func write(in db: Database) throws {
+        for key in changed {
+            guard let total = totals[key], let total else { continue }
+            try Self.store(total, of: key.scope, periodStart: Date(ledgerMilliseconds: key.periodStart), in: db)
+        }
     }
 
     /// Writes a scope's total for the period starting `periodStart`, replacing any.

@@ -11,16 +11,35 @@ extension Ledger {
     /// - Parameters:
     ///   - events: the events; their `billedMicros` is ignored (the ledger works it out).
     ///   - now: the time alerts and their deliveries are recorded at.
-    public func record(_ events: [UsageEvent], now: Date = Date()) async throws {
-        guard !events.isEmpty else { return }
-        try await pool.write { db in _ = try Self.insert(events, now: now, in: db) }
+    /// - Returns: how many of the events were new (the others were stored before).
+    @discardableResult
+    public func record(_ events: [UsageEvent], now: Date = Date()) async throws -> Int {
+        guard !events.isEmpty else { return 0 }
+        return try await pool.writeWithoutTransaction { db in try Self.durably(db) { try Self.insert(events, now: now, in: db) } }
     }
 
     /// The same as `record`, blocking the caller: for the last flush at shutdown, which
     /// must happen even when the task that makes it has been cancelled.
     public func recordBlocking(_ events: [UsageEvent], now: Date = Date()) throws {
         guard !events.isEmpty else { return }
-        try pool.write { db in _ = try Self.insert(events, now: now, in: db) }
+        try pool.writeWithoutTransaction { db in _ = try Self.durably(db) { try Self.insert(events, now: now, in: db) } }
+    }
+
+    /// Runs `body` in a transaction whose commit waits for the disk (`synchronous = FULL`),
+    /// whatever the connection's setting: a spool segment is removed once its events are
+    /// stored, so they must survive the machine stopping, not just the process. One `fsync`
+    /// per batch, on the writer's task, never a request's.
+    static func durably<T>(_ db: GRDB.Database, _ body: () throws -> T) throws -> T {
+        let previous = try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? 2
+        try db.execute(sql: "PRAGMA synchronous = FULL")
+        defer { try? db.execute(sql: "PRAGMA synchronous = \(previous)") }
+        var result: T?
+        try db.inTransaction {
+            result = try body()
+            return .commit
+        }
+        guard let result else { throw DatabaseError(message: "the usage transaction returned nothing") }
+        return result
     }
 
     /// Inserts the events not stored before and adds them to the hourly rollups, the
@@ -28,7 +47,7 @@ extension Ledger {
     /// - Returns: how many of the events were new.
     @discardableResult
     static func insert(_ events: [UsageEvent], now: Date, in db: GRDB.Database) throws -> Int {
-        let statement = try db.cachedStatement(sql: """
+        var statement = try FastStatement(db, sql: """
             INSERT OR IGNORE INTO usage_events (
                 request_id, tenant_id, tenant_key_id, model, deployment, provider, provider_key_id,
                 prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, tokens_estimated,
@@ -41,14 +60,33 @@ extension Ledger {
         var rollup = UsageRollup()
         var inserted = 0
         for event in events {
-            try statement.execute(arguments: [
-                event.requestID, event.tenantID, event.tenantKeyID, event.model, event.deployment, event.provider,
-                event.providerKeyID, event.promptTokens, event.cachedTokens, event.completionTokens, event.reasoningTokens,
-                event.tokensEstimated, event.costMicros, event.currency, event.status, event.errorType,
-                event.startedAt.ledgerMilliseconds, event.timeToFirstTokenMilliseconds, event.durationMilliseconds,
-                event.streamed, event.clientAborted, event.queueMilliseconds, event.spilled, event.userID,
-                event.enginePool, event.slotMilliseconds,
-            ])
+            statement.bind(event.requestID)
+            statement.bind(event.tenantID)
+            statement.bind(event.tenantKeyID)
+            statement.bind(event.model)
+            statement.bind(event.deployment)
+            statement.bind(event.provider)
+            statement.bind(event.providerKeyID)
+            statement.bind(event.promptTokens)
+            statement.bind(event.cachedTokens)
+            statement.bind(event.completionTokens)
+            statement.bind(event.reasoningTokens)
+            statement.bind(event.tokensEstimated)
+            statement.bind(event.costMicros)
+            statement.bind(event.currency)
+            statement.bind(event.status)
+            statement.bind(event.errorType)
+            statement.bind(event.startedAt.ledgerMilliseconds)
+            statement.bind(event.timeToFirstTokenMilliseconds)
+            statement.bind(event.durationMilliseconds)
+            statement.bind(event.streamed)
+            statement.bind(event.clientAborted)
+            statement.bind(event.queueMilliseconds)
+            statement.bind(event.spilled)
+            statement.bind(event.userID)
+            statement.bind(event.enginePool)
+            statement.bind(event.slotMilliseconds)
+            try statement.run()
             // A request id seen before inserts nothing, and must change no total either.
             guard db.changesCount == 1 else { continue }
             inserted += 1
@@ -59,6 +97,7 @@ extension Ledger {
             }
             rollup.add(event, billed: billed)
         }
+        try tally.write(in: db)
         try rollup.write(in: db)
         return inserted
     }

@@ -46,59 +46,300 @@ extension UsageEvent {
     }
 
     /// Reads an event from its wire form.
-    /// - Throws: `DecodingError` when the bytes are not a complete event (a line cut off
-    ///   by a crash, or not an event at all).
-    public init(wireJSON bytes: some Sequence<UInt8>) throws {
-        let wire = try JSONDecoder().decode(Wire.self, from: Data(bytes))
+    /// - Throws: ``UsageEventWireError`` when the bytes are not a complete event (a line cut
+    ///   off by a crash, or not an event at all).
+    public init(wireJSON bytes: some Collection<UInt8>) throws {
+        var fields = WireFields()
+        func read(_ buffer: UnsafeBufferPointer<UInt8>) -> Result<Void, any Error> {
+            var reader = WireReader(buffer)
+            return Result { try reader.read(into: &fields) }
+        }
+        let parsed = bytes.withContiguousStorageIfAvailable(read) ?? Array(bytes).withUnsafeBufferPointer(read)
+        try parsed.get()
+        func required<T>(_ value: T?, _ name: String) throws -> T {
+            guard let value else { throw UsageEventWireError(message: "the usage event has no '\(name)'") }
+            return value
+        }
+        func int(_ value: Int64?) -> Int? { value.flatMap { Int(exactly: $0) } }
         self.init(
-            requestID: wire.request_id, tenantID: wire.tenant_id, tenantKeyID: wire.tenant_key_id, model: wire.model,
-            deployment: wire.deployment, provider: wire.provider, providerKeyID: wire.provider_key_id,
-            promptTokens: wire.prompt_tokens, cachedTokens: wire.cached_tokens, completionTokens: wire.completion_tokens,
-            reasoningTokens: wire.reasoning_tokens, tokensEstimated: wire.tokens_estimated, costMicros: wire.cost_micros,
-            currency: wire.currency, status: wire.status, errorType: wire.error_type,
-            startedAt: Date(ledgerMilliseconds: wire.started_at), timeToFirstTokenMilliseconds: wire.ttft_ms,
-            durationMilliseconds: wire.duration_ms, streamed: wire.streamed, clientAborted: wire.client_aborted,
-            queueMilliseconds: wire.queue_ms, spilled: wire.spilled, enginePool: wire.engine_pool,
-            slotMilliseconds: wire.slot_ms, userID: wire.user_id,
-            terms: wire.billed_terms == true
-                ? BillingTerms(monthlyQuotaTokens: wire.quota_tokens, overagePerMillion: wire.overage_per_million)
+            requestID: try required(fields.requestID, "request_id"),
+            tenantID: try required(fields.tenantID, "tenant_id"),
+            tenantKeyID: fields.tenantKeyID,
+            model: try required(fields.model, "model"),
+            deployment: fields.deployment,
+            provider: fields.provider,
+            providerKeyID: fields.providerKeyID,
+            promptTokens: try required(int(fields.promptTokens), "prompt_tokens"),
+            cachedTokens: try required(int(fields.cachedTokens), "cached_tokens"),
+            completionTokens: try required(int(fields.completionTokens), "completion_tokens"),
+            reasoningTokens: try required(int(fields.reasoningTokens), "reasoning_tokens"),
+            tokensEstimated: try required(fields.tokensEstimated, "tokens_estimated"),
+            costMicros: try required(fields.costMicros, "cost_micros"),
+            currency: try required(fields.currency, "currency"),
+            status: try required(int(fields.status), "status"),
+            errorType: fields.errorType,
+            startedAt: Date(ledgerMilliseconds: try required(fields.startedAt, "started_at")),
+            timeToFirstTokenMilliseconds: int(fields.ttft),
+            durationMilliseconds: try required(int(fields.duration), "duration_ms"),
+            streamed: try required(fields.streamed, "streamed"),
+            clientAborted: try required(fields.clientAborted, "client_aborted"),
+            queueMilliseconds: int(fields.queue),
+            spilled: try required(fields.spilled, "spilled"),
+            enginePool: fields.enginePool,
+            slotMilliseconds: int(fields.slot),
+            userID: fields.userID,
+            terms: fields.billedTerms == true
+                ? BillingTerms(monthlyQuotaTokens: int(fields.quotaTokens), overagePerMillion: fields.overagePerMillion)
                 : nil
         )
     }
+}
 
-    // swiftlint:disable identifier_name
-    private struct Wire: Decodable {
-        var request_id: String
-        var tenant_id: String
-        var tenant_key_id: String?
-        var user_id: String?
-        var model: String
-        var deployment: String?
-        var provider: String?
-        var provider_key_id: String?
-        var engine_pool: String?
-        var prompt_tokens: Int
-        var cached_tokens: Int
-        var completion_tokens: Int
-        var reasoning_tokens: Int
-        var tokens_estimated: Bool
-        var cost_micros: Int64
-        var currency: String
-        var status: Int
-        var error_type: String?
-        var started_at: Int64
-        var ttft_ms: Int?
-        var duration_ms: Int
-        var streamed: Bool
-        var client_aborted: Bool
-        var queue_ms: Int?
-        var spilled: Bool
-        var slot_ms: Int?
-        var billed_terms: Bool?
-        var quota_tokens: Int?
-        var overage_per_million: Int64?
+/// The wire form could not be read as a usage event.
+public struct UsageEventWireError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// One JSON value of the wire form.
+private enum WireValue {
+    case string(String)
+    case integer(Int64)
+    case bool(Bool)
+    case null
+}
+
+/// The fields of an event as they are read; a key it does not know is ignored (a newer
+/// writer may add one), a known key with a value of the wrong kind is refused.
+private struct WireFields {
+    var requestID, tenantID, tenantKeyID, userID, model, deployment, provider, providerKeyID, enginePool: String?
+    var currency, errorType: String?
+    var promptTokens, cachedTokens, completionTokens, reasoningTokens, costMicros, status, startedAt: Int64?
+    var ttft, duration, queue, slot, quotaTokens, overagePerMillion: Int64?
+    var tokensEstimated, streamed, clientAborted, spilled, billedTerms: Bool?
+
+    mutating func set(_ key: String, _ value: WireValue) throws {
+        func string() throws -> String? {
+            switch value {
+            case .string(let text): return text
+            case .null: return nil
+            default: throw UsageEventWireError(message: "not a usage event: '\(key)' is not a string")
+            }
+        }
+        func integer() throws -> Int64? {
+            switch value {
+            case .integer(let number): return number
+            case .null: return nil
+            default: throw UsageEventWireError(message: "not a usage event: '\(key)' is not an integer")
+            }
+        }
+        func bool() throws -> Bool? {
+            switch value {
+            case .bool(let flag): return flag
+            case .null: return nil
+            default: throw UsageEventWireError(message: "not a usage event: '\(key)' is not a boolean")
+            }
+        }
+        switch key {
+        case "request_id": requestID = try string()
+        case "tenant_id": tenantID = try string()
+        case "tenant_key_id": tenantKeyID = try string()
+        case "user_id": userID = try string()
+        case "model": model = try string()
+        case "deployment": deployment = try string()
+        case "provider": provider = try string()
+        case "provider_key_id": providerKeyID = try string()
+        case "engine_pool": enginePool = try string()
+        case "currency": currency = try string()
+        case "error_type": errorType = try string()
+        case "prompt_tokens": promptTokens = try integer()
+        case "cached_tokens": cachedTokens = try integer()
+        case "completion_tokens": completionTokens = try integer()
+        case "reasoning_tokens": reasoningTokens = try integer()
+        case "cost_micros": costMicros = try integer()
+        case "status": status = try integer()
+        case "started_at": startedAt = try integer()
+        case "ttft_ms": ttft = try integer()
+        case "duration_ms": duration = try integer()
+        case "queue_ms": queue = try integer()
+        case "slot_ms": slot = try integer()
+        case "quota_tokens": quotaTokens = try integer()
+        case "overage_per_million": overagePerMillion = try integer()
+        case "tokens_estimated": tokensEstimated = try bool()
+        case "streamed": streamed = try bool()
+        case "client_aborted": clientAborted = try bool()
+        case "spilled": spilled = try bool()
+        case "billed_terms": billedTerms = try bool()
+        default: break
+        }
     }
-    // swiftlint:enable identifier_name
+}
+
+/// Reads the wire form: one flat JSON object whose values are strings, integers, booleans
+/// or null (what ``UsageEvent/wireJSON()`` writes). Anything else is refused. Hand-written
+/// because the meter reads every event of every replica: a general-purpose decoder costs
+/// several times more.
+private struct WireReader {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private var index = 0
+
+    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    private func fail(_ what: String) -> UsageEventWireError {
+        UsageEventWireError(message: "not a usage event: \(what) at byte \(index)")
+    }
+
+    private mutating func skipSpace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: index += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func expect(_ byte: UInt8) throws {
+        skipSpace()
+        guard index < bytes.count, bytes[index] == byte else { throw fail("expected '\(Character(Unicode.Scalar(byte)))'") }
+        index += 1
+    }
+
+    mutating func read(into fields: inout WireFields) throws {
+        try expect(UInt8(ascii: "{"))
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+        } else {
+            while true {
+                skipSpace()
+                let key = try string()
+                try expect(UInt8(ascii: ":"))
+                skipSpace()
+                guard index < bytes.count else { throw fail("a value is missing") }
+                let value: WireValue
+                switch bytes[index] {
+                case UInt8(ascii: "\""): value = .string(try string())
+                case UInt8(ascii: "t"): try literal("true"); value = .bool(true)
+                case UInt8(ascii: "f"): try literal("false"); value = .bool(false)
+                case UInt8(ascii: "n"): try literal("null"); value = .null
+                default: value = .integer(try integer())
+                }
+                try fields.set(key, value)
+                skipSpace()
+                guard index < bytes.count else { throw fail("the object is cut off") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: "}") { index += 1; break }
+                throw fail("expected ',' or '}'")
+            }
+        }
+        skipSpace()
+        guard index == bytes.count else { throw fail("bytes after the object") }
+    }
+
+    private mutating func literal(_ word: StaticString) throws {
+        let count = word.utf8CodeUnitCount
+        guard index + count <= bytes.count else { throw fail("a value is cut off") }
+        let matches = word.withUTF8Buffer { expected in
+            (0..<count).allSatisfy { bytes[index + $0] == expected[$0] }
+        }
+        guard matches else { throw fail("an unknown value") }
+        index += count
+    }
+
+    private mutating func integer() throws -> Int64 {
+        var negative = false
+        if index < bytes.count, bytes[index] == UInt8(ascii: "-") {
+            negative = true
+            index += 1
+        }
+        let start = index
+        var value: Int64 = 0
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+            let digit = Int64(bytes[index] - UInt8(ascii: "0"))
+            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = negative ? times.subtractingReportingOverflow(digit) : times.addingReportingOverflow(digit)
+            guard !overflow1, !overflow2 else { throw fail("an integer out of range") }
+            value = sum
+            index += 1
+        }
+        guard index > start else { throw fail("not a string, integer, boolean or null") }
+        return value
+    }
+
+    private mutating func string() throws -> String {
+        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a string") }
+        index += 1
+        let start = index
+        // The common case: no escapes, one copy straight into the String.
+        while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\") {
+            guard bytes[index] >= 0x20 else { throw fail("a control character in a string") }
+            index += 1
+        }
+        guard index < bytes.count else { throw fail("a string is cut off") }
+        if bytes[index] == UInt8(ascii: "\"") {
+            defer { index += 1 }
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+        }
+        var scalars = Array(bytes[start..<index])
+        while true {
+            guard index < bytes.count else { throw fail("a string is cut off") }
+            let byte = bytes[index]
+            index += 1
+            if byte == UInt8(ascii: "\"") { break }
+            guard byte == UInt8(ascii: "\\") else {
+                guard byte >= 0x20 else { throw fail("a control character in a string") }
+                scalars.append(byte)
+                continue
+            }
+            guard index < bytes.count else { throw fail("a string is cut off") }
+            let escaped = bytes[index]
+            index += 1
+            switch escaped {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scalars.append(escaped)
+            case UInt8(ascii: "n"): scalars.append(0x0A)
+            case UInt8(ascii: "r"): scalars.append(0x0D)
+            case UInt8(ascii: "t"): scalars.append(0x09)
+            case UInt8(ascii: "b"): scalars.append(0x08)
+            case UInt8(ascii: "f"): scalars.append(0x0C)
+            case UInt8(ascii: "u"):
+                var code = try hex4()
+                if (0xD800..<0xDC00).contains(code) {
+                    // A surrogate pair: the low half must follow.
+                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                        throw fail("a lone surrogate")
+                    }
+                    index += 2
+                    let low = try hex4()
+                    guard (0xDC00..<0xE000).contains(low) else { throw fail("a lone surrogate") }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let scalar = Unicode.Scalar(code) else { throw fail("an invalid escape") }
+                scalars.append(contentsOf: Array(String(Character(scalar)).utf8))
+            default: throw fail("an invalid escape")
+            }
+        }
+        return String(decoding: scalars, as: UTF8.self)
+    }
+
+    private mutating func hex4() throws -> UInt32 {
+        guard index + 4 <= bytes.count else { throw fail("an escape is cut off") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[index]
+            let digit: UInt32
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt32(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt32(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt32(byte - UInt8(ascii: "A") + 10)
+            default: throw fail("an invalid escape")
+            }
+            value = value << 4 | digit
+            index += 1
+        }
+        return value
+    }
 }
 
 /// Appends the fields of one JSON object to a byte buffer.
@@ -132,10 +373,12 @@ private struct WireWriter {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
             case UInt8(ascii: "\\"): bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
             case 0..<0x20:
-                let hex = Array("0123456789abcdef".utf8)
+                let hex: StaticString = "0123456789abcdef"
                 bytes.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0")])
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0xF)])
+                hex.withUTF8Buffer { digits in
+                    bytes.append(digits[Int(byte >> 4)])
+                    bytes.append(digits[Int(byte & 0xF)])
+                }
             default: bytes.append(byte)
             }
         }
@@ -145,11 +388,23 @@ private struct WireWriter {
     mutating func integer(_ name: StaticString, _ value: (some BinaryInteger)?) {
         guard let value else { return }
         key(name)
-        bytes.append(contentsOf: String(value).utf8)
+        var magnitude = UInt64(value.magnitude)
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        // Digits backwards into a small buffer, then forwards into the line.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var count = 0
+            repeat {
+                digits[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[(20 - count)...]))
+        }
     }
 
     mutating func bool(_ name: StaticString, _ value: Bool) {
         key(name)
-        bytes.append(contentsOf: value ? Array("true".utf8) : Array("false".utf8))
+        let word: StaticString = value ? "true" : "false"
+        word.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 }

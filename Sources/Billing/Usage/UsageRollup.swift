@@ -78,7 +78,7 @@ struct UsageRollup {
     /// Adds the batch's sums to the table.
     func write(in db: Database) throws {
         guard !rows.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: """
+        var statement = try FastStatement(db, sql: """
             INSERT INTO usage_rollups (
                 hour, tenant_id, tenant_key_id, user_id, model, deployment, provider, provider_key_id,
                 engine_pool, status, currency, requests, prompt_tokens, cached_tokens, completion_tokens,
@@ -97,12 +97,28 @@ struct UsageRollup {
                 slot_ms = slot_ms + excluded.slot_ms
             """)
         for (key, sums) in rows {
-            try statement.execute(arguments: [
-                key.hour, key.tenantID, key.tenantKeyID, key.userID, key.model, key.deployment, key.provider,
-                key.providerKeyID, key.enginePool, key.status, key.currency, sums.requests, sums.promptTokens,
-                sums.cachedTokens, sums.completionTokens, sums.reasoningTokens, sums.estimatedRequests, sums.costMicros,
-                sums.billedMicros, sums.billedRequests, sums.slotMilliseconds,
-            ])
+            statement.bind(key.hour)
+            statement.bind(key.tenantID)
+            statement.bind(key.tenantKeyID)
+            statement.bind(key.userID)
+            statement.bind(key.model)
+            statement.bind(key.deployment)
+            statement.bind(key.provider)
+            statement.bind(key.providerKeyID)
+            statement.bind(key.enginePool)
+            statement.bind(key.status)
+            statement.bind(key.currency)
+            statement.bind(sums.requests)
+            statement.bind(sums.promptTokens)
+            statement.bind(sums.cachedTokens)
+            statement.bind(sums.completionTokens)
+            statement.bind(sums.reasoningTokens)
+            statement.bind(sums.estimatedRequests)
+            statement.bind(sums.costMicros)
+            statement.bind(sums.billedMicros)
+            statement.bind(sums.billedRequests)
+            statement.bind(sums.slotMilliseconds)
+            try statement.run()
         }
     }
 }

@@ -188,6 +188,12 @@ public final class UsageSpool: Sendable {
         return (events, unreadable)
     }
 
+    /// How many event lines a segment holds, without reading them as events.
+    public func lineCount(_ segment: Segment) -> Int {
+        guard let data = try? Data(contentsOf: URL(fileURLWithPath: segment.path)) else { return 0 }
+        return data.reduce(0) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+    }
+
     /// Flushes what was appended to the disk, every `interval`, until cancelled. The
     /// append path never waits for this.
     public func syncInBackground(every interval: Duration) async {

@@ -48,12 +48,17 @@ public final class UsageWriter: Service, Sendable {
     private let written = Atomic<Int>(0)
     private let dropped = Atomic<Int>(0)
     private let pendingCount = Atomic<Int>(0)
+    private let spoolFailureCount = Atomic<Int>(0)
     /// One delivery at a time, so batches reach the sink in order and once.
     private let delivering = DeliveryLock()
 
-    /// Events delivered so far, dropped so far, and waiting now (on disk or in memory).
-    public var statistics: (written: Int, dropped: Int, pending: Int) {
-        (written.load(ordering: .relaxed), dropped.load(ordering: .relaxed), pendingCount.load(ordering: .relaxed))
+    /// Events delivered so far, dropped so far, waiting now (on disk or in memory), and how
+    /// many the spool could not take (held in memory only).
+    public var statistics: (written: Int, dropped: Int, pending: Int, spoolFailures: Int) {
+        (
+            written.load(ordering: .relaxed), dropped.load(ordering: .relaxed), pendingCount.load(ordering: .relaxed),
+            spoolFailureCount.load(ordering: .relaxed)
+        )
     }
 
     /// - Parameters:
@@ -71,9 +76,13 @@ public final class UsageWriter: Service, Sendable {
         self.capacity = capacity
         self.logger = logger
         var state = State()
-        // What a previous process left is delivered first, read back from the disk.
-        state.sealed = (spool?.leftOver ?? []).map { Batch(segment: $0, cached: nil) }
+        // What a previous process left is delivered first, read back from the disk; it is
+        // pending from now on.
+        state.sealed = (spool?.leftOver ?? []).map { segment in
+            Batch(segment: segment, cached: nil, count: spool?.lineCount(segment) ?? 0)
+        }
         self.state = Mutex(state)
+        pendingCount.store(state.sealed.reduce(0) { $0 + $1.count }, ordering: .relaxed)
         if let spool, !spool.leftOver.isEmpty {
             logger.notice(
                 "the usage spool holds events from before; delivering them first",
@@ -108,16 +117,21 @@ public final class UsageWriter: Service, Sendable {
                     state.held -= cached.count
                     state.current.cached = nil
                 }
-            } else if state.held < capacity {
-                state.current.unspooled.append(event)
-                state.held += 1
-            } else {
-                dropped.add(1, ordering: .relaxed)
+                state.current.count += 1
+                pendingCount.add(1, ordering: .relaxed)
                 return nil
             }
-            state.current.count += 1
-            pendingCount.add(1, ordering: .relaxed)
-            guard spool != nil, !spooled else { return nil }
+            if state.held < capacity {
+                state.current.unspooled.append(event)
+                state.held += 1
+                state.current.count += 1
+                pendingCount.add(1, ordering: .relaxed)
+            } else {
+                dropped.add(1, ordering: .relaxed)
+            }
+            guard spool != nil else { return nil }
+            // The spool could not take it: count it, and say so loudly, every 10 s at most.
+            spoolFailureCount.add(1, ordering: .relaxed)
             state.spoolFailures += 1
             let now = ContinuousClock.now
             if let last = state.lastSpoolFailureLog, now - last < .seconds(10) { return nil }
@@ -127,8 +141,11 @@ public final class UsageWriter: Service, Sendable {
         }
         if let failure, let spool {
             logger.critical(
-                "USAGE SPOOL CANNOT BE WRITTEN (is the disk full?): usage events are held in memory only and a crash would lose them",
-                metadata: ["spool": "\(spool.directory)", "events": "\(failure)"]
+                "USAGE SPOOL CANNOT BE WRITTEN (is the disk full?): usage events are held in memory only, where a crash would lose them, and dropped once memory is full",
+                metadata: [
+                    "spool": "\(spool.directory)", "events": "\(failure)",
+                    "dropped_so_far": "\(dropped.load(ordering: .relaxed))",
+                ]
             )
         }
     }
@@ -204,7 +221,6 @@ public final class UsageWriter: Service, Sendable {
         let inMemory = (batch.cached?.count ?? 0) + batch.unspooled.count
         state.withLock { $0.held -= inMemory }
         written.add(events.count, ordering: .relaxed)
-        // A left-over segment's events were never counted as pending (nor read) until now.
         pendingCount.subtract(batch.count, ordering: .relaxed)
     }
 

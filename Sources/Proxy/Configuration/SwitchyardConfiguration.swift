@@ -32,6 +32,9 @@ public struct SwitchyardConfiguration: Sendable {
         public var maximumQueue: Int = Pools.EnginePool.defaultMaximumQueue
         /// Whether each request's band is passed to the engine as vLLM's `priority`.
         public var forwardPriority = false
+        /// Micro-units of the configuration's currency per replica-hour, for allocating the
+        /// pool's cost by occupancy; nil when the pool's cost is not allocated.
+        public var costPerHour: Int64?
     }
 
     public struct Deployment: Sendable, Equatable {
@@ -236,7 +239,9 @@ extension SwitchyardConfiguration {
             id: id,
             replicas: replicas,
             maximumQueue: try object.integer("max_queue", default: Pools.EnginePool.defaultMaximumQueue, minimum: 0, maximum: Bounds.queue),
-            forwardPriority: try object.boolean("forward_priority", default: false)
+            forwardPriority: try object.boolean("forward_priority", default: false),
+            costPerHour: object.has("cost_per_hour")
+                ? Int64(try object.integer("cost_per_hour", minimum: 0, maximum: Bounds.costPerHour)) : nil
         )
     }
 
@@ -345,6 +350,8 @@ extension SwitchyardConfiguration {
         static let pricePerMillion = 10_000_000_000
         /// A trillion tokens a month.
         static let quotaTokens = 1_000_000_000_000
+        /// A million currency units per replica-hour, in micro-units.
+        static let costPerHour = 1_000_000_000_000
     }
 
     private static func validateURL(_ string: String, path: String) throws(ConfigurationError) {

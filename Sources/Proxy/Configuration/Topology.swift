@@ -60,6 +60,9 @@ public struct Topology: Sendable {
     /// Each tier's contract, before any tenant's overrides.
     public let contracts: [String: Contract]
     public let enginePools: [String: EnginePool]
+    /// What the engine pools with a `cost_per_hour` cost to run, by pool id: the basis of
+    /// GPU cost by occupancy in the reports.
+    public let enginePoolCosts: [String: EnginePoolCost]
     /// Every configured provider's kind, by provider id.
     public let providerKinds: [String: ProviderKind]
     /// External providers whose key variable is not set, with the variable's name: they
@@ -158,9 +161,23 @@ public struct Topology: Sendable {
         self.resolvedRoutes = routes.mapValues { ids in ids.compactMap { deployments[$0] } }
         self.contracts = contracts
         self.enginePools = pools
+        self.enginePoolCosts = Self.poolCosts(configuration)
         self.providerKinds = Dictionary(configuration.providers.map { ($0.id, $0.kind) }, uniquingKeysWith: { first, _ in first })
         self.keylessProviders = keyless
         self.environmentKeys = environmentKeys
+    }
+
+    /// The cost of each engine pool that has a `cost_per_hour`, in the configuration's currency.
+    static func poolCosts(_ configuration: SwitchyardConfiguration) -> [String: EnginePoolCost] {
+        var costs: [String: EnginePoolCost] = [:]
+        for pool in configuration.enginePools {
+            guard let perHour = pool.costPerHour else { continue }
+            costs[pool.id] = EnginePoolCost(
+                pool: pool.id, replicas: pool.replicas.count, slots: pool.replicas.reduce(0) { $0 + $1.slots },
+                costPerHourMicros: perHour, currency: configuration.currency
+            )
+        }
+        return costs
     }
 
     /// The adapter that translates to and from a provider kind's wire format.

@@ -54,6 +54,10 @@ extension RequestPipeline {
             var receivedBytes = 0
             var clientError: (any Error)?
             var cutOff = false
+            // What ends a stream (its `[DONE]`, and what the relay owes after the upstream's
+            // last byte) goes out only once the usage event is in the spool: a client that
+            // has its whole answer is metered even if the process dies the next moment.
+            var end = ByteBuffer()
             do {
                 for try await chunk in upstream.body {
                     if outcome.firstByte == nil { outcome.firstByte = .now }
@@ -67,6 +71,7 @@ extension RequestPipeline {
                         receivedBytes += chunk.readableBytes
                         output = modelRewriter?.rewrite(chunk) ?? chunk
                     }
+                    if head.stream { _ = Self.holdBackDone(&output, into: &end) }
                     guard output.readableBytes > 0 else { continue }
                     do {
                         try await writer.write(output)
@@ -76,9 +81,11 @@ extension RequestPipeline {
                     }
                 }
                 if clientError == nil, head.stream {
-                    let tail = streamRelay.finish()
-                    if tail.readableBytes > 0 { try await writer.write(tail) }
+                    var tail = streamRelay.finish()
+                    end.writeBuffer(&tail)
                 }
+            } catch where head.stream && clientError == nil && end.readableBytes > 0 {
+                // The upstream failed after its `[DONE]`: the answer is whole, and ends as one.
             } catch {
                 // The upstream failed mid-answer, or the shutdown's grace period ended it:
                 // the client already has the head, so the error goes in-band and the
@@ -107,9 +114,25 @@ extension RequestPipeline {
                 throw clientError
             }
             Self.fillInUsage(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
+            meter.finish(outcome)
+            if end.readableBytes > 0 { try await writer.write(end) }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
+    }
+
+    /// Moves a `data: [DONE]` event that ends `output` to `end`, to be sent after the
+    /// request is metered. Returns whether it did.
+    static func holdBackDone(_ output: inout ByteBuffer, into end: inout ByteBuffer) -> Bool {
+        let done = "data: [DONE]\n\n".utf8
+        guard output.readableBytes >= done.count,
+              let last = output.getBytes(at: output.writerIndex - done.count, length: done.count),
+              last.elementsEqual(done)
+        else { return false }
+        var held = output.getSlice(at: output.writerIndex - done.count, length: done.count) ?? ByteBuffer()
+        output.moveWriterIndex(to: output.writerIndex - done.count)
+        end.writeBuffer(&held)
+        return true
     }
 
     /// Fills in usage: reported by the upstream, else estimated from what went by.

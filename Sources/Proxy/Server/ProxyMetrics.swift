@@ -227,12 +227,22 @@ public final class ProxyMetrics: Sendable {
     /// Updates the gauges read from live state, then renders the exposition text.
     func render(topology: Topology, usageWriter: UsageWriter) -> [UInt8] {
         let statistics = usageWriter.statistics
-        registry.makeGauge(name: "switchyard_usage_events_pending", help: "Usage events waiting to be written.")
-            .set(Int64(statistics.pending))
-        registry.makeGauge(name: "switchyard_usage_events_written", help: "Usage events written to the ledger since start.")
-            .set(Int64(statistics.written))
-        registry.makeGauge(name: "switchyard_usage_events_dropped", help: "Usage events dropped because the ledger fell behind.")
-            .set(Int64(statistics.dropped))
+        registry.makeGauge(
+            name: "switchyard_usage_events_pending",
+            help: "Usage events taken since start and not yet delivered (to the ledger, or the usage stream with Redis)."
+        ).set(Int64(statistics.pending))
+        registry.makeGauge(
+            name: "switchyard_usage_events_written",
+            help: "Usage events delivered since start (to the ledger, or the usage stream with Redis)."
+        ).set(Int64(statistics.written))
+        registry.makeGauge(
+            name: "switchyard_usage_events_dropped",
+            help: "Usage events lost since start: the spool could not be written (disk full) and memory was full, or a spool line could not be read."
+        ).set(Int64(statistics.dropped))
+        registry.makeGauge(
+            name: "switchyard_usage_spool_write_failures",
+            help: "Usage events the spool could not take since start (disk full): held in memory only, so a crash would lose them."
+        ).set(Int64(statistics.spoolFailures))
         for (name, pool) in topology.enginePools {
             for (index, inFlight) in pool.inFlight.enumerated() {
                 registry.makeGauge(

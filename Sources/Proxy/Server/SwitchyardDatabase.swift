@@ -20,6 +20,9 @@ public struct SwitchyardDatabase: Sendable {
         configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // 32 MiB of pages per connection (SQLite's default is 2 MiB): the writer keeps
+            // the hot parts of the usage indexes in memory instead of reading them back.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         let pool = try DatabasePool(path: path, configuration: configuration)
         let legacy = Self.legacyMigrator

@@ -296,11 +296,14 @@ public struct SwitchyardServer: Sendable {
         let revocations = RevocationFollower(
             directory: directory, authenticator: tenantAuthenticator, interval: options.revocationPollInterval, logger: logger
         )
+        let metering = try makeMetering()
         var configuration = ServiceGroupConfiguration(
-            // Shut down in reverse: the application drains first, then Redis settlements
-            // and usage events are written.
-            services: [.init(service: usageWriter), .init(service: keyUses)] + (redisService.map { [.init(service: $0)] } ?? [])
-                + [.init(service: catalogueService), .init(service: webhooks), .init(service: revocations), .init(service: application)],
+            // Shut down in reverse: the application drains first, then usage events are
+            // delivered (to the stream while the Redis client is still open), then Redis
+            // settlements are sent, and last an in-process meter stores what the stream holds.
+            services: metering.services + [.init(service: keyUses)] + (redisService.map { [.init(service: $0)] } ?? [])
+                + [.init(service: usageWriter), .init(service: catalogueService), .init(service: webhooks),
+                   .init(service: revocations), .init(service: application)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             cancellationSignals: [],
             logger: logger
@@ -312,9 +315,11 @@ public struct SwitchyardServer: Sendable {
             try await group.run()
         } catch {
             try? await httpClient.shutdown()
+            await metering.stop()
             throw error
         }
         // Already shut down when the grace period ran out.
         try? await httpClient.shutdown()
+        await metering.stop()
     }
 }
