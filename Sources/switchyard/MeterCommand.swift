@@ -36,7 +36,7 @@ struct MeterCommand: AsyncParsableCommand {
     var retainEventsDays: Int = 400
 
     @Option(help: "Most usage events read and stored in one transaction.")
-    var batch: Int = 5_000
+    var batch: Int = 20_000
 
     func validate() throws {
         guard (1...36_500).contains(retainEventsDays) else {

@@ -10,11 +10,26 @@ import Testing
 struct AllocationReportTests {
     /// The dimensions whose every subset the property test groups by.
     static let core: [AllocationDimension] = [.tenant, .key, .user, .model, .deployment, .provider, .providerKey, .status]
-    static let windowStart = date("2026-03-02T03:00:00Z")
-    static let windowEnd = date("2026-03-05T21:00:00Z")
+    /// The window of a test: whole hours (read from the hourly rollups) unless a test sets
+    /// whole days (read from the daily ones, unless it groups by hour).
+    @TaskLocal static var window = (start: date("2026-03-02T03:00:00Z"), end: date("2026-03-05T21:00:00Z"))
+    static var windowStart: Date { window.start }
+    static var windowEnd: Date { window.end }
+    static let wholeDays = (start: date("2026-03-02T00:00:00Z"), end: date("2026-03-05T00:00:00Z"))
 
     @Test("for every grouping, totals equal the events' sums and the rows sum to the totals")
     func everyGrouping() async throws {
+        try await everyGroupingHolds()
+    }
+
+    @Test("over whole days, read from the daily rollups, every grouping holds just the same")
+    func everyGroupingOverWholeDays() async throws {
+        try await Self.$window.withValue(Self.wholeDays) {
+            try await everyGroupingHolds()
+        }
+    }
+
+    private func everyGroupingHolds() async throws {
         try await withLedger { ledger, _ async throws in
             try await Self.recordRandomEvents(ledger, seed: 0x5EED_2026)
             let expected = try await Self.eventTotals(ledger)

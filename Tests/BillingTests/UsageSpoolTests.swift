@@ -233,7 +233,7 @@ struct UsageSpoolTests {
         }
     }
 
-    @Test("rollups equal the sums of the events, however the batches fall")
+    @Test("hourly and daily rollups equal the sums of the events, however the batches fall")
     func rollupsEqualEvents() async throws {
         try await withLedger { ledger, _ async throws in
             var generator = SeededGenerator(seed: 42)
@@ -269,7 +269,22 @@ struct UsageSpoolTests {
                   (SELECT sum(completion_tokens) FROM usage_events) = (SELECT sum(completion_tokens) FROM usage_rollups),
                   (SELECT sum(cost_micros) FROM usage_events) = (SELECT sum(cost_micros) FROM usage_rollups),
                   (SELECT sum(coalesce(billed_micros, 0)) FROM usage_events) = (SELECT sum(billed_micros) FROM usage_rollups),
-                  (SELECT sum(coalesce(slot_ms, 0)) FROM usage_events) = (SELECT sum(slot_ms) FROM usage_rollups)
+                  (SELECT sum(coalesce(slot_ms, 0)) FROM usage_events) = (SELECT sum(slot_ms) FROM usage_rollups),
+                  (SELECT count(*) FROM usage_events) = (SELECT sum(requests) FROM usage_rollups_daily),
+                  (SELECT sum(cost_micros) FROM usage_events) = (SELECT sum(cost_micros) FROM usage_rollups_daily),
+                  (SELECT sum(coalesce(billed_micros, 0)) FROM usage_events) = (SELECT sum(billed_micros) FROM usage_rollups_daily),
+                  (SELECT count(*) FROM usage_rollups_daily WHERE hour % 86400000 != 0) = 0
+                """
+            let daily = """
+                SELECT count(*) FROM (
+                  SELECT (started_at / 86400000) * 86400000, tenant_id, coalesce(tenant_key_id, ''), model, currency,
+                         status, count(*), sum(prompt_tokens), sum(cost_micros), sum(coalesce(slot_ms, 0))
+                  FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6
+                  EXCEPT
+                  SELECT hour, tenant_id, tenant_key_id, model, currency, status, sum(requests), sum(prompt_tokens),
+                         sum(cost_micros), sum(slot_ms)
+                  FROM usage_rollups_daily GROUP BY 1, 2, 3, 4, 5, 6
+                )
                 """
             let grouped = """
                 SELECT count(*) FROM (
@@ -281,12 +296,13 @@ struct UsageSpoolTests {
                   FROM usage_rollups GROUP BY 1, 2, 3, 4, 5, 6
                 )
                 """
-            let (equal, mismatches) = try await ledger.pool.read { db in
-                (try Row.fetchOne(db, sql: compare), try Int.fetchOne(db, sql: grouped))
+            let (equal, mismatches, dailyMismatches) = try await ledger.pool.read { db in
+                (try Row.fetchOne(db, sql: compare), try Int.fetchOne(db, sql: grouped), try Int.fetchOne(db, sql: daily))
             }
             let row = try #require(equal)
             for column in 0..<row.count { #expect(row[column] as Int? == 1, "column \(column) of the totals differs") }
             #expect(mismatches == 0)
+            #expect(dailyMismatches == 0)
             #expect(try await ledger.pool.read { try Int.fetchOne($0, sql: "SELECT count(*) FROM usage_events") } == 1_900)
         }
     }

@@ -16,12 +16,14 @@ extension LedgerBench {
             })
             made += count
         }
-        let from = Date(timeIntervalSince1970: (start.timeIntervalSince1970 / 3600).rounded(.down) * 3600)
+        // Whole UTC days, as a monthly report asks (and one grouping by hour, which cannot
+        // use the daily rollups).
+        let from = Date(timeIntervalSince1970: (start.timeIntervalSince1970 / 86_400).rounded(.down) * 86_400)
         let to = from.addingTimeInterval(31 * 86_400)
         let pool = EnginePoolCost(pool: "gpu-a", replicas: 2, slots: 16, costPerHourMicros: 2_500_000, currency: "USD")
         let groupings: [([AllocationDimension], Bool)] = [
             ([.tenant], false), ([.tenant, .model], false), ([.tenant, .key, .model, .provider, .status], false),
-            ([.day, .tenant], false), ([.tenant], true), ([.tenant, .model], true),
+            ([.day, .tenant], false), ([.tenant], true), ([.tenant, .model], true), ([.hour, .tenant], false),
         ]
         let clock = ContinuousClock()
         for (groupBy, includeGPU) in groupings {

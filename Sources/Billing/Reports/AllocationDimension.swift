@@ -23,7 +23,7 @@ public enum AllocationDimension: String, Sendable, CaseIterable, Hashable {
     /// The UTC hour, `2026-11-23T10:00:00Z`.
     case hour
 
-    /// The expression over `usage_rollups` that yields the dimension's value as text.
+    /// The expression over a rollup table (hourly or daily) that yields the dimension's value as text.
     var sqlExpression: String {
         switch self {
         case .tenant: "tenant_id"

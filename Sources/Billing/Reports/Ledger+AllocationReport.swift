@@ -11,7 +11,10 @@ extension Ledger {
         let cursor = try query.cursor.map { text throws(ReportError) in
             try AllocationCursor(decoding: text, dimensions: query.groupBy.count, allowsIdle: query.includeGPU)
         }
-        let filter = RollupFilter(from: window.from, to: window.to, tenantID: query.tenantID, userID: query.userID)
+        let filter = RollupFilter(
+            from: window.from, to: window.to, tenantID: query.tenantID, userID: query.userID,
+            byHour: query.groupBy.contains(.hour)
+        )
         var report = AllocationReport(
             from: query.from, to: query.to, groupBy: query.groupBy, includeGPU: query.includeGPU, rows: [], totals: []
         )
@@ -23,7 +26,10 @@ extension Ledger {
             report.totals = Self.totals(of: all)
         } else {
             (rows, report.totals) = try await pool.read { db in
-                (try Self.groupRows(query, filter: filter, after: cursor, in: db), try Self.totals(filter: filter, in: db))
+                let rows = try Self.groupRows(query, filter: filter, after: cursor, in: db)
+                // One page holding every group: its rows are the totals' terms, no second scan.
+                let everyGroup = cursor == nil && rows.count <= query.limit
+                return (rows, everyGroup ? Self.totals(of: rows) : try Self.totals(filter: filter, in: db))
             }
         }
         if rows.count > query.limit {
@@ -54,7 +60,7 @@ extension Ledger {
         let sql = """
             SELECT * FROM (
                 SELECT \(selected.joined(separator: ", ")), \(RollupFilter.sumColumns)
-                FROM usage_rollups \(whereClause)
+                FROM \(filter.table) \(whereClause)
                 GROUP BY \(aliases.joined(separator: ", "))
             ) \(after)
             ORDER BY \(aliases.joined(separator: ", "))
@@ -71,7 +77,7 @@ extension Ledger {
     /// One total row per currency over the whole filter.
     private static func totals(filter: RollupFilter, in db: GRDB.Database) throws -> [AllocationRow] {
         let (whereClause, arguments) = filter.clause
-        let sql = "SELECT currency, \(RollupFilter.sumColumns) FROM usage_rollups \(whereClause) GROUP BY currency ORDER BY currency"
+        let sql = "SELECT currency, \(RollupFilter.sumColumns) FROM \(filter.table) \(whereClause) GROUP BY currency ORDER BY currency"
         return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
             AllocationRow(kind: .total, groupValues: [], currency: row["currency"], sums: RollupFilter.sums(from: row))
         }

@@ -64,7 +64,7 @@ extension Ledger {
         let (whereClause, arguments) = filter.clause
         let sql = """
             SELECT \(selected.joined(separator: ", ")), \(RollupFilter.sumColumns)
-            FROM usage_rollups \(whereClause)
+            FROM \(filter.table) \(whereClause)
             GROUP BY \(aliases.joined(separator: ", "))
             """
         return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
@@ -79,7 +79,7 @@ extension Ledger {
         let rows = try Row.fetchAll(
             db,
             sql: """
-                SELECT engine_pool, sum(slot_ms) AS slot_ms FROM usage_rollups
+                SELECT engine_pool, sum(slot_ms) AS slot_ms FROM \(RollupFilter(from: from, to: to, byHour: false).table)
                 WHERE hour >= ? AND hour < ? AND engine_pool IN (\(placeholders)) GROUP BY engine_pool
                 """,
             arguments: [from, to] + StatementArguments(pools)
@@ -108,7 +108,7 @@ extension Ledger {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT tenant_id, sum(slot_ms) AS slot_ms FROM usage_rollups
+                    SELECT tenant_id, sum(slot_ms) AS slot_ms FROM \(RollupFilter(from: window.from, to: window.to, byHour: false).table)
                     WHERE hour >= ? AND hour < ? AND engine_pool = ?
                     GROUP BY tenant_id HAVING sum(slot_ms) > 0 ORDER BY tenant_id
                     """,

@@ -6,11 +6,24 @@ struct RollupFilter {
     var to: Int64
     var tenantID: String?
     var userID: String?
+    /// The rollup table to read: the daily one when the window is whole UTC days and the
+    /// report does not group by hour, else the hourly one.
+    var table: String
+
+    init(from: Int64, to: Int64, tenantID: String? = nil, userID: String? = nil, byHour: Bool) {
+        self.from = from
+        self.to = to
+        self.tenantID = tenantID
+        self.userID = userID
+        let day = UsageRollup.dayMilliseconds
+        let wholeDays = from % day == 0 && to % day == 0
+        self.table = wholeDays && !byHour ? UsageRollup.dailyTable : UsageRollup.hourlyTable
+    }
 
     /// Whether the report sees only some tenants' usage.
     var isNarrowed: Bool { tenantID != nil || userID != nil }
 
-    /// The `WHERE` clause over `usage_rollups`, and its arguments.
+    /// The `WHERE` clause over `table`, and its arguments.
     var clause: (sql: String, arguments: StatementArguments) {
         var conditions = ["hour >= ?", "hour < ?"]
         var arguments: StatementArguments = [from, to]

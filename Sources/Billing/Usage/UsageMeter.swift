@@ -64,7 +64,7 @@ public final class UsageMeter: Service, Sendable {
     ///     already in the stream.
     ///   - logger: where progress and failures go.
     public init(
-        source: any UsageStreamSource, ledger: Ledger, consumer: String, batchSize: Int = 5_000,
+        source: any UsageStreamSource, ledger: Ledger, consumer: String, batchSize: Int = 20_000,
         block: Duration = .seconds(1), claimInterval: Duration = .seconds(30), minimumIdle: Duration = .seconds(60),
         progressInterval: Duration = .seconds(10), shutdownDrain: Duration = .seconds(5), logger: Logger
     ) {

@@ -1,8 +1,8 @@
 import GRDB
 
-/// The hourly sums of usage events that reports read, kept in `usage_rollups` by the
-/// transaction that stores the events. One row per hour and combination of the
-/// dimensions; an absent dimension is the empty string.
+/// The hourly and daily sums of usage events that reports read, kept in `usage_rollups`
+/// and `usage_rollups_daily` by the transaction that stores the events. One row per hour
+/// (day) and combination of the dimensions; an absent dimension is the empty string.
 struct UsageRollup {
     struct Key: Hashable {
         var hour: Int64
@@ -44,6 +44,19 @@ struct UsageRollup {
         var billedRequests = 0
         var slotMilliseconds = 0
 
+        mutating func add(_ other: Sums) {
+            requests += other.requests
+            promptTokens &+= other.promptTokens
+            cachedTokens &+= other.cachedTokens
+            completionTokens &+= other.completionTokens
+            reasoningTokens &+= other.reasoningTokens
+            estimatedRequests += other.estimatedRequests
+            costMicros &+= other.costMicros
+            billedMicros &+= other.billedMicros
+            billedRequests += other.billedRequests
+            slotMilliseconds &+= other.slotMilliseconds
+        }
+
         mutating func add(_ event: UsageEvent, billed: Int64?) {
             requests += 1
             promptTokens &+= event.promptTokens
@@ -61,6 +74,11 @@ struct UsageRollup {
     }
 
     static let hourMilliseconds: Int64 = 3_600_000
+    static let dayMilliseconds: Int64 = 86_400_000
+
+    /// The tables, finest first.
+    static let hourlyTable = "usage_rollups"
+    static let dailyTable = "usage_rollups_daily"
 
     /// The start of the UTC hour holding `milliseconds`.
     static func hour(containing milliseconds: Int64) -> Int64 {
@@ -75,11 +93,22 @@ struct UsageRollup {
         rows[Key(event), default: Sums()].add(event, billed: billed)
     }
 
-    /// Adds the batch's sums to the table.
+    /// Adds the batch's sums to the hourly table and, summed by day, to the daily one.
     func write(in db: Database) throws {
         guard !rows.isEmpty else { return }
+        try Self.write(rows, to: Self.hourlyTable, in: db)
+        var days: [Key: Sums] = [:]
+        for (key, sums) in rows {
+            var day = key
+            day.hour = key.hour - ((key.hour % Self.dayMilliseconds) + Self.dayMilliseconds) % Self.dayMilliseconds
+            days[day, default: Sums()].add(sums)
+        }
+        try Self.write(days, to: Self.dailyTable, in: db)
+    }
+
+    private static func write(_ rows: [Key: Sums], to table: String, in db: Database) throws {
         var statement = try FastStatement(db, sql: """
-            INSERT INTO usage_rollups (
+            INSERT INTO \(table) (
                 hour, tenant_id, tenant_key_id, user_id, model, deployment, provider, provider_key_id,
                 engine_pool, status, currency, requests, prompt_tokens, cached_tokens, completion_tokens,
                 reasoning_tokens, estimated_requests, cost_micros, billed_micros, billed_requests, slot_ms
