@@ -135,7 +135,9 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "PoolsTests", dependencies: ["Pools"], swiftSettings: swiftSettings),
+        // A real redis-server for the test targets that need one.
+        .target(name: "RedisTestSupport", dependencies: ["Pools"], path: "Tests/RedisTestSupport", swiftSettings: swiftSettings),
+        .testTarget(name: "PoolsTests", dependencies: ["Pools", "RedisTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "DirectoryTests",
             dependencies: [
@@ -166,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "EngineSim", "Directory", "Billing",
+                "Proxy", "EngineSim", "Directory", "Billing", "RedisTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

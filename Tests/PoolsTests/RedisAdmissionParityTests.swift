@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Pools
+import RedisTestSupport
 
 /// The Redis scripts against their reference: `AdmissionState` and `RedisAdmission` driven
 /// through the same admissions, seeds, settlements, expiries, limit, period and throttled

@@ -2,6 +2,7 @@ import Synchronization
 import Testing
 
 @testable import Pools
+import RedisTestSupport
 
 /// `RedisAdmission` against a real redis-server: several replicas sharing one Redis,
 /// settling, expiry, budgets, key names and lifetimes, script reloading, and Redis going away.

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Pools
+import RedisTestSupport
 
 /// The public client against a real redis-server: thread pool, connection pool, scripts,
 /// credentials, reconnecting and timeouts.

@@ -7,6 +7,7 @@ import Darwin
 #endif
 
 @testable import Pools
+import RedisTestSupport
 
 /// One hiredis connection, used directly (blocking) against a real redis-server.
 @Suite("RedisConnection")

@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Pools
+import RedisTestSupport
 
 /// The Redis scripts against their reference: `KeyPoolState` and `RedisKeyPool` driven
 /// through the same selections, releases, resets and limit changes at the same instants

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 
 @testable import Pools
+import RedisTestSupport
 
 /// `RedisKeyPool` against a real redis-server: replicas sharing one Redis, queued
 /// releases, key names and lifetimes, and `FailoverKeyPool` when Redis goes away.

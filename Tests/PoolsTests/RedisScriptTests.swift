@@ -1,6 +1,7 @@
 import Testing
 
 @testable import Pools
+import RedisTestSupport
 
 @Suite("RedisScript")
 struct RedisScriptTests {

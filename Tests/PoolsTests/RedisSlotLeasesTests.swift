@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import Pools
+import RedisTestSupport
 
 @Suite("RedisSlotLeases: engine slots shared by replicas", .timeLimit(.minutes(2)))
 struct RedisSlotLeasesTests {

@@ -6,6 +6,7 @@ import ServiceLifecycle
 import Testing
 
 @testable import Proxy
+import RedisTestSupport
 
 /// The usage stream end to end, on real parts: a `UsageWriter` with its spool XADDs events
 /// to a real `redis-server`, and `UsageMeter`s move them into a real SQLite ledger.
@@ -47,6 +48,24 @@ struct UsageStreamTests {
             block: .milliseconds(100), claimInterval: claimInterval, minimumIdle: minimumIdle, logger: logger
         )
         return (meter, client)
+    }
+
+    /// Runs a meter (see `meter`) while `body` runs, then shuts it and its client down.
+    /// - Returns: the meter, for its statistics.
+    @discardableResult
+    private func withMeter(
+        _ server: RedisTestServer, _ ledger: Ledger, consumer: String, minimumIdle: Duration = .seconds(60),
+        claimInterval: Duration = .seconds(30), _ body: (UsageMeter) async throws -> Void
+    ) async throws -> UsageMeter {
+        let (meter, client) = try meter(server, ledger, consumer: consumer, minimumIdle: minimumIdle, claimInterval: claimInterval)
+        do {
+            try await whileRunning([meter]) { try await body(meter) }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+        return meter
     }
 
     private func requests(_ ledger: Ledger) async throws -> Int {
@@ -110,12 +129,10 @@ struct UsageStreamTests {
             #expect(try await streamState(client).length == 120)
             #expect(folder.spoolSegments().isEmpty, "a delivered segment is removed")
 
-            let (meter, meterClient) = try meter(server, database.ledger, consumer: "meter-1")
-            try await whileRunning([meter]) { () async throws in
+            let meter = try await withMeter(server, database.ledger, consumer: "meter-1") { meter async throws in
                 #expect(try await eventually { try await requests(database.ledger) == 120 })
                 #expect(try await eventually { try await streamState(client) == (0, 0) })
             }
-            try await meterClient.shutdown()
             #expect(meter.statistics.consumed == 120)
             #expect(meter.statistics.written == 120)
             #expect(meter.statistics.duplicates == 0)
@@ -140,14 +157,12 @@ struct UsageStreamTests {
             #expect(taken.count == 30)
             #expect(try await streamState(client) == (30, 30))
 
-            let (meter, meterClient) = try meter(
+            let meter = try await withMeter(
                 server, database.ledger, consumer: "meter-b", minimumIdle: .milliseconds(300), claimInterval: .milliseconds(100)
-            )
-            try await whileRunning([meter]) { () async throws in
+            ) { _ async throws in
                 #expect(try await eventually { try await requests(database.ledger) == 30 })
                 #expect(try await eventually { try await streamState(client) == (0, 0) })
             }
-            try await meterClient.shutdown()
             #expect(meter.statistics.claimed == 30)
             #expect(meter.statistics.written == 30)
         }
@@ -164,12 +179,10 @@ struct UsageStreamTests {
             try await stream.createGroup()
             #expect(try await stream.readNew(consumer: "meter-1", count: 100, block: nil).count == 12)
 
-            let (meter, meterClient) = try meter(server, database.ledger, consumer: "meter-1")
-            try await whileRunning([meter]) { () async throws in
+            let meter = try await withMeter(server, database.ledger, consumer: "meter-1") { meter async throws in
                 #expect(try await eventually { try await requests(database.ledger) == 12 })
                 #expect(try await eventually { try await streamState(client) == (0, 0) })
             }
-            try await meterClient.shutdown()
             #expect(meter.statistics.claimed == 0, "its own entries need no claim")
             #expect(meter.statistics.written == 12)
         }
@@ -186,15 +199,13 @@ struct UsageStreamTests {
             // A retried delivery: the writer's first attempt reached Redis, its answer did not.
             try await stream.deliver(events)
             try await stream.deliver(events)
-            let (meter, meterClient) = try meter(server, database.ledger, consumer: "meter-1")
-            try await whileRunning([meter]) { () async throws in
+            let meter = try await withMeter(server, database.ledger, consumer: "meter-1") { meter async throws in
                 #expect(try await eventually { meter.statistics.consumed == 20 })
                 // And once more after the first copies are stored.
                 try await stream.deliver(Array(events.prefix(4)))
                 #expect(try await eventually { meter.statistics.consumed == 24 })
                 #expect(try await eventually { try await streamState(client) == (0, 0) })
             }
-            try await meterClient.shutdown()
             #expect(try await requests(database.ledger) == 10)
             #expect(meter.statistics.written == 10)
             #expect(meter.statistics.duplicates == 14)
@@ -217,12 +228,10 @@ struct UsageStreamTests {
             _ = try await client.command(["XADD", key, "*", "other", "field"]).checked()
             try await stream.deliver([event("req-2"), event("req-3")])
 
-            let (meter, meterClient) = try meter(server, database.ledger, consumer: "meter-1")
-            try await whileRunning([meter]) { () async throws in
+            let meter = try await withMeter(server, database.ledger, consumer: "meter-1") { meter async throws in
                 #expect(try await eventually { try await requests(database.ledger) == 3 })
                 #expect(try await eventually { try await streamState(client) == (0, 0) })
             }
-            try await meterClient.shutdown()
             #expect(meter.statistics.poison == 3)
             #expect(meter.statistics.consumed == 6)
             #expect(meter.statistics.written == 3)
@@ -240,8 +249,7 @@ struct UsageStreamTests {
                 sink: RedisUsageStream(client: client, logger: logger), spool: try UsageSpool(root: folder.spoolPath),
                 flushInterval: .seconds(3_600), logger: logger
             )
-            let (meter, meterClient) = try meter(server, database.ledger, consumer: "meter-1")
-            try await whileRunning([meter]) { () async throws in
+            let meter = try await withMeter(server, database.ledger, consumer: "meter-1") { meter async throws in
                 (1...5).map { event("before-\($0)") }.forEach(writer.record)
                 await writer.flush()
                 #expect(try await eventually { try await requests(database.ledger) == 5 })
@@ -263,7 +271,6 @@ struct UsageStreamTests {
                 #expect(try await eventually(timeout: .seconds(20)) { try await requests(database.ledger) == 45 })
                 #expect(try await eventually { try await streamState(client) == (0, 0) })
             }
-            try await meterClient.shutdown()
             #expect(meter.statistics.written == 45)
             #expect(try await database.ledger.usageEvent(requestID: "during-40") != nil)
         }

@@ -210,13 +210,15 @@ public final class UsageMeter: Service, Sendable {
             }
         }
         let new = try await ledger.record(events)
-        try await source.acknowledge(entries.map(\.id))
+        // Counted once the ledger has them, whether or not the acknowledgement arrives (a
+        // batch not acknowledged is read again, and then stored as duplicates).
         counters.withLock { counters in
             counters.consumed += entries.count - deleted
             counters.written += new
             counters.duplicates += events.count - new
             counters.poison += poison.count
         }
+        try await source.acknowledge(entries.map(\.id))
         for entry in poison {
             logger.critical(
                 "USAGE STREAM ENTRY IS NOT A USAGE EVENT: acknowledged and skipped, nothing was metered for it",

@@ -1,6 +1,4 @@
 import Foundation
-import Testing
-
 import Pools
 
 #if canImport(Glibc)
@@ -10,22 +8,19 @@ import Darwin
 #endif
 
 /// A real `redis-server` for one test: on a free port, in its own temporary folder, with
-/// no persistence. `stop()` and `start()` again keep the port, to test reconnecting.
-///
-/// A copy of PoolsTests' helper (test targets cannot import each other), for the usage
-/// stream's tests.
+/// no persistence. Shared by the test targets that need one (they cannot import each other). `stop()` and `start()` again keep the port, to test reconnecting.
 ///
 /// `@unchecked Sendable` because its mutable state (the process) is only touched under
 /// `lock`; tests share it between tasks only to call commands on the client.
-final class RedisTestServer: @unchecked Sendable {
-    struct Missing: Error, CustomStringConvertible {
-        var description: String {
+public final class RedisTestServer: @unchecked Sendable {
+    public struct Missing: Error, CustomStringConvertible {
+        public var description: String {
             "redis-server is not on PATH: install it (scripts/install-deps.sh, or apt-get install redis-server)"
         }
     }
 
-    let port: Int
-    let password: String?
+    public let port: Int
+    public let password: String?
     private let directory: URL
     private let executable: URL
     private let lock = NSLock()
@@ -34,7 +29,7 @@ final class RedisTestServer: @unchecked Sendable {
     /// Starts a server and waits until it answers PING.
     ///
     /// - Parameter password: set with `--requirepass` when given.
-    init(password: String? = nil) throws {
+    public init(password: String? = nil) throws {
         guard let executable = Self.findOnPath("redis-server") else { throw Missing() }
         self.executable = executable
         self.password = password
@@ -51,14 +46,14 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// The URL of this server, with its password when it has one.
-    func url(database: Int = 0) -> String {
+    public func url(database: Int = 0) -> String {
         let encoded = password.map { $0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0 }
         let credentials = encoded.map { ":\($0)@" } ?? ""
         return "redis://\(credentials)127.0.0.1:\(port)/\(database)"
     }
 
     /// A client configuration for this server.
-    func configuration(
+    public func configuration(
         database: Int = 0,
         commandTimeout: Duration = .seconds(2),
         poolSize: Int = 4
@@ -67,7 +62,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// Starts the server (again) on the same port and waits until it answers PING.
-    func start() throws {
+    public func start() throws {
         var arguments = [
             "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", directory.path, "--daemonize", "no", "--loglevel", "warning",
@@ -95,7 +90,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// Stops the server and waits until it has exited.
-    func stop() {
+    public func stop() {
         guard let process = lock.withLock({ () -> Process? in
             defer { self.process = nil }
             return self.process
@@ -106,9 +101,9 @@ final class RedisTestServer: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    struct ServerDidNotStart: Error, CustomStringConvertible {
-        let port: Int
-        var description: String { "redis-server did not answer PING on port \(port) within 10 s" }
+    public struct ServerDidNotStart: Error, CustomStringConvertible {
+        public let port: Int
+        public var description: String { "redis-server did not answer PING on port \(port) within 10 s" }
     }
 
     // MARK: - Sockets
@@ -138,7 +133,7 @@ final class RedisTestServer: @unchecked Sendable {
     }
 
     /// A port nobody listens on: bind to port 0, read the port the kernel chose, close.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let descriptor = socket(AF_INET, streamType, 0)
         guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
         defer { close(descriptor) }
@@ -155,6 +150,29 @@ final class RedisTestServer: @unchecked Sendable {
         }
         guard named == 0 else { throw POSIXError(.EINVAL) }
         return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// A socket that listens on a free port and never accepts, with the smallest backlog:
+    /// once the backlog is full, connecting hangs, the way it does to a host that drops
+    /// packets. Close the descriptor when done.
+    public static func silentListener() throws -> (descriptor: Int32, port: Int) {
+        let descriptor = socket(AF_INET, streamType, 0)
+        guard descriptor >= 0 else { throw POSIXError(.EMFILE) }
+        var address = loopback(port: 0)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        guard bound == 0, named == 0, listen(descriptor, 0) == 0 else {
+            close(descriptor)
+            throw POSIXError(.EADDRINUSE)
+        }
+        return (descriptor, Int(UInt16(bigEndian: address.sin_port)))
     }
 
     private static var streamType: Int32 {
@@ -199,7 +217,7 @@ final class RedisTestServer: @unchecked Sendable {
 
 /// Runs `body` with a fresh server and a client for it; stops both afterwards, whether
 /// `body` succeeds or throws.
-func withRedis<Result>(
+public func withRedis<Result>(
     password: String? = nil,
     database: Int = 0,
     commandTimeout: Duration = .seconds(2),
