@@ -37,6 +37,19 @@ struct UsageStreamTests {
         )
     }
 
+    /// Runs `body` with a fresh redis-server and a client for it, a database in a fresh
+    /// folder, and the usage stream on that client; removes the folder afterwards.
+    private func withStream(
+        _ body: (RedisTestServer, RedisClient, Folder, SwitchyardDatabase, RedisUsageStream) async throws -> Void
+    ) async throws {
+        let folder = Folder()
+        defer { folder.remove() }
+        try await withRedis { server, client async throws in
+            let database = try SwitchyardDatabase(path: folder.databasePath)
+            try await body(server, client, folder, database, RedisUsageStream(client: client, logger: logger))
+        }
+    }
+
     /// A meter on a client of its own, quick to notice new entries and idle ones.
     private func meter(
         _ server: RedisTestServer, _ ledger: Ledger, consumer: String, minimumIdle: Duration = .seconds(60),
@@ -114,10 +127,7 @@ struct UsageStreamTests {
 
     @Test("events a writer sends to the stream reach the ledger exactly once, and leave the stream")
     func exactlyOnce() async throws {
-        let folder = Folder()
-        defer { folder.remove() }
-        try await withRedis { server, client async throws in
-            let database = try SwitchyardDatabase(path: folder.databasePath)
+        try await withStream { server, client, folder, database, _ async throws in
             let writer = UsageWriter(
                 sink: RedisUsageStream(client: client, logger: logger), spool: try UsageSpool(root: folder.spoolPath),
                 flushInterval: .seconds(3_600), logger: logger
@@ -145,11 +155,7 @@ struct UsageStreamTests {
 
     @Test("a second meter takes over the entries a first one read and never acknowledged")
     func claimFromAnotherMeter() async throws {
-        let folder = Folder()
-        defer { folder.remove() }
-        try await withRedis { server, client async throws in
-            let database = try SwitchyardDatabase(path: folder.databasePath)
-            let stream = RedisUsageStream(client: client, logger: logger)
+        try await withStream { server, client, folder, database, stream async throws in
             try await stream.deliver((1...30).map { event("req-\($0)") })
             // Meter A reads them all, then stops (or hangs) without storing or acknowledging.
             try await stream.createGroup()
@@ -170,11 +176,7 @@ struct UsageStreamTests {
 
     @Test("a meter that restarts under the same name stores its own pending entries first")
     func ownPendingFirst() async throws {
-        let folder = Folder()
-        defer { folder.remove() }
-        try await withRedis { server, client async throws in
-            let database = try SwitchyardDatabase(path: folder.databasePath)
-            let stream = RedisUsageStream(client: client, logger: logger)
+        try await withStream { server, client, folder, database, stream async throws in
             try await stream.deliver((1...12).map { event("req-\($0)") })
             try await stream.createGroup()
             #expect(try await stream.readNew(consumer: "meter-1", count: 100, block: nil).count == 12)
@@ -190,11 +192,7 @@ struct UsageStreamTests {
 
     @Test("the same event added to the stream twice is stored once")
     func duplicates() async throws {
-        let folder = Folder()
-        defer { folder.remove() }
-        try await withRedis { server, client async throws in
-            let database = try SwitchyardDatabase(path: folder.databasePath)
-            let stream = RedisUsageStream(client: client, logger: logger)
+        try await withStream { server, client, folder, database, stream async throws in
             let events = (1...10).map { event("req-\($0)", prompt: $0) }
             // A retried delivery: the writer's first attempt reached Redis, its answer did not.
             try await stream.deliver(events)
@@ -216,11 +214,7 @@ struct UsageStreamTests {
 
     @Test("an entry that is not a usage event is acknowledged and skipped, and the rest are stored")
     func poison() async throws {
-        let folder = Folder()
-        defer { folder.remove() }
-        try await withRedis { server, client async throws in
-            let database = try SwitchyardDatabase(path: folder.databasePath)
-            let stream = RedisUsageStream(client: client, logger: logger)
+        try await withStream { server, client, folder, database, stream async throws in
             let key = RedisUsageStream.defaultKey
             try await stream.deliver([event("req-1")])
             _ = try await client.command(["XADD", key, "*", "e", "not json at all"]).checked()
@@ -241,10 +235,7 @@ struct UsageStreamTests {
 
     @Test("while Redis is down the writer keeps events in its spool, and delivers them once it is back")
     func redisOutage() async throws {
-        let folder = Folder()
-        defer { folder.remove() }
-        try await withRedis { server, client async throws in
-            let database = try SwitchyardDatabase(path: folder.databasePath)
+        try await withStream { server, client, folder, database, _ async throws in
             let writer = UsageWriter(
                 sink: RedisUsageStream(client: client, logger: logger), spool: try UsageSpool(root: folder.spoolPath),
                 flushInterval: .seconds(3_600), logger: logger

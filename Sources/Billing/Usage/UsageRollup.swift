@@ -82,7 +82,12 @@ struct UsageRollup {
 
     /// The start of the UTC hour holding `milliseconds`.
     static func hour(containing milliseconds: Int64) -> Int64 {
-        milliseconds - ((milliseconds % hourMilliseconds) + hourMilliseconds) % hourMilliseconds
+        start(of: hourMilliseconds, containing: milliseconds)
+    }
+
+    /// The start of the period of `length` milliseconds (from 1970, UTC) holding `milliseconds`.
+    static func start(of length: Int64, containing milliseconds: Int64) -> Int64 {
+        milliseconds - ((milliseconds % length) + length) % length
     }
 
     /// The sums of one batch, grouped as the table groups them: a batch of thousands of
@@ -100,7 +105,7 @@ struct UsageRollup {
         var days: [Key: Sums] = [:]
         for (key, sums) in rows {
             var day = key
-            day.hour = key.hour - ((key.hour % Self.dayMilliseconds) + Self.dayMilliseconds) % Self.dayMilliseconds
+            day.hour = Self.start(of: Self.dayMilliseconds, containing: key.hour)
             days[day, default: Sums()].add(sums)
         }
         try Self.write(days, to: Self.dailyTable, in: db)
