@@ -75,6 +75,17 @@ public final class TenantAuthenticator: Sendable {
         }
     }
 
+    /// The tenant of a key whose lookup is cached, without suspending: nil when the
+    /// directory must be read (`authenticate` does).
+    ///
+    /// - Throws: `OpenAIError` 401 as `authenticate` does, for what needs no lookup to refuse.
+    public func cachedTenant(authorization: String?, now: Date = Date()) throws(OpenAIError) -> AuthenticatedTenant? {
+        switch try cachedLookup(authorization: authorization, now: now) {
+        case .found(let tenant): tenant
+        case .missing: nil
+        }
+    }
+
     private enum CachedLookup {
         case found(AuthenticatedTenant)
         case missing(hash: [UInt8])

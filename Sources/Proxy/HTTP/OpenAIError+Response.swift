@@ -6,11 +6,7 @@ import Providers
 extension OpenAIError {
     /// The error as a JSON response.
     public func response() -> Response {
-        let body = jsonBody()
-        var headers = HTTPFields()
-        headers[.contentType] = "application/json"
-        headers[.contentLength] = String(body.readableBytes)
-        return Response(status: HTTPResponse.Status(code: status), headers: headers, body: .init(byteBuffer: body))
+        PlainResponse(self).response
     }
 }
 

@@ -57,6 +57,11 @@ public struct OpenAIErrorMiddleware: RouterMiddleware {
         }
     }
 
+    /// OpenAI's answer for a URL it does not serve.
+    static func unknownURL(method: String, path: some StringProtocol) -> OpenAIError {
+        OpenAIError(status: 404, message: "Invalid URL (\(method) \(path))", type: "invalid_request_error", code: "unknown_url")
+    }
+
     private static let knownMethods: Set<HTTPRequest.Method> = [.get, .head, .post, .put, .patch, .delete, .options, .trace]
 
     /// Hummingbird's own errors (no route, body too large, ...) in OpenAI's shape.
@@ -71,12 +76,7 @@ public struct OpenAIErrorMiddleware: RouterMiddleware {
                 code: "method_not_implemented"
             )
         case .notFound:
-            return OpenAIError(
-                status: 404,
-                message: "Invalid URL (\(request.method.rawValue) \(request.uri.path))",
-                type: "invalid_request_error",
-                code: "unknown_url"
-            )
+            return unknownURL(method: request.method.rawValue, path: request.uri.path)
         case .contentTooLarge:
             return OpenAIError(status: 413, message: "The request body is too large.", type: "invalid_request_error", code: "request_too_large")
         case .methodNotAllowed:

@@ -92,7 +92,7 @@ enum BudgetAdmission {
 
     /// The 429 of a spent budget or quota, in the shape of OpenAI's quota errors:
     /// `insufficient_quota`, with `retry-after` and `x-switchyard-budget-reset`.
-    static func refusal(_ refusal: AdmissionRefusal, budget: BudgetDemand) -> Response {
+    static func refusal(_ refusal: AdmissionRefusal, budget: BudgetDemand) -> PlainResponse {
         let isQuota = budget.key.scope == quotaScope
         let resetsAt = Date(ledgerMilliseconds: budget.resetsAt)
         let reset = resetsAt.formatted(.iso8601)
@@ -102,13 +102,13 @@ enum BudgetAdmission {
         } else {
             message += " (\(limits(of: budget))); it resets at \(reset)."
         }
-        var response = OpenAIError(
+        var response = PlainResponse(OpenAIError(
             status: 429,
             message: message,
             type: "insufficient_quota",
             param: nil,
             code: isQuota ? "quota_exhausted" : "budget_exceeded"
-        ).response()
+        ))
         if let seconds = refusal.retryAfterSeconds {
             response.headers[.retryAfter] = String(seconds)
         }

@@ -10,7 +10,7 @@ extension RequestPipeline {
     enum AdmissionOutcome {
         /// Go on; the reservation (nil for a tenant without limits) is settled at the end.
         case admitted(Reservation?)
-        case refused(Response)
+        case refused(PlainResponse)
     }
 
     /// The model's deployments that can produce as many output tokens as the request asks
@@ -28,10 +28,15 @@ extension RequestPipeline {
         )
     }
 
+    /// Whether the tenant has limits, a quota or budgets to admit the request against.
+    static func needsAdmission(_ tenant: AuthenticatedTenant, demand: AdmissionRequest) -> Bool {
+        !tenant.contract.limits.isUnlimited || !demand.budgets.isEmpty
+    }
+
     /// The tenant's buckets, quota and budgets, all at once, before any upstream is chosen.
     func admit(tenant: AuthenticatedTenant, demand: AdmissionRequest) async throws -> AdmissionOutcome {
         let tenantLimits = tenant.contract.limits
-        guard !tenantLimits.isUnlimited || !demand.budgets.isEmpty else { return .admitted(nil) }
+        guard Self.needsAdmission(tenant, demand: demand) else { return .admitted(nil) }
         var demand = demand
         do {
             // A period the store holds no state for is built from the ledger's figure: at
@@ -79,20 +84,20 @@ extension RequestPipeline {
     }
 
     /// The 429 for a refused admission: a spent budget or quota, or a rate limit.
-    static func refused(_ refusal: AdmissionRefusal) -> Response {
+    static func refused(_ refusal: AdmissionRefusal) -> PlainResponse {
         guard refusal.limit == .budget, let budget = refusal.budget else { return rateLimited(refusal) }
         return BudgetAdmission.refusal(refusal, budget: budget)
     }
 
     /// The 429 for a refused admission, with `retry-after` and the limits as they stand.
-    static func rateLimited(_ refusal: AdmissionRefusal) -> Response {
-        var response = OpenAIError(
+    static func rateLimited(_ refusal: AdmissionRefusal) -> PlainResponse {
+        var response = PlainResponse(OpenAIError(
             status: 429,
             message: refusal.message,
             type: refusal.limit == .tokens ? "tokens" : "requests",
             param: nil,
             code: "rate_limit_exceeded"
-        ).response()
+        ))
         if let seconds = refusal.retryAfterSeconds {
             response.headers[.retryAfter] = String(seconds)
         }

@@ -45,120 +45,42 @@ extension RequestPipeline {
         let shutdown = self.shutdown
         // A relayed body's length changes with its `model`: it goes out chunked.
         let body = ResponseBody { writer in
-            var outcome = RequestMeter.Outcome(deployment: deployment, status: 200)
-            defer { meter.finish(outcome) }
-            var streamRelay = deployment.adapter.makeStreamTranslator(head: head, labels: labels)
-            // A whole answer names its model once; a stream's relay renames every chunk.
-            var modelRewriter = head.stream ? nil : ModelNameRewriter(model: labels.model)
-            var received: [ByteBuffer] = []
-            var receivedBytes = 0
+            var relay = AnswerRelay(head: head, deployment: deployment, labels: labels)
+            defer { meter.finish(relay.outcome) }
             var clientError: (any Error)?
-            var cutOff = false
-            // What ends a stream (its `[DONE]`, and what the relay owes after the upstream's
-            // last byte) goes out only once the usage event is in the spool: a client that
-            // has its whole answer is metered even if the process dies the next moment.
-            var end = ByteBuffer()
             do {
                 for try await chunk in upstream.body {
-                    if outcome.firstByte == nil { outcome.firstByte = .now }
-                    var output: ByteBuffer
-                    if head.stream {
-                        // An error event, the one part of a stream that carries the
-                        // provider's words, is scrubbed by the translator.
-                        output = streamRelay.translate(chunk)
-                    } else {
-                        received.append(chunk)
-                        receivedBytes += chunk.readableBytes
-                        output = modelRewriter?.rewrite(chunk) ?? chunk
-                    }
-                    if head.stream { _ = Self.holdBackDone(&output, into: &end) }
+                    let output = relay.relay(chunk)
                     guard output.readableBytes > 0 else { continue }
                     do {
                         try await writer.write(output)
                     } catch {
                         clientError = error
+                        relay.clientLeft()
                         break
                     }
                 }
-                if clientError == nil, head.stream {
-                    var tail = streamRelay.finish()
-                    end.writeBuffer(&tail)
-                }
-            } catch where head.stream && clientError == nil && end.readableBytes > 0 {
-                // The upstream failed after its `[DONE]`: the answer is whole, and ends as one.
+                if clientError == nil { relay.upstreamEnded() }
             } catch {
-                // The upstream failed mid-answer, or the shutdown's grace period ended it:
-                // the client already has the head, so the error goes in-band and the
-                // stream ends.
                 let failure = shutdown.isPastDeadline
                     ? ServerShutdown.error(requestID: requestID)
                     : OpenAIError.upstreamFailed("The upstream failed mid-stream (request id \(requestID)).")
-                outcome.status = failure.status
-                outcome.errorType = failure.code == "shutting_down" ? "shutting_down" : failure.type
-                if head.stream, clientError == nil {
-                    try? await writer.write(failure.sseEvent())
-                } else if clientError == nil {
-                    // A whole answer cut short cannot be finished as if complete: the
-                    // connection closes without the last chunk.
-                    clientError = UpstreamBodyCutOff()
-                    cutOff = true
+                if clientError == nil {
+                    switch relay.upstreamFailed(failure) {
+                    case .whole: break
+                    case .inBand(let event): try? await writer.write(event)
+                    case .closeConnection: clientError = UpstreamBodyCutOff()
+                    }
                 }
             }
-            if let clientError {
-                if !cutOff {
-                    outcome.clientAborted = true
-                    outcome.status = 499
-                    outcome.errorType = "client_closed_request"
-                }
-                Self.fillInUsage(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
-                throw clientError
-            }
-            Self.fillInUsage(&outcome, head: head, stream: streamRelay, received: received, receivedBytes: receivedBytes)
+            let outcome = relay.completedOutcome()
+            if let clientError { throw clientError }
             meter.finish(outcome)
+            let end = relay.takeEnd()
             if end.readableBytes > 0 { try await writer.write(end) }
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: headers, body: body)
-    }
-
-    /// Moves a `data: [DONE]` event that ends `output` to `end`, to be sent after the
-    /// request is metered. Returns whether it did.
-    static func holdBackDone(_ output: inout ByteBuffer, into end: inout ByteBuffer) -> Bool {
-        let done = "data: [DONE]\n\n".utf8
-        guard output.readableBytes >= done.count,
-              let last = output.getBytes(at: output.writerIndex - done.count, length: done.count),
-              last.elementsEqual(done)
-        else { return false }
-        var held = output.getSlice(at: output.writerIndex - done.count, length: done.count) ?? ByteBuffer()
-        output.moveWriterIndex(to: output.writerIndex - done.count)
-        end.writeBuffer(&held)
-        return true
-    }
-
-    /// Fills in usage: reported by the upstream, else estimated from what went by.
-    private static func fillInUsage(
-        _ outcome: inout RequestMeter.Outcome,
-        head: InferenceRequestHead,
-        stream: any StreamTranslator,
-        received: [ByteBuffer],
-        receivedBytes: Int
-    ) {
-        if head.stream {
-            outcome.usage = stream.usage
-            outcome.completionEstimate = stream.contentChunks
-            if let error = stream.upstreamError, outcome.errorType == nil { outcome.errorType = error.type }
-        } else if outcome.errorType == nil || outcome.clientAborted {
-            var whole: ByteBuffer
-            if received.count == 1 {
-                whole = received[0]
-            } else {
-                whole = ByteBuffer()
-                whole.reserveCapacity(receivedBytes)
-                for var part in received { whole.writeBuffer(&part) }
-            }
-            outcome.usage = TokenUsage.fromResponseBody(whole)
-            outcome.completionEstimate = TokenUsage.estimateTokens(byteCount: receivedBytes)
-        }
     }
 }
 

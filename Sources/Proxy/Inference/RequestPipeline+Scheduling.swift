@@ -17,8 +17,8 @@ extension RequestPipeline {
 
     /// The 503 for a request no engine slot can take within its contract's wait:
     /// `retry-after` in whole seconds and the predicted start in milliseconds.
-    static func capacityExhausted(_ error: OpenAIError, predictedStart: Duration?) -> Response {
-        var response = error.response()
+    static func capacityExhausted(_ error: OpenAIError, predictedStart: Duration?) -> PlainResponse {
+        var response = PlainResponse(error)
         response.headers[.retryAfter] = retryAfterSeconds(predictedStart ?? .seconds(1))
         if let predictedStart {
             response.headers[.predictedStartMilliseconds] = String(predictedStart.wholeMilliseconds)
@@ -28,7 +28,7 @@ extension RequestPipeline {
 
     /// `retry-after` on a 429 always (SDKs retry after it; 1 s when no time is known) and
     /// on a 503 when a time is known.
-    static func withRetryAfter(_ response: Response, error: OpenAIError, retryAfter: Duration?) -> Response {
+    static func withRetryAfter(_ response: PlainResponse, error: OpenAIError, retryAfter: Duration?) -> PlainResponse {
         guard error.status == 429 || error.status == 503 else { return response }
         guard let after = retryAfter ?? (error.status == 429 ? .seconds(1) : nil) else { return response }
         var response = response

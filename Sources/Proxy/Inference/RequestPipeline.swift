@@ -68,6 +68,44 @@ final class RequestPipeline: Sendable {
         } catch is NIOTooManyBytesError {
             throw OpenAIError.bodyTooLarge(limit: limits.maximumRequestBodyBytes)
         }
+        let prepared = try prepare(body, endpoint: endpoint, tenant: tenant, at: startedAt)
+        let reservation: Reservation?
+        switch try await admit(tenant: tenant, demand: prepared.demand) {
+        case .refused(let response): return response.response
+        case .admitted(let admitted): reservation = admitted
+        }
+        var context = context
+        if reservation?.throttled == true {
+            // A spent budget or quota that throttles: served, in the lowest band.
+            context.tenant?.contract = tenant.contract.throttled
+        }
+        let meter = makeMeter(
+            prepared, tenant: tenant, requestID: context.requestID, startedAt: startedAt, startInstant: startInstant,
+            reservation: reservation
+        )
+        var response = try await forward(
+            head: prepared.head, body: body, tokens: prepared.demand.reservedTokens, plan: prepared.plan, meter: meter,
+            context: context, rateLimitHeaders: reservation?.headers
+        )
+        if reservation?.throttled == true { response.headers[.throttled] = "true" }
+        return response
+    }
+
+    /// What routing needs of a request, read from its body: the fields that matter, the
+    /// tenant's demand on its limits, and the plan of deployments to try.
+    struct PreparedRequest {
+        var head: InferenceRequestHead
+        /// Bytes of the client's request body.
+        var bodyBytes: Int
+        var demand: AdmissionRequest
+        var plan: RoutePlan<OpenAIError>
+    }
+
+    /// Reads what routing needs from the body and plans the route; an OpenAI error for a
+    /// request no deployment of the tenant's contract can serve.
+    func prepare(
+        _ body: ByteBuffer, endpoint: InferenceEndpoint, tenant: AuthenticatedTenant, at startedAt: Date
+    ) throws(OpenAIError) -> PreparedRequest {
         let head = try InferenceRequestHead.parse(body, endpoint: endpoint)
         guard let routes = topology.deployments(for: head.model, contract: tenant.contract),
               routes.contains(where: keys.isServable)
@@ -93,7 +131,6 @@ final class RequestPipeline: Sendable {
             wallClockMilliseconds: startedAt.ledgerMilliseconds,
             throttledRequestsPerMinute: tenant.contract.throttledRequestsPerMinute
         )
-        let tokens = demand.reservedTokens
         let plan = RoutePlan(
             model: head.model,
             candidates: able.map { deployment in
@@ -114,37 +151,29 @@ final class RequestPipeline: Sendable {
         )
         // A pinning that names no deployment able to serve the request.
         guard !plan.isEmpty else { throw OpenAIError.modelNotFound(head.model) }
-        let reservation: Reservation?
-        switch try await admit(tenant: tenant, demand: demand) {
-        case .refused(let response): return response
-        case .admitted(let admitted): reservation = admitted
-        }
-        var context = context
-        if reservation?.throttled == true {
-            // A spent budget or quota that throttles: served, in the lowest band.
-            context.tenant?.contract = tenant.contract.throttled
-        }
-        let meter = RequestMeter(
+        return PreparedRequest(head: head, bodyBytes: body.readableBytes, demand: demand, plan: plan)
+    }
+
+    /// The meter of an admitted request: it records the request's one usage event.
+    func makeMeter(
+        _ prepared: PreparedRequest, tenant: AuthenticatedTenant, requestID: String, startedAt: Date,
+        startInstant: ContinuousClock.Instant, reservation: Reservation?
+    ) -> RequestMeter {
+        RequestMeter(
             facts: .init(
-                requestID: context.requestID,
+                requestID: requestID,
                 tenant: tenant,
-                model: head.model,
-                streamed: head.stream,
+                model: prepared.head.model,
+                streamed: prepared.head.stream,
                 startedAt: startedAt,
                 startInstant: startInstant,
-                requestBodyBytes: body.readableBytes
+                requestBodyBytes: prepared.bodyBytes
             ),
             writer: usageWriter,
             metrics: metrics,
             reservation: reservation.map { ($0, admission) },
             keyPool: keys.pool
         )
-        var response = try await forward(
-            head: head, body: body, tokens: tokens, plan: plan, meter: meter, context: context,
-            rateLimitHeaders: reservation?.headers
-        )
-        if reservation?.throttled == true { response.headers[.throttled] = "true" }
-        return response
     }
 
     // MARK: Forwarding, with failover before the first byte
@@ -248,43 +277,68 @@ final class RequestPipeline: Sendable {
         meter: RequestMeter,
         context: SwitchyardRequestContext
     ) throws -> Response {
+        switch conclude(ending, model: head.model, meter: meter, requestID: context.requestID) {
+        case .answered:
+            guard let answer else { preconditionFailure("a route answered without an answer") }
+            return answer
+        case .refused(let response):
+            return response.response
+        case .cancelled:
+            throw CancellationError()
+        }
+    }
+
+    /// How a route ended, for the client.
+    enum Conclusion {
+        /// The answer being relayed is the client's.
+        case answered
+        /// No upstream answered: this is the client's answer.
+        case refused(PlainResponse)
+        /// The client left.
+        case cancelled
+    }
+
+    /// What a route's end comes to, with the one usage event of a request no upstream
+    /// answered.
+    func conclude(
+        _ ending: RoutePlan<OpenAIError>.Ending, model: String, meter: RequestMeter, requestID: String
+    ) -> Conclusion {
         switch ending {
         case .answered(let candidate, let spilled):
-            guard let answer else { preconditionFailure("a route answered without an answer") }
-            if spilled { metrics.spillover(model: head.model, deployment: candidate.id) }
-            return answer
+            if spilled { metrics.spillover(model: model, deployment: candidate.id) }
+            return .answered
         case .relayError(let error, let candidate):
             meter.finish(.unanswered(deployment: topology.deployments[candidate.id], error: error))
-            return Self.withRetryAfter(error.response(), error: error, retryAfter: nil)
+            return .refused(Self.withRetryAfter(PlainResponse(error), error: error, retryAfter: nil))
         case .capacityExhausted(let candidate, let predictedStart):
-            let error = OpenAIError.capacityExhausted(model: head.model)
+            let error = OpenAIError.capacityExhausted(model: model)
             meter.finish(.unanswered(deployment: topology.deployments[candidate.id], error: error))
-            return Self.capacityExhausted(error, predictedStart: predictedStart)
+            return .refused(Self.capacityExhausted(error, predictedStart: predictedStart))
         case .failed(let failure, let retryAfter, let last):
             meter.finish(.unanswered(deployment: last.flatMap { topology.deployments[$0.id] }, error: failure))
-            return Self.withRetryAfter(failure.response(), error: failure, retryAfter: retryAfter)
+            return .refused(Self.withRetryAfter(PlainResponse(failure), error: failure, retryAfter: retryAfter))
         case .cancelled(let candidate, let sent):
             // Once sent, the upstream may have read the prompt: it is estimated.
             meter.finish(.init(
                 deployment: topology.deployments[candidate.id], status: 499, errorType: "client_closed_request",
                 usage: sent ? nil : TokenUsage(promptTokens: 0, completionTokens: 0), clientAborted: true
             ))
-            throw CancellationError()
+            return .cancelled
         case .shuttingDown(let candidate):
-            let error = ServerShutdown.error(requestID: context.requestID)
+            let error = ServerShutdown.error(requestID: requestID)
             meter.finish(.init(deployment: topology.deployments[candidate.id], status: error.status, errorType: "shutting_down"))
-            return error.response()
+            return .refused(PlainResponse(error))
         }
     }
 
-    private func deployment(_ candidate: RouteCandidate) throws(OpenAIError) -> Topology.Deployment {
+    func deployment(_ candidate: RouteCandidate) throws(OpenAIError) -> Topology.Deployment {
         guard let deployment = topology.deployments[candidate.id] else {
             throw OpenAIError.upstreamUnavailable("No deployment of this model could be reached.")
         }
         return deployment
     }
 
-    private enum PlacementOutcome {
+    enum PlacementOutcome {
         case placed(Placement)
         case other(RoutePlan<OpenAIError>.Placement)
     }
@@ -292,7 +346,19 @@ final class RequestPipeline: Sendable {
     /// An upstream on `deployment`: a provider key not yet tried, chosen by the key pool,
     /// or a slot of the engine pool (waiting for one by contract) on its least-loaded
     /// replica.
-    private func place(
+    /// A placement made without waiting, when one can be: a free slot of an engine pool
+    /// whose slots are kept in process. nil when placing needs to wait (a queue, Redis, or
+    /// a key pool).
+    func placeAtOnce(_ deployment: Topology.Deployment, tenant: AuthenticatedTenant, meter: RequestMeter) -> Placement? {
+        guard let pool = deployment.enginePool,
+              let lease = pool.tryAcquire(EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract))
+        else { return nil }
+        meter.queued(for: lease.waited)
+        metrics.queueWait(pool: pool.name, tier: tenant.tier, lease.waited)
+        return Placement(deployment, pool: pool, lease: lease)
+    }
+
+    func place(
         _ deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, excludingKeys: Set<String>,
         meter: RequestMeter
     ) async -> PlacementOutcome {
