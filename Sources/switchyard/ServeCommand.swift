@@ -70,6 +70,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Days raw usage events are kept in the ledger (hourly rollups are kept for good); pruned by the process that writes the ledger: this one without --redis or with --meter, else `switchyard meter`.")
     var retainEventsDays: Int = 400
 
+    @Flag(inversion: .prefixedNo, help: "Serve the inference routes on the data plane (SwiftNIO channel handlers on the connection's event loop); --no-data-plane serves them on the Hummingbird router instead, as a fallback.")
+    var dataPlane = true
+
     @Option(help: "Where usage events wait until delivered: a directory, or 'off' to hold them in memory only, which loses them on a crash (for benchmarks). Default: <db>-spool beside the database.")
     var spool: String?
 
@@ -216,7 +219,8 @@ struct ServeCommand: AsyncParsableCommand {
                 ),
                 spool: spoolLocation,
                 retainEventsDays: retainEventsDays,
-                meterInProcess: meter
+                meterInProcess: meter,
+                dataPlane: dataPlane
             ),
             logger: logger
         )

@@ -140,6 +140,8 @@ struct InferenceRouteTests {
             #expect(dead.status == 503)
             #expect(try dead.error()["type"] as? String == "server_error")
             #expect(dead.headers.first(name: "x-request-id") != nil)
+            // Both were served on the data plane, failing over there before the first byte.
+            #expect(harness.server.dataPlane.requestsTaken == 2)
         }
     }
 
@@ -189,6 +191,7 @@ struct InferenceRouteTests {
             #expect(running == 0, "the upstream kept generating after the client left")
             // And Switchyard gave the replica back to its pool when the event was recorded.
             #expect(harness.server.topology.enginePools.values.allSatisfy { $0.inFlight.allSatisfy { $0 == 0 } })
+            #expect(harness.server.dataPlane.requestsTaken == 1, "the stream went through the data plane")
         }
     }
 
@@ -220,6 +223,7 @@ struct InferenceRouteTests {
             #expect(event.tokensEstimated)
             #expect(event.promptTokens > 0, "the prompt was sent and is estimated")
             #expect(harness.server.topology.enginePools.values.allSatisfy { $0.inFlight.allSatisfy { $0 == 0 } })
+            #expect(harness.server.dataPlane.requestsTaken == 1, "the request went through the data plane")
         }
     }
 }

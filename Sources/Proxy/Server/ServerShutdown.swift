@@ -5,8 +5,16 @@ import Synchronization
 /// Whether the server's grace period has run out, for the requests still running then.
 final class ServerShutdown: Sendable {
     private let pastDeadline = Atomic<Bool>(false)
+    private let began = Atomic<Bool>(false)
 
     init() {}
+
+    /// True once graceful shutdown has begun: no new waits start.
+    var isShuttingDown: Bool { began.load(ordering: .acquiring) || isPastDeadline }
+
+    func shutdownBegan() {
+        began.store(true, ordering: .releasing)
+    }
 
     /// True once the grace period is over and upstream requests are being cut off.
     var isPastDeadline: Bool { pastDeadline.load(ordering: .acquiring) }
@@ -33,6 +41,8 @@ final class ServerShutdown: Sendable {
 struct GracePeriodService<Wrapped: Service>: Service {
     let service: Wrapped
     let gracePeriod: Duration
+    /// Called as graceful shutdown begins.
+    var onShutdown: @Sendable () -> Void = {}
     let onDeadline: @Sendable () async -> Void
 
     func run() async throws {
@@ -44,6 +54,7 @@ struct GracePeriodService<Wrapped: Service>: Service {
             group.addTask {
                 do {
                     try await gracefulShutdown()
+                    onShutdown()
                     try await Task.sleep(for: gracePeriod)
                 } catch {
                     return false

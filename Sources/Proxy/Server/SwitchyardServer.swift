@@ -45,6 +45,8 @@ public struct SwitchyardServer: Sendable {
         /// With Redis: whether this process also moves the usage stream into the ledger
         /// (what `switchyard meter` does), for a single replica.
         public var meterInProcess: Bool
+        /// Whether the inference routes run on the data plane (else on the router).
+        public var dataPlane: Bool
 
         /// Where a replica spools its usage events.
         public enum SpoolLocation: Sendable, Equatable {
@@ -73,7 +75,8 @@ public struct SwitchyardServer: Sendable {
             revocationPollInterval: Duration = .milliseconds(250),
             spool: SpoolLocation = .besideDatabase,
             retainEventsDays: Int? = 400,
-            meterInProcess: Bool = false
+            meterInProcess: Bool = false,
+            dataPlane: Bool = true
         ) {
             self.host = host
             self.port = port
@@ -93,6 +96,7 @@ public struct SwitchyardServer: Sendable {
             self.spool = spool
             self.retainEventsDays = retainEventsDays
             self.meterInProcess = meterInProcess
+            self.dataPlane = dataPlane
         }
     }
 
@@ -118,6 +122,10 @@ public struct SwitchyardServer: Sendable {
     public let keyCatalogue: ProviderKeyCatalogue
     /// Provider-key selection and health: in Redis when configured, else in process.
     public let keyPool: any KeyPool
+    /// Carries inference requests, for both the data plane and the router.
+    let pipeline: RequestPipeline
+    /// Serves the inference routes on the client connections' event loops.
+    let dataPlane: DataPlane
     let keyCipher: ProviderKeyCipher
     let tenantAuthenticator: TenantAuthenticator
     let accounts: Accounts
@@ -188,6 +196,12 @@ public struct SwitchyardServer: Sendable {
         clientConfiguration.decompression = .disabled
         clientConfiguration.redirectConfiguration = .disallow
         self.httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, directory: directory, metrics: metrics, logger: logger)
+        self.pipeline = RequestPipeline(
+            topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
+            ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown
+        )
+        self.dataPlane = DataPlane(pipeline: pipeline, authenticator: tenantAuthenticator, keyUses: keyUses, logger: logger)
     }
 
     /// How long a provider-key lease counts in flight without a release: the longest an
@@ -206,7 +220,7 @@ public struct SwitchyardServer: Sendable {
         routes.get("health") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
-        let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, directory: directory, metrics: metrics, logger: logger)
+        let keys = pipeline.keys
         routes.get("metrics") { [topology, usageWriter, metrics] _, _ in
             Response(
                 status: .ok,
@@ -214,10 +228,6 @@ public struct SwitchyardServer: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(topology: topology, usageWriter: usageWriter)))
             )
         }
-        let pipeline = RequestPipeline(
-            topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
-            ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown
-        )
         InferenceController(
             pipeline: pipeline,
             topology: topology,
@@ -246,6 +256,7 @@ public struct SwitchyardServer: Sendable {
 
     /// The HTTP application. `onServerRunning` receives the bound port.
     public func makeApplication(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        // Inference requests on the data plane, every other request on the router, on one port.
         let connections = options.connections
         let handlerConfiguration = ClientConnectionHandler.Configuration(
             timeouts: .init(
@@ -257,10 +268,13 @@ public struct SwitchyardServer: Sendable {
             maximumBodyBytes: options.limits.maximumRequestBodyBytes
         )
         let (metrics, logger) = (self.metrics, self.logger)
+        let dataPlane = options.dataPlane ? self.dataPlane : nil
         return Application(
             router: makeRouter(),
             server: HTTPServerBuilder { responder in
-                ClientChannel(responder: responder, configuration: handlerConfiguration, metrics: metrics, logger: logger)
+                ClientChannel(
+                    responder: responder, configuration: handlerConfiguration, dataPlane: dataPlane, metrics: metrics, logger: logger
+                )
             },
             configuration: .init(
                 address: .hostname(options.host, port: options.port),
@@ -279,12 +293,15 @@ public struct SwitchyardServer: Sendable {
     /// `shutting_down` error event (metered as such), writes pending usage, and returns.
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         let (shutdown, httpClient, logger) = (self.shutdown, self.httpClient, self.logger)
+        let dataPlane = self.dataPlane
         let application = GracePeriodService(
             service: makeApplication(onServerRunning: onServerRunning),
-            gracePeriod: options.shutdownGracePeriod
+            gracePeriod: options.shutdownGracePeriod,
+            onShutdown: { shutdown.shutdownBegan() }
         ) {
             logger.warning("the grace period is over: ending the requests still open")
             shutdown.deadlinePassed()
+            dataPlane.closeUpstreams()
             // Every upstream request fails at once; each open stream then ends with its
             // final error event and is metered, and the connections close.
             try? await httpClient.shutdown()

@@ -5,8 +5,9 @@ import NIOCore
 import NIOHTTPTypesHTTP1
 
 /// Switchyard's HTTP/1.1 child channel: Hummingbird's, with the connection guarded
-/// (`ClientConnectionHandler`) and the connection's `ClientConnection` bound to the task
-/// that serves it.
+/// (`ClientConnectionHandler`), its inference requests taken by the data plane
+/// (`InferenceChannelHandler`), and the connection's `ClientConnection` bound to the task
+/// that serves the rest.
 struct ClientChannel: ServerChildChannel {
     struct Value: ServerChildChannelValue {
         let http1: HTTP1Channel.Value
@@ -15,6 +16,8 @@ struct ClientChannel: ServerChildChannel {
     }
 
     let http1: HTTP1Channel
+    /// Serves the connection's inference requests; nil leaves them to the router.
+    let dataPlane: DataPlane?
 
     /// - Parameters:
     ///   - responder: The application's responder.
@@ -22,9 +25,11 @@ struct ClientChannel: ServerChildChannel {
     init(
         responder: @escaping HTTPChannelHandler.Responder,
         configuration: ClientConnectionHandler.Configuration,
+        dataPlane: DataPlane?,
         metrics: ProxyMetrics,
         logger: Logger
     ) {
+        self.dataPlane = dataPlane
         self.http1 = HTTP1Channel(
             responder: responder,
             configuration: .init(
@@ -58,6 +63,10 @@ struct ClientChannel: ServerChildChannel {
             let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
             try pipeline.addHandler(HTTP10FramingHandler(), position: .before(codec))
             let guardHandler = try pipeline.handler(type: ClientConnectionHandler.self)
+            if let dataPlane {
+                // Behind the guard, so its timeouts and limits hold for inference requests too.
+                try pipeline.addHandler(InferenceChannelHandler(plane: dataPlane), position: .after(guardHandler))
+            }
             return Value(http1: value, connection: guardHandler.connection)
         }
     }

@@ -1,0 +1,99 @@
+"""An OpenAI-compatible engine for data-plane tests, on asyncio in a thread of its own:
+
+- "barrier": every request waits until `expected` requests are open at once, then each
+  gets a short stream (three content chunks, a usage chunk, `[DONE]`). No stream can end
+  before all of them are in flight, so the proxy is shown to carry that many at once.
+- "flood": a stream that never ends, written as fast as the connection takes it, with the
+  bytes written counted; the test reads `written` to see whether the writes stall.
+
+HTTP/1.1 keep-alive is honoured: the proxy pools its connections to this engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+
+class StreamUpstream:
+    def __init__(self, mode: str, expected: int = 0):
+        self.mode = mode
+        self.expected = expected
+        self.open_requests = 0
+        self.most_open = 0
+        self.served = 0
+        self.written = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._released: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._released = asyncio.Event()
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=4096))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.decode("latin-1").split("\r\n")[1:]:
+                    name, _, value = line.partition(":")
+                    if name.strip().lower() == "content-length":
+                        length = int(value.strip())
+                await reader.readexactly(length)
+                if self.mode == "flood":
+                    await self._flood(writer)
+                    return
+                await self._barrier_stream(writer)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    async def _barrier_stream(self, writer: asyncio.StreamWriter) -> None:
+        self.open_requests += 1
+        self.most_open = max(self.most_open, self.open_requests)
+        if self.open_requests >= self.expected:
+            self._released.set()
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await self._released.wait()
+        for word in ["one", "two", "three"]:
+            self._chunk(writer, {"choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]})
+        self._chunk(writer, {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}})
+        self._event(writer, b"data: [DONE]\n\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        self.open_requests -= 1
+        self.served += 1
+
+    async def _flood(self, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        filler = "x" * 1000
+        while True:
+            self._chunk(writer, {"choices": [{"index": 0, "delta": {"content": filler}, "finish_reason": None}]})
+            await writer.drain()
+
+    def _chunk(self, writer: asyncio.StreamWriter, fields: dict) -> None:
+        chunk = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": "upstream-model"}
+        chunk.update(fields)
+        self._event(writer, b"data: " + json.dumps(chunk).encode() + b"\n\n")
+
+    def _event(self, writer: asyncio.StreamWriter, event: bytes) -> None:
+        writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+        self.written += len(event)
