@@ -168,12 +168,10 @@ final class InferenceChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The exchange wrote its answer's end: what waited goes on.
     func exchangeEnded(_ ended: InferenceExchange) {
         guard exchange === ended, let context else { return }
+        // An exchange answered before its body was read leaves the rest of that request
+        // to be dropped (`route` drops parts that are not a head); the guard closes the
+        // connection after such an answer.
         exchange = nil
-        if ended.isReadingRequest {
-            // Answered before its body was read: the guard closes the connection after
-            // this answer; what remains of the request is dropped.
-            forwardingRequest = false
-        }
         while exchange == nil, let part = waiting.popFirst() {
             if case .body(let bytes) = part { waitingBytes -= bytes.readableBytes }
             route(part, context: context)

@@ -205,14 +205,10 @@ final class InferenceExchange {
             case .place(let candidate, let excludingKeys, let spilled):
                 guard let deployment = deployment(candidate) else { return }
                 meter.spilled(spilled)
-                if let kept = unreachable.take() {
-                    // Another replica of the same pool: the slot moves with the request.
-                    if kept.deploymentID == deployment.id, let moved = kept.relocated(deployment) {
-                        placement = moved
-                        action = plan.record(placement: .placed(key: nil))
-                        continue
-                    }
-                    kept.release(served: false)
+                if let moved = Placement.moving(&unreachable, to: deployment) {
+                    placement = moved
+                    action = plan.record(placement: .placed(key: nil))
+                    continue
                 }
                 if clientHasLeft {
                     action = plan.record(placement: .cancelled)
@@ -279,8 +275,7 @@ final class InferenceExchange {
             switch outcome {
             case .placed(let found):
                 if exchange.clientHasLeft {
-                    found.release(served: false)
-                    if let choice = found.key { exchange.pipeline.keys.pool.finish(choice.lease, actualTokens: 0, outcome: .succeeded(nil)) }
+                    exchange.pipeline.giveBackUnused(found)
                     exchange.record { $0.record(placement: .cancelled) }
                     return
                 }

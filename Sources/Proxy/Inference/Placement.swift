@@ -75,6 +75,16 @@ struct Placement: Sendable {
         return Placement(deployment, pool: pool, lease: pool.relocate(lease))
     }
 
+    /// The engine slot kept from a replica that could not be reached, moved to another
+    /// replica when the next attempt is on the same deployment (the request keeps its
+    /// place rather than queueing again), else given back. Empties `kept` either way.
+    static func moving(_ kept: inout Placement?, to deployment: Topology.Deployment) -> Placement? {
+        guard let placement = kept.take() else { return nil }
+        if placement.deploymentID == deployment.id, let moved = placement.relocated(deployment) { return moved }
+        placement.release(served: false)
+        return nil
+    }
+
     func markUnreachable() {
         if let pool, let lease { pool.markUnreachable(lease) }
     }

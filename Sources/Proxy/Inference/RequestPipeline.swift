@@ -211,14 +211,10 @@ final class RequestPipeline: Sendable {
             case .place(let candidate, let excludingKeys, let spilled):
                 let deployment = try deployment(candidate)
                 meter.spilled(spilled)
-                if let kept = unreachable.take() {
-                    // Another replica of the same pool: the slot moves with the request.
-                    if kept.deploymentID == deployment.id, let moved = kept.relocated(deployment) {
-                        placement = moved
-                        action = plan.record(placement: .placed(key: nil))
-                        continue
-                    }
-                    kept.release(served: false)
+                if let moved = Placement.moving(&unreachable, to: deployment) {
+                    placement = moved
+                    action = plan.record(placement: .placed(key: nil))
+                    continue
                 }
                 let placed = await place(deployment, tenant: tenant, tokens: tokens, excludingKeys: excludingKeys, meter: meter)
                 switch placed {
