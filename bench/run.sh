@@ -18,6 +18,8 @@
 #   SWITCHYARD_BIN=path bench/run.sh      # an existing binary (to compare two builds)
 #   SERVE_ARGS="--spool off" bench/run.sh # extra flags for switchyard serve
 #   CALLGRIND_REQUESTS=0 bench/run.sh     # skip the instruction count
+#   PERF=1 bench/run.sh                   # also profile Switchyard (perf, sampled) over the
+#                                         # 32-connection runs and print where its CPU went
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
@@ -73,9 +75,15 @@ run() { # name url key body connections -> "rps=… p50_us=… … cpu_us_per_re
     local name="$1" url="$2" key="$3" body="$4" connections="$5"
     KEY="$key" BODY="$body" wrk -t1 -c4 -d1s -s bench/request.lua "$url" >/dev/null 2>&1 # warm-up
     local before after requests
+    local profiler=""
+    if [[ -n "${PERF:-}" && $name == switchyard-*-32 ]]; then
+        perf record -q -F 1999 -g -p "$SERVE_PID" -o "$WORK/$name.perf" 2>/dev/null &
+        profiler=$!
+    fi
     before=$(cpu_ticks)
     KEY="$key" BODY="$body" wrk -t1 -c"$connections" -d"${DURATION}s" -s bench/request.lua "$url" >"$WORK/$name.txt" 2>&1
     after=$(cpu_ticks)
+    if [[ -n $profiler ]]; then kill -INT "$profiler"; wait "$profiler" 2>/dev/null || true; fi
     requests=$(grep -Eo '[0-9]+ requests in' "$WORK/$name.txt" | cut -d' ' -f1)
     echo "$(grep '^RESULT' "$WORK/$name.txt" | sed 's/RESULT //') cpu_us_per_request=$(( (after - before) * 1000000 / $(getconf CLK_TCK) / requests ))"
 }
@@ -108,6 +116,14 @@ if (( CALLGRIND_REQUESTS > 0 )); then
     else
         INSTRUCTIONS="callgrind: Switchyard did not start under valgrind $(valgrind --version 2>/dev/null) (see $WORK/serve.log)"
     fi
+fi
+
+if [[ -n "${PERF:-}" ]]; then
+    for kind in whole stream; do
+        echo "==> where Switchyard's CPU went, $kind at 32 connections (perf, self time by symbol)" >&2
+        perf report -q -i "$WORK/switchyard-$kind-32.perf" --no-children --sort dso,symbol --stdio 2>/dev/null \
+            | grep -E '^ +[0-9]' | head -40 | cut -c1-160 >&2 || true
+    done
 fi
 
 pairs=()
