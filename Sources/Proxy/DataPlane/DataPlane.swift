@@ -41,6 +41,11 @@ final class DataPlane: Sendable {
         requestCount.add(1, ordering: .relaxed)
     }
 
+    /// How a connection of the data plane sizes its reads: each channel keeps its receive
+    /// buffer for as long as it is open, so reads start at 1 KB (a request or a stream's
+    /// chunk fits) and grow, up to 64 KB, only while reads fill them.
+    static let receiveBuffers = AdaptiveRecvByteBufferAllocator(minimum: 256, initial: 1024, maximum: 64 << 10)
+
     /// The upstream pool of `eventLoop`; called on that loop.
     func pool(for eventLoop: any EventLoop) -> UpstreamPool {
         let id = ObjectIdentifier(eventLoop)

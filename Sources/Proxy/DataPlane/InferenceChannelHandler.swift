@@ -22,6 +22,8 @@ final class InferenceChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     typealias OutboundOut = HTTPResponsePart
 
     private let plane: DataPlane
+    /// Completed with the first request this hands to Hummingbird, whose task waits for it.
+    private var routerNeeded: EventLoopPromise<Void>?
     private var pool: UpstreamPool?
     private var context: ChannelHandlerContext?
     /// The request being served here.
@@ -38,8 +40,9 @@ final class InferenceChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
     /// The server asked connections to close once idle.
     private var quiescing = false
 
-    init(plane: DataPlane) {
+    init(plane: DataPlane, routerNeeded: EventLoopPromise<Void>) {
         self.plane = plane
+        self.routerNeeded = routerNeeded
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -86,6 +89,10 @@ final class InferenceChannelHandler: ChannelDuplexHandler, RemovableChannelHandl
         }
         forwardingRequest = true
         hummingbirdAnswers += 1
+        if let routerNeeded {
+            self.routerNeeded = nil
+            routerNeeded.succeed()
+        }
         context.fireChannelRead(wrapInboundOut(part))
     }
 

@@ -28,7 +28,8 @@ extension InferenceExchange {
         var placement: Placement
         let target: UpstreamTarget
         let head: HTTPRequestHead
-        let body: ByteBuffer
+        /// The request's body, kept for a retry on a fresh connection until an answer comes.
+        var body: ByteBuffer
         var connection: UpstreamConnection?
         var phase: Phase = .connecting(ticket: nil)
         /// The request went out on a connection that had carried one before: a failure
@@ -217,6 +218,10 @@ extension InferenceExchange: UpstreamReceiver {
             placement: &attempt.placement
         )
         meterUse(attempt.placement)
+        // An answer has come: no retry or failover sends the request again, so its bytes
+        // (and the read buffers they are slices of) are let go for the answer's duration.
+        attempt.body = ByteBuffer()
+        releaseRequestBody()
         let deployment = attempt.deployment
         let labels = ResponseLabels(
             id: "chatcmpl-" + requestID, created: Int(Date().timeIntervalSince1970), model: request.model,

@@ -33,19 +33,19 @@ final class InferenceExchange {
     /// Until the request's end has been read.
     private(set) var isReadingRequest = true
     private var body = ByteBuffer()
-    private var tenant: AuthenticatedTenant?
-    private var prepared: RequestPipeline.PreparedRequest?
-    private var plan: RoutePlan<OpenAIError>?
-    private var reservation: Reservation?
+    @OutOfLine private var tenant: AuthenticatedTenant? = nil
+    @OutOfLine private var prepared: RequestPipeline.PreparedRequest? = nil
+    @OutOfLine private var plan: RoutePlan<OpenAIError>? = nil
+    @OutOfLine private var reservation: Reservation? = nil
     private var meter: RequestMeter?
     /// The placement of the next attempt.
-    private var placement: Placement?
+    @OutOfLine private var placement: Placement? = nil
     /// An engine slot whose replica could not be reached, kept for the next replica.
-    private var unreachable: Placement?
+    @OutOfLine private var unreachable: Placement? = nil
     /// The upstream attempt in progress.
     var attempt: Attempt?
     /// How a translated answer names itself, once its head has come.
-    var labels: ResponseLabels?
+    @OutOfLine var labels: ResponseLabels? = nil
     /// Work off the loop whose result the exchange waits for.
     private var task: Task<Void, Never>?
     private var retryTimer: Scheduled<Void>?
@@ -415,6 +415,11 @@ final class InferenceExchange {
     // MARK: For the upstream attempt
 
     var requestBody: ByteBuffer { body }
+
+    /// Lets the request's body go once no attempt can send it again.
+    func releaseRequestBody() {
+        body = ByteBuffer()
+    }
     var currentTenant: AuthenticatedTenant? { tenant }
     var clientGone: Bool { clientHasLeft }
     var preparedHead: InferenceRequestHead? { prepared?.head }

@@ -3,41 +3,63 @@ import Providers
 
 /// Where one attempt goes: the provider endpoint with a key from its pool, or a slot of
 /// an engine pool on one of its replicas.
+///
+/// What never changes is kept once, out of line: a placement is handed from the route to
+/// the attempt and to the meter, and each copy is then a reference, not half a kilobyte.
 struct Placement: Sendable {
-    /// The deployment the attempt is on.
-    let deploymentID: String
-    /// The model name the upstream knows, which a tenant must never see.
-    let upstreamModel: String
-    let endpoint: ProviderEndpoint
-    /// The provider key, for deployments of external providers.
-    let key: ProviderKeys.Choice?
+    private final class Where: Sendable {
+        let deploymentID: String
+        let upstreamModel: String
+        let endpoint: ProviderEndpoint
+        let key: ProviderKeys.Choice?
+        let pool: EnginePool?
+        let lease: EnginePool.Lease?
+
+        init(
+            deploymentID: String, upstreamModel: String, endpoint: ProviderEndpoint, key: ProviderKeys.Choice?,
+            pool: EnginePool?, lease: EnginePool.Lease?
+        ) {
+            self.deploymentID = deploymentID
+            self.upstreamModel = upstreamModel
+            self.endpoint = endpoint
+            self.key = key
+            self.pool = pool
+            self.lease = lease
+        }
+    }
+
+    private let place: Where
     /// What the provider reported of the key's capacity on its answer.
     var capacity: ReportedCapacity?
-    private let pool: EnginePool?
-    private let lease: EnginePool.Lease?
+
+    /// The deployment the attempt is on.
+    var deploymentID: String { place.deploymentID }
+    /// The model name the upstream knows, which a tenant must never see.
+    var upstreamModel: String { place.upstreamModel }
+    var endpoint: ProviderEndpoint { place.endpoint }
+    /// The provider key, for deployments of external providers.
+    var key: ProviderKeys.Choice? { place.key }
+    private var pool: EnginePool? { place.pool }
+    private var lease: EnginePool.Lease? { place.lease }
 
     /// An attempt on an external provider, with one of its keys.
     init(_ deployment: Topology.Deployment, key: ProviderKeys.Choice) {
-        self.deploymentID = deployment.id
-        self.upstreamModel = deployment.upstreamModel
-        self.key = key
         var endpoint = deployment.endpoint
         endpoint.apiKey = key.key.secret
-        self.endpoint = endpoint
-        self.pool = nil
-        self.lease = nil
+        place = Where(
+            deploymentID: deployment.id, upstreamModel: deployment.upstreamModel, endpoint: endpoint, key: key,
+            pool: nil, lease: nil
+        )
     }
 
     /// An attempt on an engine pool, in the slot `lease` holds.
     init(_ deployment: Topology.Deployment, pool: EnginePool, lease: EnginePool.Lease) {
-        self.deploymentID = deployment.id
-        self.upstreamModel = deployment.upstreamModel
-        self.key = nil
         var endpoint = deployment.endpoint
         endpoint.baseURL = lease.baseURL.hasSuffix("/") ? String(lease.baseURL.dropLast()) : lease.baseURL
-        self.endpoint = endpoint
-        self.pool = pool
-        self.lease = lease
+        place = Where(
+            deploymentID: deployment.id, upstreamModel: deployment.upstreamModel, endpoint: endpoint, key: nil,
+            pool: pool, lease: lease
+        )
     }
 
     /// How long the request waited for its engine slot; zero for providers.

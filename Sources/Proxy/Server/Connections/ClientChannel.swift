@@ -12,6 +12,9 @@ struct ClientChannel: ServerChildChannel {
     struct Value: ServerChildChannelValue {
         let http1: HTTP1Channel.Value
         let connection: ClientConnection
+        /// Completed when the router has a request of the connection to serve, or the
+        /// connection closes (nil: the router reads every request).
+        let routerNeeded: EventLoopPromise<Void>?
         var channel: any Channel { http1.channel }
     }
 
@@ -63,15 +66,34 @@ struct ClientChannel: ServerChildChannel {
             let codec = try pipeline.handler(type: HTTP1ToHTTPServerCodec.self)
             try pipeline.addHandler(HTTP10FramingHandler(), position: .before(codec))
             let guardHandler = try pipeline.handler(type: ClientConnectionHandler.self)
-            if let dataPlane {
-                // Behind the guard, so its timeouts and limits hold for inference requests too.
-                try pipeline.addHandler(InferenceChannelHandler(plane: dataPlane), position: .after(guardHandler))
+            guard let dataPlane else {
+                return Value(http1: value, connection: guardHandler.connection, routerNeeded: nil)
             }
-            return Value(http1: value, connection: guardHandler.connection)
+            try channel.syncOptions?.setOption(.recvAllocator, value: DataPlane.receiveBuffers)
+            let routerNeeded = channel.eventLoop.makePromise(of: Void.self)
+            channel.closeFuture.whenComplete { _ in routerNeeded.succeed() }
+            // Behind the guard, so its timeouts and limits hold for inference requests too.
+            try pipeline.addHandler(
+                InferenceChannelHandler(plane: dataPlane, routerNeeded: routerNeeded), position: .after(guardHandler)
+            )
+            return Value(http1: value, connection: guardHandler.connection, routerNeeded: routerNeeded)
         }
     }
 
     func handle(value: Value, logger: Logger) async {
+        // A connection that only ever carries inference requests never needs the router's
+        // task to read it: the task waits here, shallow, rather than in the router's
+        // request loop, whose deeper frames the task would keep for as long as the
+        // connection is open. What arrives for the router meanwhile waits in its channel.
+        if let routerNeeded = value.routerNeeded {
+            // Cancelled (the server stopping past its grace period): on to the router's
+            // loop, which closes the connection's input at once.
+            await withTaskCancellationHandler {
+                try? await routerNeeded.futureResult.get()
+            } onCancel: {
+                routerNeeded.succeed()
+            }
+        }
         await ClientConnection.$current.withValue(value.connection) {
             await http1.handle(value: value.http1, logger: logger)
         }
