@@ -103,6 +103,7 @@ install_bench_tools() {
     local missing=()
     command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
     command -v valgrind >/dev/null 2>&1 || missing+=(valgrind)
+    [[ -z "${PERF:-}" ]] || command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
     if ((${#missing[@]})); then
         echo "==> installing ${missing[*]}" >&2
         local sudo=""

@@ -77,7 +77,7 @@ run() { # name url key body connections -> "rps=… p50_us=… … cpu_us_per_re
     local before after requests
     local profiler=""
     if [[ -n "${PERF:-}" && $name == switchyard-*-32 ]]; then
-        perf record -q -F 1999 -g -p "$SERVE_PID" -o "$WORK/$name.perf" 2>/dev/null &
+        perf record -q -F 1999 -g -p "$SERVE_PID" -o "$WORK/$name.perf" 2>"$WORK/$name.perf.log" &
         profiler=$!
     fi
     before=$(cpu_ticks)
@@ -121,8 +121,12 @@ fi
 if [[ -n "${PERF:-}" ]]; then
     for kind in whole stream; do
         echo "==> where Switchyard's CPU went, $kind at 32 connections (perf, self time by symbol)" >&2
-        perf report -q -i "$WORK/switchyard-$kind-32.perf" --no-children --sort dso,symbol --stdio 2>/dev/null \
-            | grep -E '^ +[0-9]' | head -40 | cut -c1-160 >&2 || true
+        if [[ -s "$WORK/switchyard-$kind-32.perf" ]]; then
+            perf report -q -i "$WORK/switchyard-$kind-32.perf" --no-children --sort dso,symbol --stdio 2>/dev/null \
+                | grep -E '^ +[0-9]' | head -40 | cut -c1-160 >&2 || true
+        else
+            echo "perf recorded nothing: $(head -c 300 "$WORK/switchyard-$kind-32.perf.log" 2>/dev/null)" >&2
+        fi
     done
 fi
 

@@ -415,11 +415,6 @@ final class InferenceExchange {
     // MARK: For the upstream attempt
 
     var requestBody: ByteBuffer { body }
-
-    /// Lets the request's body go once no attempt can send it again.
-    func releaseRequestBody() {
-        body = ByteBuffer()
-    }
     var currentTenant: AuthenticatedTenant? { tenant }
     var clientGone: Bool { clientHasLeft }
     var preparedHead: InferenceRequestHead? { prepared?.head }
@@ -432,6 +427,11 @@ final class InferenceExchange {
         logger[metadataKey: "request_id"] = .string(requestID)
         if let tenant { logger[metadataKey: "tenant"] = .string(tenant.tenantID) }
         return logger
+    }
+
+    /// Lets the request's body go once no attempt can send it again.
+    func releaseRequestBody() {
+        body = ByteBuffer()
     }
 
     /// An engine slot whose replica could not be reached, for the next replica.
