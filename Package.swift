@@ -75,9 +75,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "Portal",
+            resources: [.copy("Resources")],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "Proxy",
             dependencies: [
-                "Providers", "Pools", "Directory", "Billing",
+                "Providers", "Pools", "Directory", "Billing", "Portal",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -168,7 +173,7 @@ let package = Package(
         .testTarget(
             name: "ProxyTests",
             dependencies: [
-                "Proxy", "EngineSim", "Directory", "Billing", "RedisTestSupport",
+                "Proxy", "Portal", "EngineSim", "Directory", "Billing", "RedisTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -143,6 +143,9 @@ cat <<TXT
 
 Switchyard is running at $SWITCHYARD_URL (logs in $STATE/, database $DB).
 
+  Portal:      $SWITCHYARD_URL/portal/   (keys, usage, budget, users, audit, hosted chat)
+               sign in as $DEMO_EMAIL, password $DEMO_PASSWORD (kept in $DEMO_PASSWORD_FILE)
+
   Demo tenant: demo ($TENANT)
   Tenant key:  $KEY      (shown once)
   Demo user:   $DEMO_EMAIL, password in $DEMO_PASSWORD_FILE (org admin of demo)

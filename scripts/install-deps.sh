@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Switchyard needs on Debian/Ubuntu:
-# SQLite and hiredis headers, pkg-config, redis-server, wrk, curl and Python's venv module.
+# SQLite and hiredis headers, pkg-config, redis-server, wrk, curl and Python's venv module;
+# with --browser also Chromium and its WebDriver, which the portal's tests drive.
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 packages=(libsqlite3-dev libhiredis-dev pkg-config redis-server wrk curl ca-certificates python3 python3-venv)
+if [[ "${1:-}" == "--browser" ]]; then
+    packages+=(chromium chromium-driver fonts-dejavu-core)
+fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -2,7 +2,7 @@
 # Runs every Switchyard test: unit, component and live Swift tests (real SQLite files,
 # real HTTP servers on port 0), a short seeded run of every fuzz target, then the
 # end-to-end tests that drive a running `switchyard serve` with the official openai
-# Python SDK (the hostile-input suite among them).
+# Python SDK (the hostile-input suite among them) and the portal in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
@@ -10,7 +10,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 # passwords use 12 unless told otherwise.
 export SWITCHYARD_BCRYPT_COST="${SWITCHYARD_BCRYPT_COST:-10}"
 
-scripts/install-deps.sh
+scripts/install-deps.sh --browser
 
 echo "==> Python environment (the openai SDK; aiosmtpd, which the Swift mail tests use too)"
 if [[ ! -x .venv/bin/python ]]; then
@@ -28,4 +28,5 @@ echo "==> fuzz targets: a short seeded run of each (scripts/fuzz.sh --time 60 fo
 scripts/fuzz.sh
 
 echo "==> end-to-end tests (official openai SDK against switchyard serve)"
+# The portal's tests save a screenshot of every page under var/portal-screenshots/.
 SWITCHYARD_BIN="$(swift build --show-bin-path)/switchyard" .venv/bin/python -m pytest tests/e2e -v

@@ -76,6 +76,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Where usage events wait until delivered: a directory, or 'off' to hold them in memory only, which loses them on a crash (for benchmarks). Default: <db>-spool beside the database.")
     var spool: String?
 
+    @Option(help: "Serve the portal's files from this folder, read on every request, instead of the ones built in (env SWITCHYARD_PORTAL_DIR; for working on the portal).")
+    var portalDir: String?
+
     func validate() throws {
         guard EnginePool.Scheduling(rawValue: scheduling) != nil else {
             throw ValidationError("--scheduling must be 'contract' or 'fifo', not '\(scheduling)'.")
@@ -220,7 +223,8 @@ struct ServeCommand: AsyncParsableCommand {
                 spool: spoolLocation,
                 retainEventsDays: retainEventsDays,
                 meterInProcess: meter,
-                dataPlane: dataPlane
+                dataPlane: dataPlane,
+                portalDirectory: portalDir ?? environment["SWITCHYARD_PORTAL_DIR"].flatMap { $0.isEmpty ? nil : $0 }
             ),
             logger: logger
         )

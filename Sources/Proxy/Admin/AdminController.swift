@@ -321,6 +321,8 @@ struct AdminController {
         let data = try AdminResources.encoder.encode(value)
         var headers = HTTPFields()
         headers[.contentType] = "application/json"
+        // Management answers hold secrets shown once and figures that change: no cache keeps them.
+        headers[.cacheControl] = "no-store"
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
 }

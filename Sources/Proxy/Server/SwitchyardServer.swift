@@ -47,6 +47,9 @@ public struct SwitchyardServer: Sendable {
         public var meterInProcess: Bool
         /// Whether the inference routes run on the data plane (else on the router).
         public var dataPlane: Bool
+        /// A folder to serve the portal's files from, read on every request (for working on
+        /// the portal); nil serves the files shipped with Switchyard.
+        public var portalDirectory: String?
 
         /// Where a replica spools its usage events.
         public enum SpoolLocation: Sendable, Equatable {
@@ -76,7 +79,8 @@ public struct SwitchyardServer: Sendable {
             spool: SpoolLocation = .besideDatabase,
             retainEventsDays: Int? = 400,
             meterInProcess: Bool = false,
-            dataPlane: Bool = true
+            dataPlane: Bool = true,
+            portalDirectory: String? = nil
         ) {
             self.host = host
             self.port = port
@@ -97,6 +101,7 @@ public struct SwitchyardServer: Sendable {
             self.retainEventsDays = retainEventsDays
             self.meterInProcess = meterInProcess
             self.dataPlane = dataPlane
+            self.portalDirectory = portalDirectory
         }
     }
 
@@ -126,6 +131,8 @@ public struct SwitchyardServer: Sendable {
     let pipeline: RequestPipeline
     /// Serves the inference routes on the client connections' event loops.
     let dataPlane: DataPlane
+    /// The portal's files.
+    let portal: PortalRoutes.Source
     let keyCipher: ProviderKeyCipher
     let tenantAuthenticator: TenantAuthenticator
     let accounts: Accounts
@@ -202,6 +209,7 @@ public struct SwitchyardServer: Sendable {
             ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown
         )
         self.dataPlane = DataPlane(pipeline: pipeline, authenticator: tenantAuthenticator, keyUses: keyUses, logger: logger)
+        self.portal = PortalRoutes.source(directory: options.portalDirectory, logger: logger)
     }
 
     /// How long a provider-key lease counts in flight without a release: the longest an
@@ -250,6 +258,7 @@ public struct SwitchyardServer: Sendable {
         )
         admin.addRoutes(to: routes)
         AuthController(directory: directory, accounts: accounts, authenticator: authenticator, admin: admin).addRoutes(to: routes)
+        PortalRoutes(source: portal).addRoutes(to: routes)
         routes.addMethodNotAllowedAnswers()
         return router
     }
