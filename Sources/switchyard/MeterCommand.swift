@@ -50,8 +50,13 @@ struct MeterCommand: AsyncParsableCommand {
         }
     }
 
+    @Option(help: "How log lines are written on standard output: 'json' or 'text'. Default: text on a terminal, json otherwise.")
+    var logFormat: SwitchyardLogHandler.Format?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
+        bootstrapLogging(format: logFormat, environment: environment)
+        defer { LogOutput.standardOutput.flush() }
         let logger = makeLogger(environment: environment, label: "switchyard-meter")
         let databasePath = db ?? environment["SWITCHYARD_DB"] ?? "var/switchyard.sqlite"
         guard let redisURL = redis ?? environment["SWITCHYARD_REDIS_URL"].flatMap({ $0.isEmpty ? nil : $0 }) else {

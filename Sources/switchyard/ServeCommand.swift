@@ -76,6 +76,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "Where usage events wait until delivered: a directory, or 'off' to hold them in memory only, which loses them on a crash (for benchmarks). Default: <db>-spool beside the database.")
     var spool: String?
 
+    @Option(help: "How log lines are written on standard output: 'json' (one object per line, for log stores) or 'text'. Default: text on a terminal, json otherwise.")
+    var logFormat: SwitchyardLogHandler.Format?
+
+    @Option(help: "'on' logs one line per inference request (at info) as it is metered; 'off' does not.")
+    var accessLog: Switch = .on
+
     @Option(help: "Serve the portal's files from this folder, read on every request, instead of the ones built in (env SWITCHYARD_PORTAL_DIR; for working on the portal).")
     var portalDir: String?
 
@@ -124,6 +130,8 @@ struct ServeCommand: AsyncParsableCommand {
         guard let port = Int(portText), (0...65535).contains(port) else {
             throw ValidationError("The port must be a number from 0 to 65535, not '\(portText)'.")
         }
+        bootstrapLogging(format: logFormat, environment: environment)
+        defer { LogOutput.standardOutput.flush() }
         let logger = makeLogger(environment: environment)
         let redisURL = redis ?? environment["SWITCHYARD_REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         let failureText = redisFailure ?? environment["SWITCHYARD_REDIS_FAILURE"] ?? "open"
@@ -224,7 +232,8 @@ struct ServeCommand: AsyncParsableCommand {
                 retainEventsDays: retainEventsDays,
                 meterInProcess: meter,
                 dataPlane: dataPlane,
-                portalDirectory: portalDir ?? environment["SWITCHYARD_PORTAL_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+                portalDirectory: portalDir ?? environment["SWITCHYARD_PORTAL_DIR"].flatMap { $0.isEmpty ? nil : $0 },
+                accessLog: accessLog == .on
             ),
             logger: logger
         )
@@ -236,6 +245,24 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         logger.info("Switchyard stopped")
+    }
+}
+
+extension SwitchyardLogHandler.Format: ExpressibleByArgument {}
+
+/// `on` or `off`, for options that read better than a flag pair.
+enum Switch: String, ExpressibleByArgument, CaseIterable {
+    case on
+    case off
+}
+
+/// Sends every logger of the process to standard output as `format` (by default text on a
+/// terminal, JSON otherwise), from `SWITCHYARD_LOG_LEVEL` (default info) up.
+func bootstrapLogging(format: SwitchyardLogHandler.Format?, environment: [String: String]) {
+    let format = format ?? (isatty(STDOUT_FILENO) == 1 ? .text : .json)
+    let level = environment["SWITCHYARD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    LoggingSystem.bootstrap { label in
+        SwitchyardLogHandler(label: label, format: format, level: level)
     }
 }
 

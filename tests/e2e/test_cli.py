@@ -289,7 +289,8 @@ def test_a_missing_admin_token_shows_the_subcommands_usage(tmp_path, command):
 
 
 def serve_log(directory: Path) -> str:
-    return (directory / "serve.log").read_text()
+    """What serve logged (on standard output) and wrote to standard error."""
+    return (directory / "serve.out").read_text() + (directory / "serve.log").read_text()
 
 
 def test_the_start_up_log_names_each_model_that_cannot_be_served_and_why(deployment):

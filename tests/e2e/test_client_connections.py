@@ -352,7 +352,7 @@ def test_the_connection_cap_pauses_accepting_says_so_and_recovers():
         closed = [line for line in metrics.splitlines()
                   if line.startswith('switchyard_connections_closed_total{reason="header_timeout"}')]
         assert closed and float(closed[0].split()[-1]) >= 25, closed
-        assert "connection limit reached" in (directory / "serve.log").read_text()
+        assert "connection limit reached" in (directory / "serve.out").read_text()
     finally:
         for sock in silent:
             sock.close()

@@ -96,14 +96,14 @@ def test_the_admin_token_banner_shows_at_once_and_the_database_is_private():
                 assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
         finally:
             stop(serve)
-        assert "readable by other users" not in (directory / "serve.log").read_text()
+        assert "readable by other users" not in (directory / "serve.out").read_text()
 
         # An operator's copy left world-readable is pointed out at the next start.
         os.chmod(database, 0o644)
         serve = start_bare_serve(directory, database, port)
         try:
             wait_for(f"http://127.0.0.1:{port}/health", serve)
-            log = (directory / "serve.log").read_text()
+            log = (directory / "serve.out").read_text() + (directory / "serve.log").read_text()
             assert "readable by other users" in log and "644" in log
             assert "Generated an admin token" not in log, "an existing token is never shown again"
         finally:

@@ -342,6 +342,13 @@ final class InferenceExchange {
     func answer(_ response: PlainResponse, closing: Bool = false) {
         guard !isDone, !answerStarted else { return }
         answerStarted = true
+        if meter == nil {
+            // Refused before it was admitted: no usage event will say so.
+            pipeline.accessLog?.refused(
+                requestID: requestID, tenant: tenant, model: prepared?.head.model, status: response.status,
+                errorType: response.errorType, duration: ContinuousClock.now - startInstant
+            )
+        }
         var response = response
         if reservation?.throttled == true { response.headers[.throttled] = "true" }
         if closing { response.headers[.connection] = "close" }

@@ -10,6 +10,8 @@ struct PlainResponse: Sendable {
     var status: Int
     var headers: HTTPFields
     var body: ByteBuffer
+    /// The error's type, when the answer is one (for the access log).
+    var errorType: String?
 
     /// The error as a JSON answer.
     init(_ error: OpenAIError) {
@@ -18,6 +20,7 @@ struct PlainResponse: Sendable {
         headers[.contentType] = "application/json"
         headers[.contentLength] = String(body.readableBytes)
         self.init(status: error.status, headers: headers, body: body)
+        self.errorType = error.type
     }
 
     init(status: Int, headers: HTTPFields, body: ByteBuffer) {

@@ -52,6 +52,7 @@ final class RequestMeter: Sendable {
     /// The tenant-limit reservation to settle with the tokens really used.
     private let reservation: (Reservation, any TenantAdmission)?
     private let keyPool: any KeyPool
+    private let accessLog: AccessLog?
     private let deployment = Mutex<Topology.Deployment?>(nil)
     /// The upstream serving the answer: its engine replica or provider key is given back
     /// when the event is recorded, so even an answer whose body is never written frees it.
@@ -62,8 +63,9 @@ final class RequestMeter: Sendable {
 
     init(
         facts: Facts, writer: UsageWriter, metrics: ProxyMetrics, reservation: (Reservation, any TenantAdmission)?,
-        keyPool: any KeyPool
+        keyPool: any KeyPool, accessLog: AccessLog? = nil
     ) {
+        self.accessLog = accessLog
         self.facts = facts
         self.writer = writer
         self.metrics = metrics
@@ -125,6 +127,7 @@ final class RequestMeter: Sendable {
         }
         metrics.request(event)
         writer.record(event)
+        accessLog?.record(event)
     }
 
     private func event(_ outcome: Outcome, now: ContinuousClock.Instant) -> UsageEvent {

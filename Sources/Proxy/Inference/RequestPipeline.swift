@@ -22,6 +22,8 @@ final class RequestPipeline: Sendable {
     let keys: ProviderKeys
     let limits: ProxyLimits
     let shutdown: ServerShutdown
+    /// One line per request as it is metered; nil when turned off.
+    let accessLog: AccessLog?
 
     init(
         topology: Topology,
@@ -32,8 +34,10 @@ final class RequestPipeline: Sendable {
         ledger: Ledger,
         keys: ProviderKeys,
         limits: ProxyLimits,
-        shutdown: ServerShutdown = ServerShutdown()
+        shutdown: ServerShutdown = ServerShutdown(),
+        accessLog: AccessLog? = nil
     ) {
+        self.accessLog = accessLog
         self.topology = topology
         self.httpClient = httpClient
         self.usageWriter = usageWriter
@@ -172,7 +176,8 @@ final class RequestPipeline: Sendable {
             writer: usageWriter,
             metrics: metrics,
             reservation: reservation.map { ($0, admission) },
-            keyPool: keys.pool
+            keyPool: keys.pool,
+            accessLog: accessLog
         )
     }
 

@@ -47,6 +47,8 @@ public struct SwitchyardServer: Sendable {
         public var meterInProcess: Bool
         /// Whether the inference routes run on the data plane (else on the router).
         public var dataPlane: Bool
+        /// Whether each inference request is logged (at `info`) when it is metered.
+        public var accessLog: Bool
         /// A folder to serve the portal's files from, read on every request (for working on
         /// the portal); nil serves the files shipped with Switchyard.
         public var portalDirectory: String?
@@ -80,8 +82,10 @@ public struct SwitchyardServer: Sendable {
             retainEventsDays: Int? = 400,
             meterInProcess: Bool = false,
             dataPlane: Bool = true,
-            portalDirectory: String? = nil
+            portalDirectory: String? = nil,
+            accessLog: Bool = true
         ) {
+            self.accessLog = accessLog
             self.host = host
             self.port = port
             self.databasePath = databasePath
@@ -206,7 +210,8 @@ public struct SwitchyardServer: Sendable {
         let keys = ProviderKeys(catalogue: keyCatalogue, pool: keyPool, directory: directory, metrics: metrics, logger: logger)
         self.pipeline = RequestPipeline(
             topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
-            ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown
+            ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown,
+            accessLog: options.accessLog ? AccessLog(logger: logger) : nil
         )
         self.dataPlane = DataPlane(pipeline: pipeline, authenticator: tenantAuthenticator, keyUses: keyUses, logger: logger)
         self.portal = PortalRoutes.source(directory: options.portalDirectory, logger: logger)
