@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Switchyard needs on Debian/Ubuntu:
 # SQLite and hiredis headers, pkg-config, redis-server, wrk, curl and Python's venv module;
-# with --browser also Chromium and its WebDriver, which the portal's tests drive.
+# with --test also what the tests drive: Chromium and its WebDriver (the portal), and
+# promtool, from Debian's prometheus package (the alert rules in deploy/).
 # Safe to run again: it installs only what is missing.
 set -euo pipefail
 
 packages=(libsqlite3-dev libhiredis-dev pkg-config redis-server wrk curl ca-certificates python3 python3-venv)
-if [[ "${1:-}" == "--browser" ]]; then
-    packages+=(chromium chromium-driver fonts-dejavu-core)
+if [[ "${1:-}" == "--test" ]]; then
+    packages+=(chromium chromium-driver fonts-dejavu-core prometheus)
 fi
 missing=()
 for package in "${packages[@]}"; do

@@ -10,7 +10,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 # passwords use 12 unless told otherwise.
 export SWITCHYARD_BCRYPT_COST="${SWITCHYARD_BCRYPT_COST:-10}"
 
-scripts/install-deps.sh --browser
+scripts/install-deps.sh --test
 
 echo "==> Python environment (the openai SDK; aiosmtpd, which the Swift mail tests use too)"
 if [[ ! -x .venv/bin/python ]]; then
