@@ -192,6 +192,7 @@ def make_requests(portal: Portal, session: str, count: int) -> None:
 def test_the_portal_is_served_from_its_own_files_with_strict_headers(portal):
     redirect = httpx.get(portal.proxy + "/portal", timeout=10)
     assert redirect.status_code == 308 and redirect.headers["location"] == "/portal/"
+    assert redirect.headers["x-frame-options"] == "DENY"
     page = httpx.get(portal.proxy + "/portal/", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
     policy = page.headers["content-security-policy"]
@@ -202,17 +203,20 @@ def test_the_portal_is_served_from_its_own_files_with_strict_headers(portal):
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
     assert page.headers["x-frame-options"] == "DENY"
-    assert page.headers["cache-control"] == "no-cache"
-    # A page the browser routes answers the same document; a current copy is a 304.
+    # The page is never kept (a secret shown once must not come back with Back); a page
+    # the browser routes answers the same document.
+    assert page.headers["cache-control"] == "no-store"
     assert httpx.get(portal.proxy + "/portal/keys", timeout=10).content == page.content
-    again = httpx.get(portal.proxy + "/portal/", headers={"if-none-match": page.headers["etag"]}, timeout=10)
-    assert again.status_code == 304 and again.content == b""
     script = httpx.get(portal.proxy + "/portal/assets/app.js", timeout=10)
     assert script.status_code == 200 and script.headers["content-type"] == "text/javascript; charset=utf-8"
-    assert script.headers["content-security-policy"] == policy
+    assert script.headers["content-security-policy"] == policy and script.headers["cache-control"] == "no-cache"
+    # A current copy of a file is a 304.
+    again = httpx.get(portal.proxy + "/portal/assets/app.js", headers={"if-none-match": script.headers["etag"]}, timeout=10)
+    assert again.status_code == 304 and again.content == b""
     for missing in ("/portal/assets/nothing.js", "/portal/assets/..%2FPackage.swift", "/portal/assets/.hidden"):
         answer = httpx.get(portal.proxy + missing, timeout=10)
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", missing
+        assert answer.headers["content-security-policy"] == policy and answer.headers["x-content-type-options"] == "nosniff"
 
 
 def test_the_portal_fetches_nothing_from_another_origin_and_runs_no_inline_script():
@@ -252,7 +256,13 @@ def test_an_org_user_creates_a_key_sees_it_once_uses_it_and_revokes_it(portal, b
     answer = client.chat.completions.create(model="chat-small", messages=[{"role": "user", "content": "hi"}], max_tokens=8)
     assert answer.choices[0].message.content == ANSWER
 
-    # Reloading shows the key in the list but never its secret again.
+    # Leaving and coming back with Back, or reloading, shows the key in the list but
+    # never its secret again.
+    browser.get(portal.proxy + "/portal/usage")
+    wait(browser).until(lambda d: d.find_element(By.CSS_SELECTOR, "main#page-usage"))
+    browser.back()
+    row_of(browser, "keys-table", EVIL_KEY_NAME)
+    assert secret not in browser.page_source
     browser.refresh()
     row = row_of(browser, "keys-table", EVIL_KEY_NAME)
     assert secret not in browser.page_source
@@ -383,6 +393,13 @@ def test_hosted_chat_streams_the_answer_stops_on_request_and_is_metered_to_the_u
     chat_keys = [key for key in keys if key["id"] == event["tenant_key_id"]]
     assert chat_keys and chat_keys[0]["expires_at"] is not None
     assert browser.execute_script("return JSON.stringify(localStorage)").find("sk-sy-") < 0
+    # Signing out revokes every hosted-chat key of the user, whichever tab made it.
+    browser.find_element(By.ID, "signout").click()
+    wait(browser).until(lambda d: d.find_element(By.ID, "signin-form").is_displayed())
+    keys = httpx.get(portal.proxy + f"/admin/v1/tenants/{portal.tenant['id']}/keys", headers=bearer(portal.user["token"]),
+                     timeout=10).json()["data"]
+    assert [key["status"] for key in keys if key["name"] == "Hosted chat"] == ["revoked"]
+    assert browser.execute_script("return JSON.stringify(sessionStorage)").find("sk-sy-") < 0
 
 
 # MARK: - Roles

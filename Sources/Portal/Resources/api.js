@@ -63,6 +63,9 @@ export function onUnauthenticated(listener) {
   return () => unauthenticatedListeners.delete(listener);
 }
 
+/** How long a management call may take before the page gives up on it. */
+const REQUEST_TIMEOUT_MS = 30000;
+
 /**
  * request('POST', '/admin/v1/…', body, options)
  * - body: undefined for none; anything else (null included) is sent as JSON.
@@ -72,7 +75,8 @@ export function onUnauthenticated(listener) {
  */
 export async function request(method, path, body, options = {}) {
   const headers = { accept: 'application/json', ...(options.headers || {}) };
-  const init = { method, credentials: 'same-origin', headers, signal: options.signal, cache: 'no-store' };
+  // A call nobody cancels still ends: a server that stops answering is said so.
+  const init = { method, credentials: 'same-origin', headers, signal: options.signal || AbortSignal.timeout(REQUEST_TIMEOUT_MS), cache: 'no-store' };
   if (body !== undefined) {
     headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -83,6 +87,9 @@ export async function request(method, path, body, options = {}) {
     response = await fetch(path, init);
   } catch (error) {
     if (error && error.name === 'AbortError') throw error;
+    if (error && error.name === 'TimeoutError') {
+      throw new ApiError(`Switchyard did not answer within ${REQUEST_TIMEOUT_MS / 1000} seconds. Try again.`, { status: 0, code: 'timeout' });
+    }
     throw new ApiError('Switchyard could not be reached. Check your connection and try again.', { status: 0, code: 'network_error' });
   }
   const text = await response.text();

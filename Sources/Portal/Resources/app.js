@@ -250,6 +250,16 @@ async function signOut() {
   location.replace(`${BASE}/`);
 }
 
+// A secret shown once (a new key, a webhook's signing secret, an invite link) goes with
+// the page: not kept for the browser's Back button, and a page brought back from its
+// cache starts afresh.
+window.addEventListener('pagehide', () => {
+  for (const shown of document.querySelectorAll('.one-time')) shown.remove();
+});
+window.addEventListener('pageshow', (event) => {
+  if (event.persisted) location.reload();
+});
+
 onUnauthenticated(() => {
   if (!session) return;
   session = null;

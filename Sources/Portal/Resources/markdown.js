@@ -240,10 +240,15 @@ function inline(text) {
   return fragment;
 }
 
+const MAX_EMPHASIS = 2000;
+
 /** The index of the closing `marker` at or after `from` (not after whitespace, not inside code). */
 function findClosing(text, marker, from) {
   let i = from;
-  while (i < text.length) {
+  // Emphasis spans no further than this: an unclosed marker in a long answer costs a
+  // bounded search, not one to the end of the text for each marker.
+  const end = Math.min(text.length, from + MAX_EMPHASIS);
+  while (i < end) {
     if (text[i] === '\\') {
       i += 2;
       continue;

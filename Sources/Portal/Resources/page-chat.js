@@ -8,6 +8,8 @@ import { h, replace, fmtDateTime } from './dom.js';
 import { pageHeader, field, button, errorText } from './ui.js';
 import { renderMarkdown } from './markdown.js';
 
+/** The name every hosted-chat key has, by which sign-out finds them all. */
+const KEY_NAME = 'Hosted chat';
 const STORE = 'switchyard.chatKey';
 const MODEL_STORE = 'switchyard.chatModel';
 const KEY_LIFETIME_MS = 60 * 60 * 1000;
@@ -45,7 +47,7 @@ export async function chatKey(session, { fresh = false } = {}) {
   minting = (async () => {
     try {
       const created = await api.post(`/admin/v1/tenants/${seg(session.tenantId)}/keys`, {
-        name: 'Hosted chat',
+        name: KEY_NAME,
         expires_at: rfc3339(new Date(Date.now() + KEY_LIFETIME_MS)),
       });
       const key = { id: created.id, key: created.key, expires_at: created.expires_at };
@@ -64,10 +66,15 @@ export async function chatKey(session, { fresh = false } = {}) {
 
 /** Drops the tab's chat key (revoking it first when asked and signed in). */
 export async function forgetChatKey(session, { revoke = false } = {}) {
-  const store = readStore();
-  const mine = session && session.user ? store[session.user.id] : null;
+  if (revoke && session && session.user && session.tenantId) {
+    // Every tab mints its own: revoke all of the user's hosted-chat keys still active,
+    // not only this tab's, so none outlives the sign-out.
+    const listed = await api.get(`/admin/v1/tenants/${seg(session.tenantId)}/keys`);
+    const open = (listed.data || []).filter((key) =>
+      key.name === KEY_NAME && key.status === 'active' && key.user_id === session.user.id);
+    await Promise.all(open.map((key) => api.del(`/admin/v1/keys/${seg(key.id)}`)));
+  }
   sessionStorage.removeItem(STORE);
-  if (revoke && mine && mine.id) await api.del(`/admin/v1/keys/${seg(mine.id)}`);
 }
 
 // ---------------------------------------------------------------- the page

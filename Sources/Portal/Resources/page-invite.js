@@ -9,7 +9,12 @@ const encoder = new TextEncoder();
 
 export function render(main) {
   main.classList.add('page-narrow');
-  const token = decodeURIComponent(location.hash.replace(/^#/, '')).trim();
+  let token = '';
+  try {
+    token = decodeURIComponent(location.hash.replace(/^#/, '')).trim();
+  } catch {
+    token = ''; // a mangled link: shown as incomplete below
+  }
   const wrap = h('div', { class: 'auth-card card' },
     h('div', { class: 'auth-brand' }, h('img', { src: '/portal/assets/favicon.svg', alt: '', width: 40, height: 40 }), h('span', null, 'Switchyard')),
     h('h1', null, 'Accept your invite'));

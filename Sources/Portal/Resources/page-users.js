@@ -111,7 +111,7 @@ export function render(main, ctx) {
     else if (invite.mailed === false) mail = h('p', { id: 'invite-mailed', class: 'warning' }, `Mailing the invite failed${invite.mail_error ? `: ${invite.mail_error}` : ''}. Send the link yourself.`);
     else mail = h('p', { id: 'invite-mailed', class: 'muted' }, 'No mail server is configured, so nothing was mailed: send the link yourself.');
     const link = h('code', { id: 'invite-link', class: 'secret' }, invite.accept_url);
-    replace(resultArea, h('div', { class: 'panel panel-success', role: 'status' },
+    replace(resultArea, h('div', { class: 'panel panel-success one-time', role: 'status' },
       h('h3', null, `${invite.email} is invited as ${roleLabel(invite.role)}`),
       h('p', { class: 'one-time-label' }, 'Accept link (works once, until ', timeEl(invite.expires_at), '):'),
       h('div', { class: 'one-time-value' }, link, copyButton(() => link.textContent, { id: 'invite-link-copy' })),

@@ -67,6 +67,8 @@ extension AdminController {
         if format == "csv" {
             var headers = HTTPFields()
             headers[.contentType] = "text/csv; charset=utf-8"
+            headers[.cacheControl] = "no-store"
+            headers[.contentDisposition] = "attachment; filename=\"switchyard-allocation.csv\""
             if let next = report.nextCursor, let name = HTTPField.Name("x-next-cursor") { headers[name] = next }
             let text = AllocationCSV.render(report)
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))

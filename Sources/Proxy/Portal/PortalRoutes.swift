@@ -47,46 +47,67 @@ struct PortalRoutes: Sendable {
     func addRoutes(to routes: KnownRoutes) {
         // `/portal` and `/portal/` are one route to the router; only the first is redirected.
         routes.get("portal") { request, _ in
-            request.uri.path == "/portal" ? Self.redirectToPortal() : try answer(PortalFiles.indexName, request: request)
+            request.uri.path == "/portal" ? Self.redirectToPortal() : answer(PortalFiles.indexName, request: request)
         }
         routes.get("portal/assets/:file") { request, context in
-            try answer(context.parameters.get("file") ?? "", request: request)
+            answer(context.parameters.get("file") ?? "", request: request)
         }
         routes.get("portal/**") { request, _ in
-            try answer(PortalFiles.indexName, request: request)
+            answer(PortalFiles.indexName, request: request)
         }
     }
 
     private static func redirectToPortal() -> Response {
-        Response(status: .permanentRedirect, headers: [.location: "/portal/"])
+        var headers = securityHeaders
+        headers[.location] = "/portal/"
+        return Response(status: .permanentRedirect, headers: headers)
     }
 
-    /// The file `name`, or 304 when the browser's copy is current.
-    private func answer(_ name: String, request: Request) throws -> Response {
-        let file = try file(named: name)
+    /// The file `name`, or 304 when the browser's copy is current; errors carry the same
+    /// headers as files.
+    private func answer(_ name: String, request: Request) -> Response {
+        let file: PortalFiles.File
+        do {
+            file = try self.file(named: name)
+        } catch {
+            var response = (error as? OpenAIError ?? Self.notFound).response()
+            for field in Self.securityHeaders { response.headers[field.name] = field.value }
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
         var headers = Self.securityHeaders
         headers[.contentType] = file.contentType
         headers[.eTag] = file.etag
-        headers[.cacheControl] = "no-cache"
-        if let cached = request.headers[.ifNoneMatch], Self.matches(cached, etag: file.etag) {
+        // The page itself is never kept: a secret shown once must not come back with the
+        // browser's Back button. Its scripts and styles are revalidated by their ETag.
+        headers[.cacheControl] = name == PortalFiles.indexName ? "no-store" : "no-cache"
+        if name != PortalFiles.indexName, let cached = request.headers[.ifNoneMatch], Self.matches(cached, etag: file.etag) {
             return Response(status: .notModified, headers: headers)
         }
         headers[.contentLength] = String(file.bytes.count)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: file.bytes)))
     }
 
+    private static let notFound = OpenAIError(
+        status: 404, message: "The portal has no such file.", type: "invalid_request_error", code: "not_found"
+    )
+
     private func file(named name: String) throws -> PortalFiles.File {
         switch source {
         case .loaded(let files):
             if let file = files.file(named: name) { return file }
         case .directory(let folder):
-            if PortalFiles.isFileName(name), FileManager.default.fileExists(atPath: folder.appendingPathComponent(name).path) {
-                return try PortalFiles.read(folder.appendingPathComponent(name), name: name)
+            // Only regular files directly in the folder: no subfolder, no link out of it.
+            let url = folder.appendingPathComponent(name)
+            if PortalFiles.isFileName(name),
+               let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+               attributes[.type] as? FileAttributeType == .typeRegular {
+                return try PortalFiles.read(url, name: name)
             }
         case .unavailable(let reason):
             throw OpenAIError(status: 503, message: "The portal is unavailable: \(reason).", type: "server_error", code: "portal_unavailable")
         }
-        throw OpenAIError(status: 404, message: "The portal has no file '\(name)'.", type: "invalid_request_error", code: "not_found")
+        throw Self.notFound
     }
 
     /// Whether an `If-None-Match` value names `etag` (or is `*`); weak or strong alike.
