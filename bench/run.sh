@@ -20,6 +20,8 @@
 #   CALLGRIND_REQUESTS=0 bench/run.sh     # skip the instruction count
 #   PERF=1 bench/run.sh                   # also profile Switchyard (perf, sampled) over the
 #                                         # 32-connection runs and print where its CPU went
+#   TRACING=1 bench/run.sh                # also Switchyard whole with tracing on (OTLP/HTTP to
+#                                         # bench/otlp_sink.py) at sampling 1.0 and 0.01
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/common.sh
@@ -99,6 +101,25 @@ for kind in whole stream; do
         results[switchyard-$kind-$connections]=$(run "switchyard-$kind-$connections" "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$TENANT_KEY" "$body" "$connections")
     done
 done
+if [[ -n "${TRACING:-}" ]]; then
+    SINK_PORT=$(free_port)
+    python3 bench/otlp_sink.py "$SINK_PORT" 2>"$WORK/otlp-sink.log" &
+    SINK_PID=$!
+    UNTRACED_ARGS="${SERVE_ARGS:-}"
+    for sampling in 1.0 0.01; do
+        kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+        SERVE_ARGS="$UNTRACED_ARGS --otlp-endpoint http://127.0.0.1:$SINK_PORT --trace-sampling $sampling" start_switchyard
+        for connections in 32 1; do
+            echo "==> whole, $connections connection(s), tracing at sampling $sampling" >&2
+            results[traced$sampling-whole-$connections]=$(run "traced$sampling-whole-$connections" "http://127.0.0.1:$PROXY_PORT/v1/chat/completions" "$TENANT_KEY" "$WHOLE" "$connections")
+        done
+    done
+    SERVE_ARGS="$UNTRACED_ARGS"
+    kill "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null || true
+    start_switchyard
+    kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
+    cat "$WORK/otlp-sink.log" >&2
+fi
 sleep 1
 METERED=$(curl -fsS -H "Authorization: Bearer $SWITCHYARD_ADMIN_TOKEN" "$SWITCHYARD_URL/admin/v1/usage?group_by=model" | python3 -c 'import json,sys; print(sum(r["requests"] for r in json.load(sys.stdin)["data"]))')
 
@@ -153,6 +174,11 @@ errors = {name: int(run["errors"]) + int(run["non2xx"]) for name, run in runs.it
 print(f"errors or non-2xx answers: {errors or 'none'}")
 for kind in ("whole", "stream"):
     print(f"Switchyard CPU per {kind} request at 32 connections: {runs[f'switchyard-{kind}-32']['cpu_us_per_request']} us")
+if "traced1.0-whole-32" in runs:
+    print("\nwhole answers, tracing off / on at sampling 1.0 / on at 0.01:")
+    for who, label in [("switchyard", "off"), ("traced1.0", "on, 1.0"), ("traced0.01", "on, 0.01")]:
+        print(f"  {label:<9} {rps(who + '-whole-32'):>8.0f} r/s at 32 connections, p50 {p50(who + '-whole-1')} us at 1, "
+              f"{runs[who + '-whole-32']['cpu_us_per_request']} us CPU per request")
 if instructions:
     print(instructions)
 print(f"usage events metered in the ledger during the runs: {metered}")

@@ -2,6 +2,7 @@ import ArgumentParser
 import Billing
 import Foundation
 import Logging
+import OTel
 import Pools
 import Proxy
 
@@ -82,6 +83,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "'on' logs one line per inference request (at info) as it is metered; 'off' does not.")
     var accessLog: Switch = .on
 
+    @Option(help: "Export traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (env OTEL_EXPORTER_OTLP_ENDPOINT; spans go to <endpoint>/v1/traces). Default: no tracing.")
+    var otlpEndpoint: String?
+
+    @Option(help: "The share of requests traced, from 0 to 1 (a request whose caller's traceparent says sampled or not is traced as it says).")
+    var traceSampling: Double = 1.0
+
     @Option(help: "Serve the portal's files from this folder, read on every request, instead of the ones built in (env SWITCHYARD_PORTAL_DIR; for working on the portal).")
     var portalDir: String?
 
@@ -106,6 +113,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (1...36_500).contains(retainEventsDays) else {
             throw ValidationError("--retain-events-days must be from 1 to 36500, not \(retainEventsDays).")
+        }
+        guard (0...1).contains(traceSampling) else {
+            throw ValidationError("--trace-sampling must be from 0 to 1, not \(traceSampling).")
         }
         if let spool, spool.isEmpty {
             throw ValidationError("--spool must be a directory or 'off', not empty.")
@@ -202,6 +212,15 @@ struct ServeCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("switchyard: \(error)\n".utf8))
             throw ExitCode(2)
         }
+        let tracing: SwitchyardServer.Options.TraceExport?
+        do {
+            tracing = try makeTraceExport(
+                endpoint: otlpEndpoint ?? environment["OTEL_EXPORTER_OTLP_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 }, logger: logger
+            )
+        } catch {
+            FileHandle.standardError.write(Data("switchyard: --otlp-endpoint: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
         let server = try SwitchyardServer(
             configuration: configuration,
             environment: environment,
@@ -233,7 +252,8 @@ struct ServeCommand: AsyncParsableCommand {
                 meterInProcess: meter,
                 dataPlane: dataPlane,
                 portalDirectory: portalDir ?? environment["SWITCHYARD_PORTAL_DIR"].flatMap { $0.isEmpty ? nil : $0 },
-                accessLog: accessLog == .on
+                accessLog: accessLog == .on,
+                tracing: tracing
             ),
             logger: logger
         )
@@ -245,6 +265,37 @@ struct ServeCommand: AsyncParsableCommand {
             }
         }
         logger.info("Switchyard stopped")
+    }
+}
+
+extension ServeCommand {
+    /// The OpenTelemetry tracer and its OTLP/HTTP exporter, when an endpoint is given.
+    func makeTraceExport(endpoint: String?, logger: Logger) throws -> SwitchyardServer.Options.TraceExport? {
+        guard let endpoint else { return nil }
+        guard let url = URL(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw ValidationError("'\(endpoint)' is not an http or https URL")
+        }
+        var configuration = OTel.Configuration.default
+        configuration.serviceName = "switchyard"
+        configuration.metrics.enabled = false
+        configuration.logs.enabled = false
+        configuration.traces.enabled = true
+        configuration.traces.exporter = .otlp
+        configuration.traces.otlpExporter.protocol = .httpProtobuf
+        configuration.traces.otlpExporter.endpoint = Self.tracesURL(endpoint)
+        if let sampler = OTel.Configuration.TracesConfiguration.SamplerConfiguration.parentBasedTraceIDRatio(ratio: traceSampling) {
+            configuration.traces.sampler = sampler
+        }
+        configuration.diagnosticLogger = .custom(logger)
+        let backend = try OTel.makeTracingBackend(configuration: configuration)
+        logger.info("exporting traces", metadata: ["endpoint": "\(configuration.traces.otlpExporter.endpoint)", "sampling": "\(traceSampling)"])
+        return .init(tracer: backend.factory, service: backend.service)
+    }
+
+    /// `<base>/v1/traces`, unless the URL names that path already.
+    static func tracesURL(_ endpoint: String) -> String {
+        if endpoint.hasSuffix("/v1/traces") { return endpoint }
+        return (endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint) + "/v1/traces"
     }
 }
 

@@ -86,6 +86,7 @@ extension InferenceExchange {
         for header in upstream.headers { headers.add(name: header.name, value: header.value) }
         headers.add(name: "x-request-id", value: requestID)
         headers.add(name: "content-length", value: String(upstream.body.readableBytes))
+        trace?.attemptStarted(deployment, headers: &headers)
         let requestHead = HTTPRequestHead(version: .http1_1, method: .POST, uri: target.target, headers: headers)
         let attempt = Attempt(deployment: deployment, placement: placement, target: target, head: requestHead, body: upstream.body)
         self.attempt = attempt
@@ -140,6 +141,7 @@ extension InferenceExchange {
     }
 
     private func attemptUnreachable(_ deployment: Topology.Deployment, placement: Placement, model: String, error: any Error) {
+        trace?.attemptFailed(reason: "unreachable: \(error)")
         switch pipeline.unreachable(deployment, placement: placement, model: model, error: error, logger: requestLogger) {
         case .engine(let failure):
             keepForNextReplica(placement)
@@ -152,6 +154,7 @@ extension InferenceExchange {
     }
 
     private func upstreamTimedOut(_ attempt: Attempt) {
+        trace?.attemptFailed(reason: "no answer within the upstream timeout")
         switch attempt.phase {
         case .connecting(let ticket):
             if let ticket { pool.cancelWait(ticket, origin: attempt.target.origin) }
@@ -238,6 +241,7 @@ extension InferenceExchange: UpstreamReceiver {
         }
         attempt.lastRead = .now()
         armReadTimeout(attempt)
+        trace?.answerStarted(status: status, deployment: deployment)
         record { $0.record(attempt: .answered) }
     }
 
@@ -391,6 +395,7 @@ extension InferenceExchange: UpstreamReceiver {
 
     /// An error answer: the pipeline judges who was at fault, and the route goes on.
     private func judge(_ attempt: Attempt, status: Int, headers: HeaderFields, body: ByteBuffer) {
+        trace?.attemptFailed(reason: "the upstream answered \(status)")
         var placement = attempt.placement
         switch pipeline.judge(
             status: status, headers: headers, body: body, deployment: attempt.deployment, placement: &placement,

@@ -26,7 +26,7 @@ final class InferenceExchange {
     let eventLoop: any EventLoop
     let route: InferenceRoute
     private let request: HTTPRequest
-    let requestID = RequestIDs.next()
+    let requestID: String
     private let startedAt = Date()
     private let startInstant = ContinuousClock.now
 
@@ -53,6 +53,8 @@ final class InferenceExchange {
     private var isDone = false
     /// Whether the answer's head has gone to the client.
     private var answerStarted = false
+    /// The request's spans, when tracing is on.
+    let trace: RequestTrace?
 
     init(plane: DataPlane, pool: UpstreamPool, handler: InferenceChannelHandler, route: InferenceRoute, request: HTTPRequest) {
         self.plane = plane
@@ -61,6 +63,11 @@ final class InferenceExchange {
         self.eventLoop = pool.eventLoop
         self.route = route
         self.request = request
+        let requestID = RequestIDs.next()
+        self.requestID = requestID
+        self.trace = plane.pipeline.tracer.map {
+            RequestTrace(tracer: $0, request: request, endpoint: route.endpoint, requestID: requestID)
+        }
         plane.tookRequest()
     }
 
@@ -68,6 +75,7 @@ final class InferenceExchange {
 
     /// The head is in: who sent it is known at once when the key's lookup is cached.
     func start() {
+        trace?.begin("authenticate")
         let now = startedAt
         do {
             if let tenant = try plane.authenticator.cachedTenant(authorization: request.headerFields[.authorization], now: now) {
@@ -107,6 +115,7 @@ final class InferenceExchange {
             return
         }
         plane.keyUses.record(keyID: tenant.keyID, at: startedAt)
+        trace?.authenticated(tenant)
         self.tenant = tenant
         if !isReadingRequest { prepare() }
     }
@@ -150,10 +159,12 @@ final class InferenceExchange {
             return
         }
         self.prepared = prepared
+        trace?.requested(model: prepared.head.model, stream: prepared.head.stream)
         guard RequestPipeline.needsAdmission(tenant, demand: prepared.demand) else {
             admitted(nil)
             return
         }
+        trace?.begin("admission")
         let (pipeline, demand) = (self.pipeline, prepared.demand)
         runOffLoop({ () async -> Result<RequestPipeline.AdmissionOutcome, OpenAIError> in
             do {
@@ -174,6 +185,7 @@ final class InferenceExchange {
 
     private func admitted(_ reservation: Reservation?) {
         guard var tenant, let prepared else { return }
+        trace?.endPhase()
         self.reservation = reservation
         if reservation?.throttled == true {
             // A spent budget or quota that throttles: served, in the lowest band.
@@ -182,7 +194,7 @@ final class InferenceExchange {
         }
         meter = pipeline.makeMeter(
             prepared, tenant: tenant, requestID: requestID, startedAt: startedAt, startInstant: startInstant,
-            reservation: reservation
+            reservation: reservation, trace: trace
         )
         var plan = prepared.plan
         let first = plan.next()
@@ -267,11 +279,13 @@ final class InferenceExchange {
     private func placeOffLoop(_ deployment: Topology.Deployment, tenant: AuthenticatedTenant, tokens: Int, excludingKeys: Set<String>) {
         guard let meter else { return }
         let pipeline = self.pipeline
+        trace?.begin(deployment.enginePool != nil ? "queue wait" : "key selection")
         runOffLoop({ () async -> RequestPipeline.PlacementOutcome in
             let outcome = await pipeline.place(deployment, tenant: tenant, tokens: tokens, excludingKeys: excludingKeys, meter: meter)
             if case .other(.unavailable) = outcome, Task.isCancelled { return .other(.cancelled) }
             return outcome
         }) { exchange, outcome in
+            exchange.trace?.endPhase()
             switch outcome {
             case .placed(let found):
                 if exchange.clientHasLeft {
@@ -348,6 +362,7 @@ final class InferenceExchange {
                 requestID: requestID, tenant: tenant, model: prepared?.head.model, status: response.status,
                 errorType: response.errorType, duration: ContinuousClock.now - startInstant
             )
+            trace?.refused(status: response.status, errorType: response.errorType)
         }
         var response = response
         if reservation?.throttled == true { response.headers[.throttled] = "true" }

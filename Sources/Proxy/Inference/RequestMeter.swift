@@ -53,6 +53,7 @@ final class RequestMeter: Sendable {
     private let reservation: (Reservation, any TenantAdmission)?
     private let keyPool: any KeyPool
     private let accessLog: AccessLog?
+    private let trace: RequestTrace?
     private let deployment = Mutex<Topology.Deployment?>(nil)
     /// The upstream serving the answer: its engine replica or provider key is given back
     /// when the event is recorded, so even an answer whose body is never written frees it.
@@ -63,9 +64,10 @@ final class RequestMeter: Sendable {
 
     init(
         facts: Facts, writer: UsageWriter, metrics: ProxyMetrics, reservation: (Reservation, any TenantAdmission)?,
-        keyPool: any KeyPool, accessLog: AccessLog? = nil
+        keyPool: any KeyPool, accessLog: AccessLog? = nil, trace: RequestTrace? = nil
     ) {
         self.accessLog = accessLog
+        self.trace = trace
         self.facts = facts
         self.writer = writer
         self.metrics = metrics
@@ -128,6 +130,7 @@ final class RequestMeter: Sendable {
         metrics.request(event)
         writer.record(event)
         accessLog?.record(event)
+        trace?.finished(event)
     }
 
     private func event(_ outcome: Outcome, now: ContinuousClock.Instant) -> UsageEvent {

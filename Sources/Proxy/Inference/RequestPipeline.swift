@@ -8,6 +8,7 @@ import NIOCore
 import NIOHTTP1
 import Pools
 import Providers
+import Tracing
 
 /// Carries one inference request one way: parse what routing needs, route to a
 /// deployment, send upstream, relay the answer as it comes, meter it.
@@ -24,6 +25,8 @@ final class RequestPipeline: Sendable {
     let shutdown: ServerShutdown
     /// One line per request as it is metered; nil when turned off.
     let accessLog: AccessLog?
+    /// Where the data plane's request spans go; nil when tracing is off, which costs nothing.
+    let tracer: (any Tracer)?
 
     init(
         topology: Topology,
@@ -35,9 +38,11 @@ final class RequestPipeline: Sendable {
         keys: ProviderKeys,
         limits: ProxyLimits,
         shutdown: ServerShutdown = ServerShutdown(),
-        accessLog: AccessLog? = nil
+        accessLog: AccessLog? = nil,
+        tracer: (any Tracer)? = nil
     ) {
         self.accessLog = accessLog
+        self.tracer = tracer
         self.topology = topology
         self.httpClient = httpClient
         self.usageWriter = usageWriter
@@ -161,7 +166,7 @@ final class RequestPipeline: Sendable {
     /// The meter of an admitted request: it records the request's one usage event.
     func makeMeter(
         _ prepared: PreparedRequest, tenant: AuthenticatedTenant, requestID: String, startedAt: Date,
-        startInstant: ContinuousClock.Instant, reservation: Reservation?
+        startInstant: ContinuousClock.Instant, reservation: Reservation?, trace: RequestTrace? = nil
     ) -> RequestMeter {
         RequestMeter(
             facts: .init(
@@ -177,7 +182,8 @@ final class RequestPipeline: Sendable {
             metrics: metrics,
             reservation: reservation.map { ($0, admission) },
             keyPool: keys.pool,
-            accessLog: accessLog
+            accessLog: accessLog,
+            trace: trace
         )
     }
 

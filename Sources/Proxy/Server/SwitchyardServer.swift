@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import Pools
 import ServiceLifecycle
+import Tracing
 
 /// Switchyard's server: the HTTP application and the services it needs, composed.
 public struct SwitchyardServer: Sendable {
@@ -49,6 +50,20 @@ public struct SwitchyardServer: Sendable {
         public var dataPlane: Bool
         /// Whether each inference request is logged (at `info`) when it is metered.
         public var accessLog: Bool
+        /// Where request spans go, and the service that exports them; nil when tracing is off.
+        public var tracing: TraceExport?
+
+        /// A tracer and the service exporting what it records (run with the server's
+        /// services, and stopped after them, so the last spans go out).
+        public struct TraceExport: Sendable {
+            public var tracer: any Tracer
+            public var service: any Service
+
+            public init(tracer: any Tracer, service: any Service) {
+                self.tracer = tracer
+                self.service = service
+            }
+        }
         /// A folder to serve the portal's files from, read on every request (for working on
         /// the portal); nil serves the files shipped with Switchyard.
         public var portalDirectory: String?
@@ -83,9 +98,11 @@ public struct SwitchyardServer: Sendable {
             meterInProcess: Bool = false,
             dataPlane: Bool = true,
             portalDirectory: String? = nil,
-            accessLog: Bool = true
+            accessLog: Bool = true,
+            tracing: TraceExport? = nil
         ) {
             self.accessLog = accessLog
+            self.tracing = tracing
             self.host = host
             self.port = port
             self.databasePath = databasePath
@@ -211,7 +228,8 @@ public struct SwitchyardServer: Sendable {
         self.pipeline = RequestPipeline(
             topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
             ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown,
-            accessLog: options.accessLog ? AccessLog(logger: logger) : nil
+            accessLog: options.accessLog ? AccessLog(logger: logger) : nil,
+            tracer: options.tracing?.tracer
         )
         self.dataPlane = DataPlane(pipeline: pipeline, authenticator: tenantAuthenticator, keyUses: keyUses, logger: logger)
         self.portal = PortalRoutes.source(directory: options.portalDirectory, logger: logger)
@@ -332,7 +350,7 @@ public struct SwitchyardServer: Sendable {
             // Shut down in reverse: the application drains first, then usage events are
             // delivered (to the stream while the Redis client is still open), then Redis
             // settlements are sent, and last an in-process meter stores what the stream holds.
-            services: metering.services + [.init(service: keyUses)] + (redisService.map { [.init(service: $0)] } ?? [])
+            services: (options.tracing.map { [.init(service: $0.service)] } ?? []) + metering.services + [.init(service: keyUses)] + (redisService.map { [.init(service: $0)] } ?? [])
                 + [.init(service: usageWriter), .init(service: catalogueService), .init(service: webhooks),
                    .init(service: revocations), .init(service: application)],
             gracefulShutdownSignals: [.sigterm, .sigint],
