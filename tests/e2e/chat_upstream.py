@@ -17,28 +17,24 @@ import asyncio
 import json
 import threading
 
+from asyncio_upstream import AsyncioUpstream
+
 FIRST_PART = "Here is **bold** text and `code`. "
 INJECTION = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 ANSWER = FIRST_PART + INJECTION + " The end."
 USAGE = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
 
 
-class ChatUpstream:
+class ChatUpstream(AsyncioUpstream):
     def __init__(self) -> None:
-        self.port = 0
         self.aborted = 0
         self.requests = 0
-        self._loop = asyncio.new_event_loop()
         self._release: asyncio.Event | None = None
         self._aborted_event = threading.Event()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+    def _prepare(self) -> None:
+        self._release = asyncio.Event()
 
     def release(self) -> None:
         """Lets every held answer go on to its end."""
@@ -46,17 +42,6 @@ class ChatUpstream:
 
     def wait_for_abort(self, timeout: float) -> bool:
         return self._aborted_event.wait(timeout)
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._release = asyncio.Event()
-        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

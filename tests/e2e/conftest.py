@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,16 +207,24 @@ def start_deployment(
     return Deployment(proxy, f"http://127.0.0.1:{engine_port}", directory, database, serve, sim)
 
 
-@pytest.fixture(scope="module")
-def deployment():
-    directory = Path(tempfile.mkdtemp(prefix="switchyard-e2e-"))
-    running = start_deployment(directory)
+@contextmanager
+def running_deployment(prefix: str, **options):
+    """A deployment in a folder of its own (`start_deployment`'s options), stopped and
+    removed when the block ends."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    running = start_deployment(directory, **options)
     try:
         yield running
     finally:
         stop(running.serve)
         stop(running.sim)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def deployment():
+    with running_deployment("switchyard-e2e-") as running:
+        yield running
 
 
 @pytest.fixture()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
+
+from asyncio_upstream import AsyncioUpstream
 
 
-class StreamUpstream:
+class StreamUpstream(AsyncioUpstream):
     def __init__(self, mode: str, expected: int = 0):
         self.mode = mode
         self.expected = expected
@@ -23,28 +24,11 @@ class StreamUpstream:
         self.most_open = 0
         self.served = 0
         self.written = 0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
         self._released: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
+        super().__init__(backlog=4096)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
+    def _prepare(self) -> None:
         self._released = asyncio.Event()
-        server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=4096))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-
-    def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

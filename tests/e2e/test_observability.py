@@ -4,8 +4,7 @@ with the ledger's figures, and never a secret, prompt or completion, even at deb
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -13,22 +12,16 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, ORG_ADMIN_PASSWORD, bearer, invite_user, start_deployment, stop
+from conftest import ADMIN_TOKEN, ORG_ADMIN_PASSWORD, bearer, invite_user, running_deployment, stop
 
 PROVIDER_SECRET = "sk-provider-secret-" + uuid.uuid4().hex
 
 
 @pytest.fixture()
 def logged():
-    directory = Path(tempfile.mkdtemp(prefix="switchyard-e2e-logs-"))
-    running = start_deployment(directory, serve_args=("--log-format", "json"),
-                               environment_overrides={"SWITCHYARD_LOG_LEVEL": "debug"})
-    try:
+    with running_deployment("switchyard-e2e-logs-", serve_args=("--log-format", "json"),
+                            environment_overrides={"SWITCHYARD_LOG_LEVEL": "debug"}) as running:
         yield running
-    finally:
-        stop(running.serve)
-        stop(running.sim)
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def lines_of(directory: Path) -> list[dict]:
@@ -108,7 +101,6 @@ def test_every_inference_request_has_one_json_access_line_and_no_secret_is_logge
 
 
 def wait_for_event(deployment, request_id: str) -> dict:
-    import time
     deadline = time.monotonic() + 20
     while True:
         answer = httpx.get(deployment.proxy + f"/admin/v1/usage/events/{request_id}", headers=bearer(ADMIN_TOKEN), timeout=10)
@@ -119,18 +111,11 @@ def wait_for_event(deployment, request_id: str) -> dict:
 
 
 def test_the_access_log_can_be_turned_off():
-    directory = Path(tempfile.mkdtemp(prefix="switchyard-e2e-nolog-"))
-    running = start_deployment(directory, serve_args=("--log-format", "json", "--access-log", "off"))
-    try:
+    with running_deployment("switchyard-e2e-nolog-", serve_args=("--log-format", "json", "--access-log", "off")) as running:
         tenant = running.cli_json("tenant", "create", "--name", "quiet", "--tier", "enterprise")
         key = running.tenant_key(tenant["id"])["key"]
         client = openai.OpenAI(base_url=running.proxy + "/v1", api_key=key, max_retries=0)
         client.chat.completions.create(model="chat-small", messages=[{"role": "user", "content": "hi"}], max_tokens=4)
-    finally:
         stop(running.serve)
-        stop(running.sim)
-    try:
-        lines = lines_of(directory)
+        lines = lines_of(running.directory)
         assert lines and not [line for line in lines if line["msg"] == "request"]
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)

@@ -28,7 +28,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from chat_upstream import ANSWER, FIRST_PART, ChatUpstream
+from chat_upstream import ANSWER, ChatUpstream
 from conftest import ADMIN_TOKEN, ORG_ADMIN_PASSWORD, REPO, bearer, invite_user, start_deployment, stop
 
 SCREENSHOTS = Path(os.environ.get("SWITCHYARD_SCREENSHOTS", REPO / "var" / "portal-screenshots"))

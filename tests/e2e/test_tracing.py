@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import httpx
 import openai
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from conftest import free_port, start_deployment, stop, tenant_key
+from conftest import free_port, running_deployment, tenant_key
 
 PATIENCE = 20
 USAGE = {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13}
@@ -158,22 +155,17 @@ def engine_down_openai_at(upstream: Upstream):
 @pytest.fixture()
 def traced():
     collector, upstream = Collector(), Upstream()
-    directory = Path(tempfile.mkdtemp(prefix="switchyard-e2e-traces-"))
-    running = start_deployment(
-        directory, serve_args=("--otlp-endpoint", collector.url),
-        environment_overrides={"OPENAI_API_KEY": "sk-test-tracing-0000000000000000", "OTEL_BSP_SCHEDULE_DELAY": "100"},
-        configure=engine_down_openai_at(upstream),
-    )
-    tenant = running.cli_json("tenant", "create", "--name", "traced", "--tier", "enterprise")
-    key = tenant_key(running, tenant["id"])["key"]
     try:
-        yield running, collector, upstream, key
+        with running_deployment(
+            "switchyard-e2e-traces-", serve_args=("--otlp-endpoint", collector.url),
+            environment_overrides={"OPENAI_API_KEY": "sk-test-tracing-0000000000000000", "OTEL_BSP_SCHEDULE_DELAY": "100"},
+            configure=engine_down_openai_at(upstream),
+        ) as running:
+            tenant = running.cli_json("tenant", "create", "--name", "traced", "--tier", "enterprise")
+            yield running, collector, upstream, tenant_key(running, tenant["id"])["key"]
     finally:
-        stop(running.serve)
-        stop(running.sim)
         collector.stop()
         upstream.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_a_request_with_a_failover_is_one_trace_with_genai_attributes_and_the_upstream_continues_it(traced):
@@ -222,20 +214,16 @@ def test_an_incoming_traceparent_is_continued_through_a_stream(traced):
 
 def test_without_an_endpoint_nothing_is_traced_or_propagated():
     upstream = Upstream()
-    directory = Path(tempfile.mkdtemp(prefix="switchyard-e2e-untraced-"))
-    running = start_deployment(
-        directory, environment_overrides={"OPENAI_API_KEY": "sk-test-tracing-0000000000000000",
-                                          "OTEL_EXPORTER_OTLP_ENDPOINT": None},
-        configure=engine_down_openai_at(upstream),
-    )
     try:
-        tenant = running.cli_json("tenant", "create", "--name", "untraced", "--tier", "enterprise")
-        key = tenant_key(running, tenant["id"])["key"]
-        client = openai.OpenAI(base_url=running.proxy + "/v1", api_key=key, max_retries=0)
-        client.chat.completions.create(model="chat-small", messages=[{"role": "user", "content": "hi"}], max_tokens=8)
-        assert upstream.traceparents == [None]
+        with running_deployment(
+            "switchyard-e2e-untraced-",
+            environment_overrides={"OPENAI_API_KEY": "sk-test-tracing-0000000000000000", "OTEL_EXPORTER_OTLP_ENDPOINT": None},
+            configure=engine_down_openai_at(upstream),
+        ) as running:
+            tenant = running.cli_json("tenant", "create", "--name", "untraced", "--tier", "enterprise")
+            key = tenant_key(running, tenant["id"])["key"]
+            client = openai.OpenAI(base_url=running.proxy + "/v1", api_key=key, max_retries=0)
+            client.chat.completions.create(model="chat-small", messages=[{"role": "user", "content": "hi"}], max_tokens=8)
+            assert upstream.traceparents == [None]
     finally:
-        stop(running.serve)
-        stop(running.sim)
         upstream.stop()
-        shutil.rmtree(directory, ignore_errors=True)

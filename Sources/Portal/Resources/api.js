@@ -2,6 +2,8 @@
 // cookie, JSON in and out, the CSRF token on every write, and errors that carry the API's
 // own message. The CSRF token lives in this module's memory only.
 
+import { addDays, dayStart } from './dom.js';
+
 let csrfToken = null;
 
 export function setCsrfToken(token) {
@@ -179,4 +181,19 @@ export async function tenantKeys(tenantId) {
 export async function allTenants() {
   const answer = await remembered('/admin/v1/tenants');
   return new Map((answer.data || []).map((tenant) => [tenant.id, tenant]));
+}
+
+// ---------------------------------------------------------------- the allocation report
+
+export const ALLOCATION_REPORT = '/admin/v1/reports/allocation';
+
+/** A range of whole UTC days, `to` included, as the report's `[from, to)` window. */
+export function reportWindow({ from, to }) {
+  return { from: dayStart(from), to: dayStart(addDays(to, 1)) };
+}
+
+/** Points `link` at the report for `params` as CSV, downloaded as `name`. */
+export function pointAtCsv(link, params, name) {
+  link.href = ALLOCATION_REPORT + query({ ...params, format: 'csv', limit: 10000 });
+  link.setAttribute('download', name);
 }

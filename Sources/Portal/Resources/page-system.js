@@ -2,11 +2,10 @@
 // UTC days with GPU pools' costs by occupancy, the pools' idle capacity, and each costed
 // pool's split by tenant. Every sum is exact (BigInt).
 
-import { api, getAllPages, allTenants, query } from './api.js';
-import { h, replace, big, fmtInt, fmtMoney, fmtPercent, addDays, dayStart, rowTokens } from './dom.js';
+import { api, getAllPages, allTenants, query, reportWindow, pointAtCsv, ALLOCATION_REPORT as REPORT } from './api.js';
+import { h, replace, big, fmtInt, fmtMoney, fmtPercent, rowTokens } from './dom.js';
 import { pageHeader, card, table, td, num, loading, errorBox, emptyState, dateRange } from './ui.js';
 
-const REPORT = '/admin/v1/reports/allocation';
 
 /** A share of a pool's capacity: "12.34%", "<0.01%" for a sliver. */
 function shareText(share) {
@@ -41,22 +40,17 @@ export function render(main, ctx) {
   updateCsv(range.value());
   load(range.value());
 
-  function windowOf(r) {
-    return { from: dayStart(r.from), to: dayStart(addDays(r.to, 1)) };
-  }
-
   function updateCsv(r) {
     if (r.error) return;
-    const w = windowOf(r);
-    csv.href = REPORT + query({ from: w.from, to: w.to, group_by: 'tenant', include_gpu: 'true', format: 'csv', limit: 10000 });
-    csv.setAttribute('download', `system-${r.from}-${r.to}.csv`);
+    const w = reportWindow(r);
+    pointAtCsv(csv, { from: w.from, to: w.to, group_by: 'tenant', include_gpu: 'true' }, `system-${r.from}-${r.to}.csv`);
   }
 
   async function load(r) {
     if (r.error) return;
     const token = ++loadToken;
     updateCsv(r);
-    const w = windowOf(r);
+    const w = reportWindow(r);
     status.textContent = `Loading ${range.describe(r)}…`;
     for (const area of [tenantsArea, idleArea, gpuArea]) replace(area, loading());
     try {

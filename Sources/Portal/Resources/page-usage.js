@@ -2,14 +2,13 @@
 // cost per day by model, breakdowns by model and by user (org admin) or key (org user),
 // and the same report as CSV. Money is summed as BigInt, never in floating point.
 
-import { query, getAllPages, tenantUsers, tenantKeys } from './api.js';
+import { getAllPages, tenantUsers, tenantKeys, reportWindow, pointAtCsv, ALLOCATION_REPORT as REPORT } from './api.js';
 import {
-  h, replace, big, fmtInt, fmtMoney, fmtCompact, fmtDayShort, daysBetween, addDays, dayStart, rowTokens, microsToNumber, fmtMoneyTick,
+  h, replace, big, fmtInt, fmtMoney, fmtCompact, fmtDayShort, daysBetween, rowTokens, microsToNumber, fmtMoneyTick,
 } from './dom.js';
 import { pageHeader, card, table, td, num, loading, errorBox, emptyState, dateRange, button } from './ui.js';
 import { barChart } from './chart.js';
 
-const REPORT = '/admin/v1/reports/allocation';
 
 export function render(main, ctx) {
   const { session } = ctx;
@@ -58,22 +57,17 @@ export function render(main, ctx) {
     return h('div', { class: 'stat card' }, h('span', { class: 'stat-label' }, label), value, detail || null);
   }
 
-  function windowOf({ from, to }) {
-    return { from: dayStart(from), to: dayStart(addDays(to, 1)) };
-  }
-
   function updateCsv(r) {
     if (r.error) return;
-    const w = windowOf(r);
-    csv.href = REPORT + query({ tenant, from: w.from, to: w.to, group_by: 'day,model', format: 'csv', limit: 10000 });
-    csv.setAttribute('download', `usage-${r.from}-${r.to}.csv`);
+    const w = reportWindow(r);
+    pointAtCsv(csv, { tenant, from: w.from, to: w.to, group_by: 'day,model' }, `usage-${r.from}-${r.to}.csv`);
   }
 
   async function load(r) {
     if (r.error) return;
     const token = ++loadToken;
     updateCsv(r);
-    const w = windowOf(r);
+    const w = reportWindow(r);
     status.textContent = `Loading ${range.describe(r)}…`;
     try {
       const [daily, who, names] = await Promise.all([
