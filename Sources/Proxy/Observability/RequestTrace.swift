@@ -23,6 +23,9 @@ final class RequestTrace: Sendable {
 
     private let tracer: any Tracer
     private let server: any Span
+    /// Whether the request was sampled: an unsampled one makes no child spans, and hands
+    /// the upstream its own (unsampled) context.
+    private let recording: Bool
     private let operation: String
     private let open = Mutex(Open())
 
@@ -37,6 +40,7 @@ final class RequestTrace: Sendable {
         server.attributes["url.path"] = request.path.map { String($0.prefix { $0 != "?" }) } ?? ""
         server.attributes["switchyard.request_id"] = requestID
         self.server = server
+        self.recording = server.isRecording
     }
 
     /// `chat`, `text_completion` or `embeddings`, as the conventions name them.
@@ -52,13 +56,15 @@ final class RequestTrace: Sendable {
 
     /// Starts `name` (`authenticate`, `admission`, `queue wait`), ending any phase open.
     func begin(_ name: String) {
+        guard recording else { return }
         let span = tracer.startSpan(name, context: server.context, ofKind: .internal)
-        let previous = open.withLock { state -> (any Span)? in
+        let (previous, ended) = open.withLock { state -> ((any Span)?, Bool) in
             let previous = state.phase
             state.phase = state.ended ? nil : span
-            return previous
+            return (previous, state.ended)
         }
         previous?.end()
+        if ended { span.end() }
     }
 
     /// Ends the phase open, if any.
@@ -87,6 +93,10 @@ final class RequestTrace: Sendable {
 
     /// Starts an upstream attempt and writes its `traceparent` into the upstream request.
     func attemptStarted(_ deployment: Topology.Deployment, headers: inout HTTPHeaders) {
+        guard recording else {
+            tracer.inject(server.context, into: &headers, using: HTTPHeadersInjector())
+            return
+        }
         let span = tracer.startSpan("\(operation) \(deployment.upstreamModel)", context: server.context, ofKind: .client)
         span.attributes["gen_ai.operation.name"] = operation
         span.attributes["gen_ai.request.model"] = deployment.upstreamModel
@@ -94,11 +104,12 @@ final class RequestTrace: Sendable {
         span.attributes["switchyard.deployment"] = deployment.id
         if let pool = deployment.enginePool { span.attributes["switchyard.engine_pool"] = pool.name }
         tracer.inject(span.context, into: &headers, using: HTTPHeadersInjector())
-        let previous = open.withLock { state -> (any Span)? in
+        let (previous, ended) = open.withLock { state -> ((any Span)?, Bool) in
             defer { state.attempt = state.ended ? nil : span }
-            return state.attempt
+            return (state.attempt, state.ended)
         }
         previous?.end()
+        if ended { span.end() }
     }
 
     /// The attempt failed before an answer: the route fails over, or gives up.
@@ -114,14 +125,16 @@ final class RequestTrace: Sendable {
 
     /// The upstream's answer has begun: its attempt is over, the relay starts.
     func answerStarted(status: Int, deployment: Topology.Deployment) {
+        guard recording else { return }
         let relay = tracer.startSpan("relay", context: server.context, ofKind: .internal)
-        let attempt = open.withLock { state -> (any Span)? in
+        let (attempt, ended) = open.withLock { state -> ((any Span)?, Bool) in
             defer {
                 state.attempt = nil
                 state.relay = state.ended ? nil : relay
             }
-            return state.attempt
+            return (state.attempt, state.ended)
         }
+        if ended { relay.end() }
         attempt?.attributes["http.response.status_code"] = status
         attempt?.attributes["gen_ai.response.model"] = deployment.upstreamModel
         attempt?.end()
