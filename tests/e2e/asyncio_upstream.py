@@ -1,10 +1,12 @@
 """The base of the test upstreams that run an asyncio server in a thread of their own:
-the loop, the port, `url`, `stop()`. A subclass writes `_serve(reader, writer)` and may
-make its asyncio objects in `_prepare()`, on the loop's thread."""
+the loop, the port, `url`, `stop()`, reading a request and writing chunked SSE chunks. A
+subclass writes `_serve(reader, writer)` and may make its asyncio objects in
+`_prepare()`, on the loop's thread."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 
@@ -30,6 +32,27 @@ class AsyncioUpstream:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    async def _read_body(reader: asyncio.StreamReader) -> bytes:
+        """The body of the next request on the connection (its head is read and dropped)."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        return await reader.readexactly(length)
+
+    def _chunk(self, writer: asyncio.StreamWriter, fields: dict) -> None:
+        """One `chat.completion.chunk` event with `fields`."""
+        chunk = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": "upstream-model"}
+        chunk.update(fields)
+        self._event(writer, b"data: " + json.dumps(chunk).encode() + b"\n\n")
+
+    def _event(self, writer: asyncio.StreamWriter, event: bytes) -> None:
+        """One SSE event as one HTTP chunk."""
+        writer.write(b"%x\r\n%s\r\n" % (len(event), event))
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)

@@ -46,13 +46,7 @@ class ChatUpstream(AsyncioUpstream):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
-                body = json.loads(await reader.readexactly(length) or b"{}")
+                body = json.loads(await self._read_body(reader) or b"{}")
                 self.requests += 1
                 prompt = next((m.get("content", "") for m in reversed(body.get("messages", [])) if m.get("role") == "user"), "")
                 if not body.get("stream"):
@@ -97,11 +91,3 @@ class ChatUpstream(AsyncioUpstream):
 
     def _delta(self, writer: asyncio.StreamWriter, text: str) -> None:
         self._chunk(writer, {"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]})
-
-    def _chunk(self, writer: asyncio.StreamWriter, fields: dict) -> None:
-        chunk = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": "upstream-model"}
-        chunk.update(fields)
-        self._event(writer, b"data: " + json.dumps(chunk).encode() + b"\n\n")
-
-    def _event(self, writer: asyncio.StreamWriter, event: bytes) -> None:
-        writer.write(b"%x\r\n%s\r\n" % (len(event), event))

@@ -11,7 +11,6 @@ HTTP/1.1 keep-alive is honoured: the proxy pools its connections to this engine.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from asyncio_upstream import AsyncioUpstream
 
@@ -33,13 +32,7 @@ class StreamUpstream(AsyncioUpstream):
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.decode("latin-1").split("\r\n")[1:]:
-                    name, _, value = line.partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value.strip())
-                await reader.readexactly(length)
+                await self._read_body(reader)
                 if self.mode == "flood":
                     await self._flood(writer)
                     return
@@ -73,11 +66,6 @@ class StreamUpstream(AsyncioUpstream):
             self._chunk(writer, {"choices": [{"index": 0, "delta": {"content": filler}, "finish_reason": None}]})
             await writer.drain()
 
-    def _chunk(self, writer: asyncio.StreamWriter, fields: dict) -> None:
-        chunk = {"id": "chatcmpl-upstream", "object": "chat.completion.chunk", "created": 1, "model": "upstream-model"}
-        chunk.update(fields)
-        self._event(writer, b"data: " + json.dumps(chunk).encode() + b"\n\n")
-
     def _event(self, writer: asyncio.StreamWriter, event: bytes) -> None:
-        writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+        super()._event(writer, event)
         self.written += len(event)
