@@ -89,6 +89,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(help: "The share of requests traced, from 0 to 1 (a request whose caller's traceparent says sampled or not is traced as it says).")
     var traceSampling: Double = 1.0
 
+    @Flag(help: "Add a `tenant` label to the request, token and queue metrics on /metrics, for at most --metrics-tenant-limit tenants (the rest as tenant=\"other\"). Default: no metric is labelled by tenant.")
+    var metricsTenantLabels = false
+
+    @Option(help: "With --metrics-tenant-labels: the most tenants labelled by their id, the first seen since start; later ones fold into tenant=\"other\".")
+    var metricsTenantLimit: Int = 100
+
     @Option(help: "Serve the portal's files from this folder, read on every request, instead of the ones built in (env SWITCHYARD_PORTAL_DIR; for working on the portal).")
     var portalDir: String?
 
@@ -116,6 +122,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         guard (0...1).contains(traceSampling) else {
             throw ValidationError("--trace-sampling must be from 0 to 1, not \(traceSampling).")
+        }
+        guard (1...10_000).contains(metricsTenantLimit) else {
+            throw ValidationError("--metrics-tenant-limit must be from 1 to 10000, not \(metricsTenantLimit).")
         }
         if let spool, spool.isEmpty {
             throw ValidationError("--spool must be a directory or 'off', not empty.")
@@ -253,7 +262,8 @@ struct ServeCommand: AsyncParsableCommand {
                 dataPlane: dataPlane,
                 portalDirectory: portalDir ?? environment["SWITCHYARD_PORTAL_DIR"].flatMap { $0.isEmpty ? nil : $0 },
                 accessLog: accessLog == .on,
-                tracing: tracing
+                tracing: tracing,
+                metricsTenantLabelLimit: metricsTenantLabels ? metricsTenantLimit : nil
             ),
             logger: logger
         )

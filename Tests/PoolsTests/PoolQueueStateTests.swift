@@ -299,6 +299,98 @@ struct PoolQueueStateTests {
         #expect(served.prefix(11) == ["e0", "e1", "e2", "e3", "e4", "e5", "e6", "s0", "e7", "e8", "e9"])
         #expect(served[11] == "s1")
     }
+
+    // MARK: A tenant's place in line
+
+    /// Releases slots (each freed by `tier`) until nobody waits; returns who got them, in order.
+    private func drain(_ queue: inout Queue, tier: String = "filler") -> [String] {
+        var order: [String] = []
+        while queue.waiting > 0, let waiter = release(&queue, tier: tier) { order.append(waiter) }
+        return order
+    }
+
+    @Test("a tenant with nobody waiting has no place in line")
+    func emptyLine() {
+        var queue = Queue(capacity: 1, maximumQueue: 10)
+        #expect(queue.line(of: "acme") == .init(waiting: 0, oldest: nil))
+        fill(&queue, with: Self.standard)
+        enqueue(&queue, Self.standard, "s0")
+        #expect(queue.line(of: "acme") == .init(waiting: 0, oldest: nil))
+        #expect(queue.line(of: "smallco").waiting == 1)
+    }
+
+    @Test("the oldest waiter's position is where the freed slots really reach it, across bands")
+    func positionAcrossBands() {
+        var queue = Queue(capacity: 1, maximumQueue: 10)
+        fill(&queue, with: .init(tenant: "filler", tier: "filler", band: 0))
+        enqueue(&queue, Self.standard, "s0")
+        enqueue(&queue, Self.standard, "s1")
+        enqueue(&queue, .init(tenant: "mid", tier: "professional", band: 50), "p0")
+        enqueue(&queue, Self.enterprise, "e0")
+        enqueue(&queue, Self.enterprise, "e1")
+        let standard = queue.line(of: "smallco")
+        #expect(standard.waiting == 2)
+        #expect(standard.oldest?.position == 4)
+        #expect(queue.line(of: "acme").oldest?.position == 1)
+        #expect(queue.line(of: "mid").oldest?.position == 3)
+        // Asking changes nothing: the order is still the one predicted.
+        #expect(queue.waiting == 5)
+        #expect(drain(&queue) == ["e0", "e1", "p0", "s0", "s1"])
+    }
+
+    @Test("positions follow weighted fair share within a band", arguments: [[1, 1], [3, 1], [1, 2, 5]])
+    func positionInFairShare(weights: [Int]) {
+        var queue = Queue(capacity: 2, maximumQueue: 1_000)
+        let demands = weights.enumerated().map { index, weight in
+            Queue.Demand(tenant: "tenant-\(index)", tier: "standard", band: 10, weight: weight)
+        }
+        fill(&queue, with: demands[0])
+        // Tenant 0 is already deep in line; the others arrive after it.
+        for round in 0..<6 { enqueue(&queue, demands[0], "0-\(round)") }
+        for round in 0..<6 {
+            for (index, demand) in demands.enumerated().dropFirst() { enqueue(&queue, demand, "\(index)-\(round)") }
+        }
+        let predicted = demands.map { queue.line(of: $0.tenant).oldest?.position }
+        let order = drain(&queue, tier: "standard")
+        for index in demands.indices {
+            let actual = order.firstIndex(of: "\(index)-0").map { $0 + 1 }
+            #expect(predicted[index] == actual, "tenant \(index) in \(order)")
+        }
+    }
+
+    @Test("a tier below its reserved share is placed ahead of higher bands")
+    func positionWithReservedShare() {
+        var queue = Queue(capacity: 4, maximumQueue: 100)
+        let standard = Queue.Demand(tenant: "smallco", tier: "standard", band: 10, reservedShare: 0.25)
+        fill(&queue, with: Self.enterprise)
+        for index in 0..<10 { enqueue(&queue, Self.enterprise, "e\(index)") }
+        enqueue(&queue, standard, "s0")
+        enqueue(&queue, standard, "s1")
+        #expect(queue.line(of: "smallco").oldest?.position == 1)
+        #expect(queue.line(of: "acme").oldest?.position == 2)
+        #expect(drain(&queue, tier: "enterprise").prefix(2) == ["s0", "e0"])
+    }
+
+    @Test("the oldest waiter's predicted start is its position in slots freed at the measured rate")
+    func linePredictedStart() {
+        var queue = Queue(capacity: 2, maximumQueue: 100)
+        fill(&queue, with: Self.enterprise)
+        enqueue(&queue, Self.standard, "s0")
+        // Nothing measured yet: its place is known, its start is not.
+        #expect(queue.line(of: "smallco").oldest?.position == 1)
+        #expect(queue.line(of: "smallco").oldest?.predictedStart == nil)
+        // A slot held 2 s of two: about one slot freed a second.
+        #expect(release(&queue, tier: "enterprise", heldFor: .seconds(2)) == "s0")
+        for index in 0..<3 { enqueue(&queue, Self.standard, "s\(index + 1)") }
+        enqueue(&queue, Self.enterprise, "e0")
+        let line = queue.line(of: "smallco")
+        #expect(line.waiting == 3)
+        // The enterprise waiter goes first: two slots freed, about 2 s.
+        #expect(line.oldest?.position == 2)
+        #expect(line.oldest?.predictedStart == .seconds(2))
+        #expect(line.oldest?.enqueuedAt == start)
+    }
+
 }
 
 extension PoolQueueState.AcquireAction: Equatable where Waiter: Equatable {

@@ -205,6 +205,7 @@ ROUTES: dict[str, list[Route]] = {
         Route("GET", "/admin/v1/reports/allocation?tenant={tenant}&format=csv"),
         Route("GET", "/admin/v1/tenants/{tenant}/budget"),
         Route("GET", "/admin/v1/tenants/{tenant}/quota"),
+        Route("GET", "/admin/v1/tenants/{tenant}/metrics"),
         Route("GET", "/admin/v1/keys/{budget_key}/budget"),
     ],
     "invite / remove users": [

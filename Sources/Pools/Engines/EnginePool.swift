@@ -329,6 +329,35 @@ public final class EnginePool: Sendable {
         }
     }
 
+    /// Where one tenant's requests wait for this pool's slots.
+    public struct TenantLine: Sendable, Equatable {
+        /// The tenant's requests waiting.
+        public var waiting: Int
+        /// Its longest-waiting request's place: 1 when it gets the next slot freed.
+        public var oldestPosition: Int?
+        /// How long its longest-waiting request has waited.
+        public var oldestWaited: Duration?
+        /// When its longest-waiting request is predicted to start, from now; nil when none
+        /// waits or the pool has not yet measured how long a slot is held.
+        public var predictedStart: Duration?
+    }
+
+    /// Where `tenant`'s requests wait now (for the management API: it walks the queue).
+    public func line(of tenant: String, now: ContinuousClock.Instant = .now) -> TenantLine {
+        let line = state.withLock { $0.queue.line(of: tenant) }
+        return TenantLine(
+            waiting: line.waiting,
+            oldestPosition: line.oldest?.position,
+            oldestWaited: line.oldest.map { now - $0.enqueuedAt },
+            predictedStart: line.oldest?.predictedStart
+        )
+    }
+
+    /// Every tenant's waiting requests, by tier.
+    public var waitingByTenant: [String: [String: Int]] {
+        state.withLock { $0.queue.waitingByTenant }
+    }
+
     func lease(
         _ state: inout State, tier: String, waited: Duration, now: ContinuousClock.Instant, sharedLease: String? = nil
     ) -> Lease {

@@ -78,6 +78,8 @@ struct PoolQueueState<Waiter> {
 
         var isEmpty: Bool { head == storage.count }
         var first: Entry? { isEmpty ? nil : storage[head] }
+        /// The waiters, first come first.
+        var entries: ArraySlice<Entry> { storage[head...] }
 
         mutating func append(_ entry: Entry) {
             storage.append(entry)
@@ -274,6 +276,69 @@ struct PoolQueueState<Waiter> {
     /// How many of each tier's requests hold a slot, and how many wait.
     var tierCounts: [String: (inFlight: Int, waiting: Int)] {
         tiers.mapValues { ($0.inFlight, $0.waiting) }
+    }
+
+    // MARK: One tenant's place in line
+
+    /// Where one tenant's requests wait in this queue.
+    struct TenantLine: Equatable {
+        /// The tenant's requests waiting.
+        var waiting: Int
+        /// Its longest-waiting request; nil when none waits.
+        var oldest: Oldest?
+
+        struct Oldest: Equatable {
+            /// 1 when it gets the next slot freed.
+            var position: Int
+            var enqueuedAt: ContinuousClock.Instant
+            /// When it is predicted to start: `position` slots freed at the measured rate;
+            /// nil before the pool has measured how long a slot is held.
+            var predictedStart: Duration?
+        }
+    }
+
+    /// Where `tenant`'s requests wait. The oldest one's position is found by handing out
+    /// slots, on a copy of the queue, the way freed slots are handed out (``dispatch``), as
+    /// if nobody arrived or left meanwhile and each slot freed were one lent to a tier
+    /// below its reserved share: so it follows band, reserved share and fair share alike.
+    /// Costs a pass over the waiters; for the management API, not the request path.
+    func line(of tenant: String) -> TenantLine {
+        var line = TenantLine(waiting: 0, oldest: nil)
+        var oldest: Entry?
+        for band in bands.values {
+            guard let flow = band.flows[tenant] else { continue }
+            for entry in flow.entries {
+                line.waiting += 1
+                if let found = oldest, (found.enqueuedAt, found.id) <= (entry.enqueuedAt, entry.id) { continue }
+                oldest = entry
+            }
+        }
+        guard let oldest else { return line }
+        var rehearsal = self
+        var position = 0
+        while rehearsal.waiting > 0 {
+            rehearsal.inFlight = min(rehearsal.inFlight, rehearsal.capacity - 1)
+            guard let grant = rehearsal.dispatch(now: oldest.enqueuedAt) else { break }
+            position += 1
+            if grant.id == oldest.id { break }
+        }
+        line.oldest = .init(
+            position: position,
+            enqueuedAt: oldest.enqueuedAt,
+            predictedStart: serviceTime.map { $0 * (Double(position) / Double(slots)) }
+        )
+        return line
+    }
+
+    /// Every tenant's waiters, by tier: for tenant-labelled queue depths.
+    var waitingByTenant: [String: [String: Int]] {
+        var counts: [String: [String: Int]] = [:]
+        for band in bands.values {
+            for (tenant, flow) in band.flows {
+                for entry in flow.entries { counts[tenant, default: [:]][entry.tier, default: 0] += 1 }
+            }
+        }
+        return counts
     }
 
     // MARK: Dispatch

@@ -23,6 +23,8 @@ struct AdminController {
     let cipher: ProviderKeyCipher
     let authenticator: ManagementAuthenticator
     let accounts: Accounts
+    /// Each tenant's live figures on this instance.
+    let activity: TenantActivity
     let logger: Logger
     let maximumBodyBytes = 64 << 10
 
@@ -50,6 +52,7 @@ struct AdminController {
         addUserRoutes(to: admin)
         addAuditRoutes(to: admin)
         addReportRoutes(to: admin)
+        addTenantMetricsRoutes(to: admin)
     }
 
     /// The tenant and owner of the tenant key `:id`, for authorising what is done to it.

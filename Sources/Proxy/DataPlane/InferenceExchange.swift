@@ -296,7 +296,9 @@ final class InferenceExchange {
                 exchange.placement = found
                 exchange.record { $0.record(placement: .placed(key: found.key?.key.id)) }
             case .other(.saturated(let predictedStart)):
-                if let pool = deployment.enginePool { exchange.pipeline.metrics.capacityRefusal(pool: pool.name, tier: tenant.tier) }
+                if let pool = deployment.enginePool {
+                    exchange.pipeline.metrics.capacityRefusal(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID)
+                }
                 exchange.record { $0.record(placement: .saturated(predictedStart: predictedStart)) }
             case .other(let outcome):
                 exchange.record { $0.record(placement: outcome) }
@@ -363,6 +365,9 @@ final class InferenceExchange {
                 errorType: response.errorType, duration: ContinuousClock.now - startInstant
             )
             trace?.refused(status: response.status, errorType: response.errorType)
+            if let tenant, response.status >= 400 {
+                pipeline.activity.refused(tenant: tenant.tenantID, errorType: response.errorType)
+            }
         }
         var response = response
         if reservation?.throttled == true { response.headers[.throttled] = "true" }

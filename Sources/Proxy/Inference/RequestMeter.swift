@@ -54,6 +54,7 @@ final class RequestMeter: Sendable {
     private let keyPool: any KeyPool
     private let accessLog: AccessLog?
     private let trace: RequestTrace?
+    private let activity: TenantActivity?
     private let deployment = Mutex<Topology.Deployment?>(nil)
     /// The upstream serving the answer: its engine replica or provider key is given back
     /// when the event is recorded, so even an answer whose body is never written frees it.
@@ -64,8 +65,10 @@ final class RequestMeter: Sendable {
 
     init(
         facts: Facts, writer: UsageWriter, metrics: ProxyMetrics, reservation: (Reservation, any TenantAdmission)?,
-        keyPool: any KeyPool, accessLog: AccessLog? = nil, trace: RequestTrace? = nil
+        keyPool: any KeyPool, accessLog: AccessLog? = nil, trace: RequestTrace? = nil, activity: TenantActivity? = nil
     ) {
+        self.activity = activity
+        activity?.started(tenant: facts.tenant.tenantID)
         self.accessLog = accessLog
         self.trace = trace
         self.facts = facts
@@ -130,6 +133,7 @@ final class RequestMeter: Sendable {
         metrics.request(event)
         writer.record(event)
         accessLog?.record(event)
+        activity?.finished(event)
         trace?.finished(event)
     }
 

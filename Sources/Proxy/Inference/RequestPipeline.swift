@@ -27,6 +27,8 @@ final class RequestPipeline: Sendable {
     let accessLog: AccessLog?
     /// Where the data plane's request spans go; nil when tracing is off, which costs nothing.
     let tracer: (any Tracer)?
+    /// Each tenant's live figures, for the management API.
+    let activity: TenantActivity
 
     init(
         topology: Topology,
@@ -39,8 +41,10 @@ final class RequestPipeline: Sendable {
         limits: ProxyLimits,
         shutdown: ServerShutdown = ServerShutdown(),
         accessLog: AccessLog? = nil,
-        tracer: (any Tracer)? = nil
+        tracer: (any Tracer)? = nil,
+        activity: TenantActivity = TenantActivity()
     ) {
+        self.activity = activity
         self.accessLog = accessLog
         self.tracer = tracer
         self.topology = topology
@@ -183,7 +187,8 @@ final class RequestPipeline: Sendable {
             reservation: reservation.map { ($0, admission) },
             keyPool: keys.pool,
             accessLog: accessLog,
-            trace: trace
+            trace: trace,
+            activity: activity
         )
     }
 
@@ -236,7 +241,7 @@ final class RequestPipeline: Sendable {
                     // The client left while a key was being chosen.
                     action = plan.record(placement: .cancelled)
                 case .other(.saturated(let predictedStart)):
-                    if let pool = deployment.enginePool { metrics.capacityRefusal(pool: pool.name, tier: tenant.tier) }
+                    if let pool = deployment.enginePool { metrics.capacityRefusal(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID) }
                     action = plan.record(placement: .saturated(predictedStart: predictedStart))
                 case .other(let outcome):
                     action = plan.record(placement: outcome)
@@ -361,7 +366,7 @@ final class RequestPipeline: Sendable {
               let lease = pool.tryAcquire(EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract))
         else { return nil }
         meter.queued(for: lease.waited)
-        metrics.queueWait(pool: pool.name, tier: tenant.tier, lease.waited)
+        metrics.queueWait(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID, lease.waited)
         return Placement(deployment, pool: pool, lease: lease)
     }
 
@@ -374,7 +379,7 @@ final class RequestPipeline: Sendable {
             switch await pool.acquire(EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract)) {
             case .leased(let lease):
                 meter.queued(for: lease.waited)
-                metrics.queueWait(pool: pool.name, tier: tenant.tier, lease.waited)
+                metrics.queueWait(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID, lease.waited)
                 if Task.isCancelled {
                     // Granted just as the client left.
                     pool.release(lease, served: false)

@@ -14,13 +14,19 @@ extension ProxyMetrics {
     struct PoolTier: Hashable, Sendable {
         var pool: String
         var tier: String
+        /// The tenant label, when tenants are labelled.
+        var tenant: String?
+
+        var labels: [(String, String)] {
+            [("pool", pool), ("tier", tier)] + (tenant.map { [("tenant", $0)] } ?? [])
+        }
     }
 
-    private func queueMetrics(pool: String, tier: String) -> QueueMetrics {
-        let key = PoolTier(pool: pool, tier: tier)
+    private func queueMetrics(pool: String, tier: String, tenant: String) -> QueueMetrics {
+        let key = PoolTier(pool: pool, tier: tier, tenant: tenantLabels?.label(tenant))
         return queueMetricsCache.withLock { cache in
             if let metrics = cache[key] { return metrics }
-            let labels = [("pool", pool), ("tier", tier)]
+            let labels = key.labels
             let metrics = QueueMetrics(
                 wait: registry.makeDurationHistogram(
                     name: "switchyard_queue_wait_seconds",
@@ -40,13 +46,13 @@ extension ProxyMetrics {
     }
 
     /// Records how long a request waited for its engine slot (zero when one was free).
-    func queueWait(pool: String, tier: String, _ wait: Duration) {
-        queueMetrics(pool: pool, tier: tier).wait.record(wait)
+    func queueWait(pool: String, tier: String, tenant: String, _ wait: Duration) {
+        queueMetrics(pool: pool, tier: tier, tenant: tenant).wait.record(wait)
     }
 
     /// Counts a request an engine pool refused for capacity.
-    func capacityRefusal(pool: String, tier: String) {
-        queueMetrics(pool: pool, tier: tier).refusals.increment()
+    func capacityRefusal(pool: String, tier: String, tenant: String) {
+        queueMetrics(pool: pool, tier: tier, tenant: tenant).refusals.increment()
     }
 
     /// Counts a request refused because a quota or budget is spent (`code`
@@ -78,16 +84,32 @@ extension ProxyMetrics {
         ).increment()
     }
 
-    /// The queue depth gauges, read from the pools at scrape time.
+    /// The queue depth gauges, read from the pools at scrape time. With tenant labels, a
+    /// series shown once is kept, at zero while its tenant waits for nothing.
     func renderQueues(_ pools: [String: EnginePool], tiers: [String]) {
         for (name, pool) in pools {
-            let snapshot = pool.snapshot
-            for tier in Set(tiers).union(snapshot.tiers.keys) {
+            var depths: [PoolTier: Int] = [:]
+            if let tenantLabels {
+                for (tenant, waiting) in pool.waitingByTenant {
+                    let label = tenantLabels.label(tenant)
+                    for (tier, count) in waiting { depths[PoolTier(pool: name, tier: tier, tenant: label), default: 0] += count }
+                }
+            } else {
+                let snapshot = pool.snapshot
+                for tier in Set(tiers).union(snapshot.tiers.keys) {
+                    depths[PoolTier(pool: name, tier: tier)] = snapshot.tiers[tier]?.waiting ?? 0
+                }
+            }
+            queueDepthSeries.withLock { shown in
+                for key in shown where key.pool == name && depths[key] == nil { depths[key] = 0 }
+                shown.formUnion(depths.keys)
+            }
+            for (key, depth) in depths {
                 registry.makeGauge(
                     name: "switchyard_queue_depth",
-                    labels: [("pool", name), ("tier", tier)],
+                    labels: key.labels,
                     help: "Requests waiting for an engine slot, by pool and tier."
-                ).set(Int64(snapshot.tiers[tier]?.waiting ?? 0))
+                ).set(Int64(depth))
             }
         }
     }

@@ -3,10 +3,13 @@ import Prometheus
 import Providers
 import Synchronization
 
-/// Switchyard's Prometheus metrics, served at `/metrics`. Labels never carry tenant ids
-/// or keys: they name models, deployments and statuses only.
+/// Switchyard's Prometheus metrics, served at `/metrics`. Labels name models, deployments,
+/// pools, tiers and statuses, never keys; tenant ids only with `--metrics-tenant-labels`,
+/// and then for a bounded number of tenants (``TenantLabels``).
 public final class ProxyMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
+    /// The `tenant` label of the request, token and queue metrics; nil leaves it out.
+    let tenantLabels: TenantLabels?
     private let durationBuckets: [Duration] = [
         .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
         .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300),
@@ -17,12 +20,18 @@ public final class ProxyMetrics: Sendable {
         .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
     ]
     let queueMetricsCache = Mutex<[PoolTier: QueueMetrics]>([:])
+    /// The queue depth series shown so far.
+    let queueDepthSeries = Mutex<Set<PoolTier>>([])
 
     private let limitStoreFailures: Counter
     private let openConnectionGauge: Gauge
     private let connectionLimitCounter: Counter
 
-    public init() {
+    /// - Parameter tenantLabelLimit: Label the request, token and queue metrics by tenant,
+    ///   for at most this many tenants (the rest fold into `tenant="other"`); nil leaves
+    ///   tenants out of every label.
+    public init(tenantLabelLimit: Int? = nil) {
+        tenantLabels = tenantLabelLimit.map(TenantLabels.init(limit:))
         openConnectionGauge = registry.makeGauge(name: "switchyard_open_connections", help: "Client connections open now.")
         connectionLimitCounter = registry.makeCounter(
             name: "switchyard_connection_limit_reached_total",
@@ -119,6 +128,8 @@ public final class ProxyMetrics: Sendable {
         var model: String
         var deployment: String
         var status: Int
+        /// The tenant label, when tenants are labelled.
+        var tenant: String?
     }
 
     private let requestMetrics = Mutex<[RequestKey: RequestMetrics]>([:])
@@ -126,7 +137,10 @@ public final class ProxyMetrics: Sendable {
 
     /// Records one metered request: its outcome, tokens and timings.
     func request(_ event: UsageEvent) {
-        let key = RequestKey(model: event.model, deployment: event.deployment ?? "none", status: event.status)
+        let key = RequestKey(
+            model: event.model, deployment: event.deployment ?? "none", status: event.status,
+            tenant: tenantLabels?.label(event.tenantID)
+        )
         let metrics = requestMetrics.withLock { cache in
             if let metrics = cache[key] { return metrics }
             let metrics = makeRequestMetrics(key)
@@ -143,17 +157,20 @@ public final class ProxyMetrics: Sendable {
 
     private func makeRequestMetrics(_ key: RequestKey) -> RequestMetrics {
         let route = [("model", key.model), ("deployment", key.deployment)]
+        // The histograms stay unlabelled by tenant: each series of theirs is a dozen buckets.
+        let tenant = key.tenant.map { [("tenant", $0)] } ?? []
         return RequestMetrics(
             requests: registry.makeCounter(
                 name: "switchyard_upstream_requests_total",
-                labels: route + [("status", String(key.status))],
+                labels: route + [("status", String(key.status))] + tenant,
                 help: "Requests routed to a deployment, by the status the client saw."
             ),
             promptTokens: registry.makeCounter(
-                name: "switchyard_tokens_total", labels: route + [("kind", "prompt")], help: "Tokens metered, by kind."
+                name: "switchyard_tokens_total", labels: route + [("kind", "prompt")] + tenant, help: "Tokens metered, by kind."
             ),
             completionTokens: registry.makeCounter(
-                name: "switchyard_tokens_total", labels: route + [("kind", "completion")], help: "Tokens metered, by kind."
+                name: "switchyard_tokens_total", labels: route + [("kind", "completion")] + tenant,
+                help: "Tokens metered, by kind."
             ),
             duration: registry.makeDurationHistogram(
                 name: "switchyard_request_duration_seconds",
@@ -257,5 +274,27 @@ public final class ProxyMetrics: Sendable {
         buffer.reserveCapacity(8 << 10)
         registry.emit(into: &buffer)
         return buffer
+    }
+}
+
+/// The tenants that get a `tenant` label of their own: the first `limit` seen since start,
+/// so the series a metric store holds stay bounded however many tenants call; every other
+/// tenant is counted under `tenant="other"`.
+final class TenantLabels: Sendable {
+    static let other = "other"
+    let limit: Int
+    private let labelled = Mutex<Set<String>>([])
+
+    init(limit: Int) {
+        self.limit = max(0, limit)
+    }
+
+    func label(_ tenant: String) -> String {
+        labelled.withLock { labelled in
+            if labelled.contains(tenant) { return tenant }
+            guard labelled.count < limit else { return Self.other }
+            labelled.insert(tenant)
+            return tenant
+        }
     }
 }

@@ -52,6 +52,9 @@ public struct SwitchyardServer: Sendable {
         public var accessLog: Bool
         /// Where request spans go, and the service that exports them; nil when tracing is off.
         public var tracing: TraceExport?
+        /// Label the request, token and queue metrics by tenant, for at most this many
+        /// tenants (the rest as `other`); nil labels no metric by tenant.
+        public var metricsTenantLabelLimit: Int?
 
         /// A tracer and the service exporting what it records (run with the server's
         /// services, and stopped after them, so the last spans go out).
@@ -99,8 +102,10 @@ public struct SwitchyardServer: Sendable {
             dataPlane: Bool = true,
             portalDirectory: String? = nil,
             accessLog: Bool = true,
-            tracing: TraceExport? = nil
+            tracing: TraceExport? = nil,
+            metricsTenantLabelLimit: Int? = nil
         ) {
+            self.metricsTenantLabelLimit = metricsTenantLabelLimit
             self.accessLog = accessLog
             self.tracing = tracing
             self.host = host
@@ -137,7 +142,9 @@ public struct SwitchyardServer: Sendable {
     /// The usage stream events go to, with Redis.
     let usageStream: RedisUsageStream?
     public let httpClient: HTTPClient
-    public let metrics = ProxyMetrics()
+    public let metrics: ProxyMetrics
+    /// Each tenant's live figures on this instance.
+    let activity = TenantActivity()
     /// Tells requests still running when the grace period ends that it has.
     let shutdown = ServerShutdown()
     /// Tenant limits: in Redis when configured (shared by every replica), else in process.
@@ -162,6 +169,7 @@ public struct SwitchyardServer: Sendable {
     public init(configuration: SwitchyardConfiguration, environment: [String: String], options: Options, logger: Logger) throws {
         self.options = options
         self.logger = logger
+        self.metrics = ProxyMetrics(tenantLabelLimit: options.metricsTenantLabelLimit)
         let redisClient = try options.redisURL.map { RedisClient(configuration: try RedisConfiguration(url: $0)) }
         let slotLeases = redisClient.map { RedisSlotLeases(client: $0, leaseTTL: Self.keyLeaseTTL(options.limits), logger: logger) }
         self.topology = Topology(
@@ -229,7 +237,8 @@ public struct SwitchyardServer: Sendable {
             topology: topology, httpClient: httpClient, usageWriter: usageWriter, metrics: metrics, admission: admission,
             ledger: ledger, keys: keys, limits: options.limits, shutdown: shutdown,
             accessLog: options.accessLog ? AccessLog(logger: logger) : nil,
-            tracer: options.tracing?.tracer
+            tracer: options.tracing?.tracer,
+            activity: activity
         )
         self.dataPlane = DataPlane(pipeline: pipeline, authenticator: tenantAuthenticator, keyUses: keyUses, logger: logger)
         self.portal = PortalRoutes.source(directory: options.portalDirectory, logger: logger)
@@ -277,6 +286,7 @@ public struct SwitchyardServer: Sendable {
             cipher: keyCipher,
             authenticator: authenticator,
             accounts: accounts,
+            activity: activity,
             logger: logger
         )
         admin.addRoutes(to: routes)
