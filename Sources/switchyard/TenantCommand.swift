@@ -5,8 +5,8 @@ import Foundation
 struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant",
-        abstract: "Create and list tenants, and set a tenant's own limits and pinning.",
-        subcommands: [Create.self, List.self, SetLimits.self, SetPinning.self]
+        abstract: "Create and list tenants, set a tenant's own limits and pinning, and show its live figures.",
+        subcommands: [Create.self, List.self, SetLimits.self, SetPinning.self, Metrics.self]
     )
 
     struct Create: AsyncParsableCommand {
@@ -99,6 +99,48 @@ extension TenantCommand {
                 }
                 print("Tenant \(Output.text(updated["id"])) (\(Output.text(updated["name"])), tier \(Output.text(updated["tier"]))):")
                 Output.printTable(rows, columns: ["limit", "in_force", "source"])
+            }
+        }
+    }
+}
+
+extension TenantCommand {
+    struct Metrics: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a tenant's live figures on the server answering: traffic, errors, what waits and where it stands.",
+            discussion: "Figures are those of the replica that answers (GET /admin/v1/tenants/{id}/metrics)."
+        )
+
+        @OptionGroup var connection: AdminOptions
+
+        @Option(help: "The tenant's id or name (default: your own, for an org role).")
+        var tenant: String?
+
+        func run() async throws {
+            try await reportingErrors {
+                let client = try connection.client()
+                let figures = try await client.send(.GET, "/admin/v1/tenants/\(try await client.tenantID(tenant))/metrics")
+                if connection.json { return Output.printJSON(figures) }
+                let windows = [("last minute", "last_minute"), ("last hour", "last_hour")].map { label, key -> [String: Any] in
+                    var row = figures[key] as? [String: Any] ?? [:]
+                    row["window"] = label
+                    let errors = row["errors"] as? [String: Any] ?? [:]
+                    row["errors"] = errors.isEmpty ? "0" : errors.keys.sorted().map { "\($0) \(Output.text(errors[$0]))" }.joined(separator: ", ")
+                    return row
+                }
+                print("Tenant \(Output.text(figures["tenant_id"])):")
+                Output.printTable(
+                    windows, columns: ["window", "requests", "prompt_tokens", "completion_tokens", "errors", "decode_time_ms"]
+                )
+                print("In flight: \(Output.text(figures["in_flight"])); queued: \(Output.text(figures["queued"]))")
+                if let position = figures["queue_position"], !(position is NSNull) {
+                    let start = figures["predicted_start_ms"].flatMap { $0 is NSNull ? nil : Output.text($0) }
+                    print("""
+                        Oldest waiting request: position \(Output.text(position)) in pool \(Output.text(figures["queue_pool"])), \
+                        waiting \(Output.text(figures["queued_for_ms"])) ms, \
+                        \(start.map { "predicted to start in \($0) ms" } ?? "start not yet predictable")
+                        """)
+                }
             }
         }
     }

@@ -196,3 +196,24 @@ def test_tenant_labels_are_bounded_and_the_rest_fold_into_other(proxy):
     assert requests >= len(tenants)
     # The duration histograms stay unlabelled by tenant.
     assert not label_values(text, "switchyard_request_duration_seconds_bucket")
+
+
+def test_the_cli_shows_a_tenants_figures_by_name(proxy):
+    name = f"cli-metrics-{time.monotonic_ns()}"
+    response = httpx.post(proxy.proxy + "/admin/v1/tenants", json={"name": name, "tier": "e2e-queue"},
+                          headers=bearer(ADMIN_TOKEN), timeout=10)
+    tenant_id = response.json()["id"]
+    client = openai.OpenAI(base_url=proxy.proxy + "/v1", api_key=tenant_key(proxy.proxy, tenant_id)["key"], max_retries=0)
+    usage = ask(client, 5)
+    poll(lambda: tenant_metrics(proxy.proxy, tenant_id)["last_minute"]["requests"] == 1, "the request to be counted")
+    figures = proxy.cli_json("tenant", "metrics", "--tenant", name)
+    assert figures["tenant_id"] == tenant_id and figures["last_hour"]["completion_tokens"] == usage["completion_tokens"]
+    table = proxy.cli("tenant", "metrics", "--tenant", name).stdout
+    lines = table.splitlines()
+    assert lines[0] == f"Tenant {tenant_id}:"
+    assert lines[1].split() == ["WINDOW", "REQUESTS", "PROMPT_TOKENS", "COMPLETION_TOKENS", "ERRORS", "DECODE_TIME_MS"]
+    assert lines[2].split()[:4] == ["last", "minute", "1", str(usage["prompt_tokens"])]
+    assert "In flight: 0; queued: 0" in table
+    # An org user of the tenant may ask for their own tenant without naming it.
+    user = invite_user(proxy.proxy, tenant_id, "org_user")["token"]
+    assert proxy.cli_json("tenant", "metrics", token=user)["tenant_id"] == tenant_id
