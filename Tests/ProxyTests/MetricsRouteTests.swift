@@ -18,7 +18,11 @@ struct MetricsRouteTests {
             let text = metrics.text
             #expect(text.contains(#"switchyard_upstream_requests_total{model="chat-small",deployment="sim-llama",status="200"} 1"#), "\(text)")
             let completion = try #require(usage["completion_tokens"] as? Int)
-            #expect(text.contains(#"switchyard_tokens_total{model="chat-small",deployment="sim-llama",kind="completion"} \#(completion)"#))
+            #expect(text.contains(#"switchyard_tokens_total{model="chat-small",deployment="sim-llama",kind="completion",tier="enterprise"} \#(completion)"#), "\(text)")
+            let event = try await harness.usageEvent(requestID: try #require(response.headers.first(name: "x-request-id")))
+            #expect(event.costMicros > 0)
+            #expect(text.contains(#"switchyard_cost_micros_total{model="chat-small",deployment="sim-llama",tier="enterprise",currency="\#(event.currency)"} \#(event.costMicros)"#))
+            #expect(text.contains(#"switchyard_engine_slots{pool="fast",replica=""#))
             #expect(text.contains(#"switchyard_http_responses_total{status="401"} 1"#))
             #expect(text.contains("switchyard_request_duration_seconds_bucket"))
             #expect(text.contains("switchyard_engine_in_flight"))

@@ -107,14 +107,14 @@ struct TenantActivityTests {
     @Test("with tenant labels, the request and token metrics name at most N tenants")
     func labelledMetrics() {
         let metrics = ProxyMetrics(tenantLabelLimit: 2)
-        for tenant in ["t1", "t2", "t3", "t4", "t1"] { metrics.request(event(tenant: tenant)) }
+        for tenant in ["t1", "t2", "t3", "t4", "t1"] { metrics.request(event(tenant: tenant), tier: "standard") }
         var buffer: [UInt8] = []
         metrics.registry.emit(into: &buffer)
         let text = String(decoding: buffer, as: UTF8.self)
         #expect(text.contains(#"switchyard_upstream_requests_total{model="m",deployment="d",status="200",tenant="t1"} 2"#), "\(text)")
         #expect(text.contains(#"switchyard_upstream_requests_total{model="m",deployment="d",status="200",tenant="t2"} 1"#))
         #expect(text.contains(#"switchyard_upstream_requests_total{model="m",deployment="d",status="200",tenant="other"} 2"#))
-        #expect(text.contains(#"switchyard_tokens_total{model="m",deployment="d",kind="completion",tenant="other"} 40"#))
+        #expect(text.contains(#"switchyard_tokens_total{model="m",deployment="d",kind="completion",tier="standard",tenant="other"} 40"#))
         #expect(!text.contains("t3") && !text.contains("t4"))
         // The histograms are not labelled by tenant.
         #expect(!text.contains(#"switchyard_request_duration_seconds_count{model="m",deployment="d",tenant"#))
@@ -123,7 +123,7 @@ struct TenantActivityTests {
     @Test("without tenant labels, no metric names a tenant")
     func unlabelledMetrics() {
         let metrics = ProxyMetrics()
-        metrics.request(event(tenant: "t1"))
+        metrics.request(event(tenant: "t1"), tier: "standard")
         metrics.queueWait(pool: "p", tier: "standard", tenant: "t1", .milliseconds(3))
         var buffer: [UInt8] = []
         metrics.registry.emit(into: &buffer)

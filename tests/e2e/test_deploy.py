@@ -246,7 +246,9 @@ def exercised():
             engine_url.append(config["engine_pools"][0]["replicas"][0]["url"])
             deploy_configuration(config, provider_port, engine_url[0])
 
+        # With tenant labels, so the dashboards' per-tenant panels are checked too.
         running = start_deployment(directory, tokens_per_second="200", configure=configure,
+                                   serve_args=("--metrics-tenant-labels",),
                                    environment_overrides={"SY_DEPLOY_SCRIPTED_KEY": SCRIPTED_KEY})
         url = running.proxy
 

@@ -130,7 +130,7 @@ final class RequestMeter: Sendable {
                 keyPool.finish(choice.lease, actualTokens: tokens, outcome: outcome)
             }
         }
-        metrics.request(event)
+        metrics.request(event, tier: facts.tenant.tier)
         writer.record(event)
         accessLog?.record(event)
         activity?.finished(event)

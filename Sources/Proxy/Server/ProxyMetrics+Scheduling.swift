@@ -85,11 +85,14 @@ extension ProxyMetrics {
     }
 
     /// The queue depth gauges, read from the pools at scrape time. With tenant labels, a
-    /// series shown once is kept, at zero while its tenant waits for nothing.
+    /// series shown once is kept, at zero while its tenant waits for nothing, and each
+    /// tier has its `tenant="other"` series from the start, so a pool nobody waits for
+    /// still shows its zeros.
     func renderQueues(_ pools: [String: EnginePool], tiers: [String]) {
         for (name, pool) in pools {
             var depths: [PoolTier: Int] = [:]
             if let tenantLabels {
+                for tier in tiers { depths[PoolTier(pool: name, tier: tier, tenant: TenantLabels.other)] = 0 }
                 for (tenant, waiting) in pool.waitingByTenant {
                     let label = tenantLabels.label(tenant)
                     for (tier, count) in waiting { depths[PoolTier(pool: name, tier: tier, tenant: label), default: 0] += count }

@@ -120,6 +120,7 @@ public final class ProxyMetrics: Sendable {
         var requests: Counter
         var promptTokens: Counter
         var completionTokens: Counter
+        var cost: Counter
         var duration: DurationHistogram
         var firstByte: DurationHistogram
     }
@@ -128,6 +129,8 @@ public final class ProxyMetrics: Sendable {
         var model: String
         var deployment: String
         var status: Int
+        var tier: String
+        var currency: String
         /// The tenant label, when tenants are labelled.
         var tenant: String?
     }
@@ -135,11 +138,11 @@ public final class ProxyMetrics: Sendable {
     private let requestMetrics = Mutex<[RequestKey: RequestMetrics]>([:])
     private let clientAborts: Counter
 
-    /// Records one metered request: its outcome, tokens and timings.
-    func request(_ event: UsageEvent) {
+    /// Records one metered request of a tenant of `tier`: its outcome, tokens, cost and timings.
+    func request(_ event: UsageEvent, tier: String) {
         let key = RequestKey(
-            model: event.model, deployment: event.deployment ?? "none", status: event.status,
-            tenant: tenantLabels?.label(event.tenantID)
+            model: event.model, deployment: event.deployment ?? "none", status: event.status, tier: tier,
+            currency: event.currency, tenant: tenantLabels?.label(event.tenantID)
         )
         let metrics = requestMetrics.withLock { cache in
             if let metrics = cache[key] { return metrics }
@@ -150,6 +153,7 @@ public final class ProxyMetrics: Sendable {
         metrics.requests.increment()
         if event.promptTokens > 0 { metrics.promptTokens.increment(by: Int64(event.promptTokens)) }
         if event.completionTokens > 0 { metrics.completionTokens.increment(by: Int64(event.completionTokens)) }
+        if event.costMicros > 0 { metrics.cost.increment(by: event.costMicros) }
         metrics.duration.record(.milliseconds(event.durationMilliseconds))
         if let firstByte = event.timeToFirstTokenMilliseconds { metrics.firstByte.record(.milliseconds(firstByte)) }
         if event.clientAborted { clientAborts.increment() }
@@ -166,11 +170,17 @@ public final class ProxyMetrics: Sendable {
                 help: "Requests routed to a deployment, by the status the client saw."
             ),
             promptTokens: registry.makeCounter(
-                name: "switchyard_tokens_total", labels: route + [("kind", "prompt")] + tenant, help: "Tokens metered, by kind."
+                name: "switchyard_tokens_total", labels: route + [("kind", "prompt"), ("tier", key.tier)] + tenant,
+                help: "Tokens metered, by kind and the tenant's tier."
             ),
             completionTokens: registry.makeCounter(
-                name: "switchyard_tokens_total", labels: route + [("kind", "completion")] + tenant,
-                help: "Tokens metered, by kind."
+                name: "switchyard_tokens_total", labels: route + [("kind", "completion"), ("tier", key.tier)] + tenant,
+                help: "Tokens metered, by kind and the tenant's tier."
+            ),
+            cost: registry.makeCounter(
+                name: "switchyard_cost_micros_total",
+                labels: route + [("tier", key.tier), ("currency", key.currency)] + tenant,
+                help: "What metered tokens cost at the price table, in micro-units of the currency, by the tenant's tier."
             ),
             duration: registry.makeDurationHistogram(
                 name: "switchyard_request_duration_seconds",
@@ -262,12 +272,22 @@ public final class ProxyMetrics: Sendable {
         ).set(Int64(statistics.spoolFailures))
         for (name, pool) in topology.enginePools {
             for (index, inFlight) in pool.inFlight.enumerated() {
+                let labels = [("pool", name), ("replica", pool.replicas[index].baseURL)]
                 registry.makeGauge(
-                    name: "switchyard_engine_in_flight",
-                    labels: [("pool", name), ("replica", pool.replicas[index].baseURL)],
-                    help: "Requests in flight per engine replica."
+                    name: "switchyard_engine_in_flight", labels: labels, help: "Requests in flight per engine replica."
                 ).set(Int64(inFlight))
+                registry.makeGauge(
+                    name: "switchyard_engine_slots", labels: labels,
+                    help: "An engine replica's slots, as configured: in flight over slots is its utilisation."
+                ).set(Int64(pool.replicas[index].slots))
             }
+        }
+        for (tier, contract) in topology.contracts {
+            guard let wait = contract.maximumQueueWait else { continue }
+            registry.makeGauge(
+                name: "switchyard_tier_max_queue_wait_seconds", labels: [("tier", tier)],
+                help: "The longest a tier's request may wait for an engine slot (max_queue_wait_ms), by contract."
+            ).set(Double(wait.wholeMilliseconds) / 1_000)
         }
         renderQueues(topology.enginePools, tiers: Array(topology.contracts.keys))
         var buffer: [UInt8] = []
