@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from conftest import ADMIN_TOKEN, REPO, start_deployment, stop, tenant_key
+from conftest import ADMIN_TOKEN, REPO, free_port, start_deployment, stop, tenant_key
+from test_shared_limits import start_redis
 from scripted_provider import ScriptedProvider
 
 DEPLOY = REPO / "deploy"
@@ -299,6 +300,28 @@ def exercised():
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def with_redis(exercised):
+    """The exercised server's /metrics, then that of a replica started with --redis (the
+    figures only such a replica has, as switchyard_redis_up)."""
+    directory = Path(tempfile.mkdtemp(prefix="switchyard-deploy-redis-"))
+    redis_port = free_port()
+    redis = start_redis(redis_port, directory)
+    running = None
+    try:
+        running = start_deployment(directory, serve_args=("--redis", f"redis://127.0.0.1:{redis_port}/0", "--meter"))
+        metrics = httpx.get(running.proxy + "/metrics", timeout=10)
+        assert metrics.status_code == 200
+        assert re.search(r"^switchyard_redis_up 1(\.0)?$", metrics.text, re.MULTILINE), metrics.text
+        yield exercised + "\n" + metrics.text
+    finally:
+        if running is not None:
+            stop(running.serve)
+            stop(running.sim)
+        stop(redis)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def exposition(text: str) -> tuple[dict[str, str], dict[str, set[str]]]:
     """The families' types (from `# TYPE` lines) and each sample name's label names."""
     types: dict[str, str] = {}
@@ -336,10 +359,13 @@ def test_the_exercised_server_shows_what_the_fixture_did(exercised):
     assert 'switchyard_budget_refusals_total{tier="deploy-throttled",code="quota_exhausted",throttled="true"} 1' in exercised
     assert re.search(r'switchyard_connections_closed_total\{reason="malformed_request"\} [1-9]', exercised)
     assert 'switchyard_upstream_ratelimit_remaining{deployment="deploy-scripted-mini",window="requests"}' in exercised
+    # The scripted key cooled down for 1 s and is back: available again at this scrape.
+    assert 'switchyard_provider_keys{deployment="deploy-scripted-mini",provider="deploy-scripted",state="available"} 1.0' in exercised, \
+        [line for line in exercised.splitlines() if "provider_keys" in line]
 
 
-def test_every_metric_the_dashboards_and_rules_query_is_on_metrics(exercised):
-    types, labels = exposition(exercised)
+def test_every_metric_the_dashboards_and_rules_query_is_on_metrics(with_redis):
+    types, labels = exposition(with_redis)
     queries = every_query()
     assert len(queries) > 40
     missing = []
@@ -363,8 +389,8 @@ def test_every_metric_the_dashboards_and_rules_query_is_on_metrics(exercised):
                 pytest.fail(f"{where}: {name} is a histogram family; query its _bucket, _sum or _count")
 
 
-def test_every_label_the_dashboards_and_rules_use_is_on_metrics(exercised):
-    _, labels = exposition(exercised)
+def test_every_label_the_dashboards_and_rules_use_is_on_metrics(with_redis):
+    _, labels = exposition(with_redis)
     wrong = []
     for where, expr, legend in every_query():
         used = set(METRIC.findall(expr))

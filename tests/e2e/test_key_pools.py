@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -227,6 +228,17 @@ def test_a_rejected_key_is_disabled_and_the_list_says_why(cluster):
     assert "key-c" in table and "disabled" in table and KEY_C not in table
     metrics = httpx.get(cluster.urls[0] + "/metrics").text + httpx.get(cluster.urls[1] + "/metrics").text
     assert 'switchyard_provider_key_events_total{event="disabled",provider="scripted",key="%s"}' % added["id"] in metrics
+    # Every replica counts the deployment's keys by state: key-b available, key-c disabled.
+    for url in cluster.urls:
+        deadline = time.time() + 10
+        while True:
+            states = {match[0]: float(match[1]) for match in re.findall(
+                r'^switchyard_provider_keys\{deployment="scripted-mini",provider="scripted",state="(\w+)"\} (\S+)$',
+                httpx.get(url + "/metrics").text, re.MULTILINE)}
+            if states == {"available": 1, "cooling_down": 0, "disabled": 1} or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert states == {"available": 1, "cooling_down": 0, "disabled": 1}, (url, states)
 
     # The operator fixes the key at the provider and re-enables it: it serves again.
     cluster.provider.script(KEY_C, "ok")

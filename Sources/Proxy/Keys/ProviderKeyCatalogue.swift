@@ -94,12 +94,19 @@ public final class ProviderKeyCatalogue: Sendable {
         var active: [String: ActiveKeys] = [:]
         /// Keys by id, whatever their state.
         var byID: [String: Key] = [:]
+        /// Per provider, the ids of the keys disabled (their credentials were rejected,
+        /// or an operator disabled them) until someone enables them again.
+        var disabled: [String: [String]] = [:]
 
-        init(revision: Int64, keys: [(key: Key, active: Bool)]) {
+        init(revision: Int64, keys: [(key: Key, state: ProviderKeyRecord.State)]) {
             self.revision = revision
-            for (key, active) in keys {
+            for (key, state) in keys {
                 byID[key.id] = key
-                if active { self.active[key.provider, default: ActiveKeys()].append(key) }
+                switch state {
+                case .active: self.active[key.provider, default: ActiveKeys()].append(key)
+                case .disabled: self.disabled[key.provider, default: []].append(key.id)
+                case .draining, .retired: break
+                }
             }
         }
     }
@@ -119,7 +126,7 @@ public final class ProviderKeyCatalogue: Sendable {
         self.cipher = cipher
         self.environmentKeys = environmentKeys
         self.logger = logger
-        self.snapshot = Mutex(Snapshot(revision: -1, keys: environmentKeys.map { ($0, true) }))
+        self.snapshot = Mutex(Snapshot(revision: -1, keys: environmentKeys.map { ($0, .active) }))
     }
 
     // MARK: Reading (request path)
@@ -136,6 +143,12 @@ public final class ProviderKeyCatalogue: Sendable {
     /// Whether `provider` has any active key at all.
     public func hasActiveKeys(provider: String) -> Bool {
         snapshot.withLock { !($0.active[provider]?.keys.isEmpty ?? true) }
+    }
+
+    /// The ids of `provider`'s keys that take new requests, in catalogue order, and of those
+    /// disabled until enabled again (draining and retired keys are in neither).
+    public func keyIDs(provider: String) -> (active: [String], disabled: [String]) {
+        snapshot.withLock { ($0.active[provider]?.keys.map(\.id) ?? [], $0.disabled[provider] ?? []) }
     }
 
     public func key(id: String) -> Key? {
@@ -170,8 +183,8 @@ public final class ProviderKeyCatalogue: Sendable {
 
     /// Replaces the snapshot with `records` (decrypted) plus the environment's keys.
     func install(_ records: [ProviderKeyRecord], revision: Int64) {
-        let keys = environmentKeys.map { ($0, true) }
-            + records.compactMap { record in decrypt(record).map { ($0, record.state == .active) } }
+        let keys = environmentKeys.map { ($0, ProviderKeyRecord.State.active) }
+            + records.compactMap { record in decrypt(record).map { ($0, record.state) } }
         let next = Snapshot(revision: revision, keys: keys)
         snapshot.withLock { current in
             // Two reloads may race; the later revision wins.

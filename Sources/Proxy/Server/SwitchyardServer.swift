@@ -141,6 +141,8 @@ public struct SwitchyardServer: Sendable {
     public let usageWriter: UsageWriter
     /// The usage stream events go to, with Redis.
     let usageStream: RedisUsageStream?
+    /// The Redis client, with `--redis`: `/metrics` asks it whether Redis answers.
+    let redisClient: RedisClient?
     public let httpClient: HTTPClient
     public let metrics: ProxyMetrics
     /// Each tenant's live figures on this instance.
@@ -171,6 +173,7 @@ public struct SwitchyardServer: Sendable {
         self.logger = logger
         self.metrics = ProxyMetrics(tenantLabelLimit: options.metricsTenantLabelLimit)
         let redisClient = try options.redisURL.map { RedisClient(configuration: try RedisConfiguration(url: $0)) }
+        self.redisClient = redisClient
         let slotLeases = redisClient.map { RedisSlotLeases(client: $0, leaseTTL: Self.keyLeaseTTL(options.limits), logger: logger) }
         self.topology = Topology(
             configuration: configuration, environment: environment, scheduling: options.scheduling, sharedSlots: slotLeases,
@@ -261,8 +264,9 @@ public struct SwitchyardServer: Sendable {
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
         }
         let keys = pipeline.keys
-        routes.get("metrics") { [topology, usageWriter, metrics] _, _ in
-            Response(
+        routes.get("metrics") { [topology, usageWriter, metrics, keyCatalogue, keyPool, redisClient] _, _ in
+            await metrics.refreshLiveGauges(topology: topology, catalogue: keyCatalogue, keyPool: keyPool, redis: redisClient)
+            return Response(
                 status: .ok,
                 headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: metrics.render(topology: topology, usageWriter: usageWriter)))
