@@ -371,6 +371,36 @@ struct PoolQueueStateTests {
         #expect(drain(&queue, tier: "enterprise").prefix(2) == ["s0", "e0"])
     }
 
+    @Test("a reserving tier's owed slots come first, then bands and fair share, as the slots really go")
+    func positionWithOwedSlotsThenBands() {
+        var queue = Queue(capacity: 4, maximumQueue: 100)
+        let reserving = Queue.Demand(tenant: "acme", tier: "enterprise", band: 100, reservedShare: 0.5)
+        let other = Queue.Demand(tenant: "otherco", tier: "standard", band: 10)
+        fill(&queue, with: Self.standard)
+        for index in 0..<4 { enqueue(&queue, Self.standard, "s\(index)") }
+        for index in 0..<3 { enqueue(&queue, reserving, "e\(index)") }
+        for index in 0..<2 { enqueue(&queue, other, "o\(index)") }
+        let predicted = ["acme", "smallco", "otherco"].map { queue.line(of: $0).oldest?.position }
+        let order = drain(&queue, tier: "standard")
+        #expect(order.prefix(4) == ["e0", "e1", "e2", "s0"])
+        let actual = ["e0", "s0", "o0"].map { first in order.firstIndex(of: first).map { $0 + 1 } }
+        #expect(predicted == actual, "\(order)")
+    }
+
+    @Test("in a pool whose slots are leased from Redis, each lease goes where the line says")
+    func positionInGatedPool() {
+        var queue = Queue(capacity: 2, maximumQueue: 10, gated: true)
+        // No lease is held yet: every request waits for one.
+        enqueue(&queue, Self.standard, "s0")
+        enqueue(&queue, Self.standard, "s1")
+        enqueue(&queue, Self.enterprise, "e0")
+        #expect(queue.line(of: "acme").oldest?.position == 1)
+        #expect(queue.line(of: "smallco").oldest?.position == 2)
+        var order: [String] = []
+        while let grant = queue.addLeasedSlot(now: start) { order.append(grant.waiter) }
+        #expect(order == ["e0", "s0", "s1"])
+    }
+
     @Test("the oldest waiter's predicted start is its position in slots freed at the measured rate")
     func linePredictedStart() {
         var queue = Queue(capacity: 2, maximumQueue: 100)

@@ -27,6 +27,7 @@ struct LiveHarness: Sendable {
     /// Runs `body` against a fresh deployment and tears it all down afterwards.
     static func run(
         maximumRequestBodyBytes: Int = 8 << 20,
+        dataPlane: Bool = true,
         _ body: @Sendable (LiveHarness) async throws -> Void
     ) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-tests-\(UUID().uuidString)")
@@ -55,7 +56,8 @@ struct LiveHarness: Sendable {
                         adminToken: adminToken,
                         limits: ProxyLimits(maximumRequestBodyBytes: maximumRequestBodyBytes),
                         usageFlushInterval: .milliseconds(50),
-                        keyCipher: ProviderKeyCipher(masterKey: SymmetricKey(size: .bits256))
+                        keyCipher: ProviderKeyCipher(masterKey: SymmetricKey(size: .bits256)),
+                        dataPlane: dataPlane
                     ),
                     logger: logger
                 )

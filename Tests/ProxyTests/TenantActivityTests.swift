@@ -1,5 +1,6 @@
 import Billing
 import Foundation
+import Pools
 import Testing
 
 @testable import Proxy
@@ -124,7 +125,10 @@ struct TenantActivityTests {
     func unlabelledMetrics() {
         let metrics = ProxyMetrics()
         metrics.request(event(tenant: "t1"), tier: "standard")
-        metrics.queueWait(pool: "p", tier: "standard", tenant: "t1", .milliseconds(3))
+        let tenant = AuthenticatedTenant(
+            tenantID: "t1", tenantName: "t1", keyID: "key_1", contract: Contract(tier: "standard", band: 10)
+        )
+        metrics.queueWait(pool: "p", tenant: tenant, .milliseconds(3))
         var buffer: [UInt8] = []
         metrics.registry.emit(into: &buffer)
         let text = String(decoding: buffer, as: UTF8.self)

@@ -79,12 +79,17 @@ def make_key(url: str, tier: str) -> str:
     return tenant_key(url, tenant["id"])["key"]
 
 
-def redis_up(url: str) -> float:
-    """The replica's switchyard_redis_up, from its /metrics."""
-    text = httpx.get(url + "/metrics", timeout=30).text
-    values = [float(line.split()[1]) for line in text.splitlines() if line.startswith("switchyard_redis_up ")]
-    assert len(values) == 1, text
-    return values[0]
+def redis_up(url: str, expected: float) -> float:
+    """The replica's switchyard_redis_up once it is `expected`, or after 10 s (the stores
+    are read at most every 2 s, so a scrape may show the figure of the one before)."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = httpx.get(url + "/metrics", timeout=30).text
+        values = [float(line.split()[1]) for line in text.splitlines() if line.startswith("switchyard_redis_up ")]
+        assert len(values) == 1, text
+        if values[0] == expected or time.monotonic() > deadline:
+            return values[0]
+        time.sleep(0.2)
 
 
 def refilled(since: float) -> int:
@@ -103,7 +108,7 @@ def test_three_replicas_admit_no_more_than_the_limit_and_survive_redis_going_awa
     key = make_key(urls[0], "shared-limited")
     # Each replica says Redis answers, before any traffic.
     for url in urls:
-        assert redis_up(url) == 1
+        assert redis_up(url, 1) == 1
 
     # Concurrent load spread over the three replicas: the limit is admitted, plus only
     # what the bucket refilled meanwhile (one request every 60 / LIMIT seconds).
@@ -126,7 +131,7 @@ def test_three_replicas_admit_no_more_than_the_limit_and_survive_redis_going_awa
     assert "switchyard_limit_store_failures_total" in metrics
     # Every replica sees Redis down at its next scrape, whether or not it served anything.
     for url in urls:
-        assert redis_up(url) == 0
+        assert redis_up(url, 0) == 0
     assert all(process.poll() is None for process in processes)
 
     # Redis is back (empty: it kept nothing): every replica decides through it again.
@@ -141,7 +146,7 @@ def test_three_replicas_admit_no_more_than_the_limit_and_survive_redis_going_awa
         time.sleep(0.1)
     assert status == 200
     for url in urls:
-        assert redis_up(url) == 1
+        assert redis_up(url, 1) == 1
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(lambda i: chat(urls[i % 3], fresh), range(30)))

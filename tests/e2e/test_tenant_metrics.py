@@ -179,22 +179,35 @@ def label_values(text: str, metric: str) -> set[str]:
     return set(re.findall(metric + r'\{[^}]*tenant="([^"]*)"', text))
 
 
+def requests_by_tenant(text: str) -> dict[str, float]:
+    """switchyard_upstream_requests_total summed by its tenant label."""
+    counts: dict[str, float] = {}
+    for tenant, value in re.findall(r'^switchyard_upstream_requests_total\{[^}]*tenant="([^"]*)"\} (\S+)$', text, re.MULTILINE):
+        counts[tenant] = counts.get(tenant, 0) + float(value)
+    return counts
+
+
 def test_tenant_labels_are_bounded_and_the_rest_fold_into_other(proxy):
+    before = requests_by_tenant(httpx.get(proxy.proxy + "/metrics", timeout=10).text)
     tenants = [new_tenant(proxy.proxy) for _ in range(LABEL_LIMIT + 1)]
     for _, client in tenants:
         ask(client, 2)
+    # Each request is counted once, under its tenant's own label or under "other".
     text = poll(lambda: (t := httpx.get(proxy.proxy + "/metrics", timeout=10).text)
-                and "other" in label_values(t, "switchyard_upstream_requests_total") and t,
-                "a tenant beyond the limit to be counted as other")
-    for metric in ("switchyard_upstream_requests_total", "switchyard_tokens_total", "switchyard_queue_wait_seconds_count"):
+                and sum(requests_by_tenant(t).values()) - sum(before.values()) == len(tenants) and t,
+                "the requests to be counted")
+    after = requests_by_tenant(text)
+    own = [tenant_id for tenant_id, _ in tenants if tenant_id in after]
+    assert len(own) < len(tenants), "more tenants labelled than --metrics-tenant-limit"
+    for tenant_id in own:
+        assert after[tenant_id] - before.get(tenant_id, 0) == 1
+    assert after["other"] - before.get("other", 0) == len(tenants) - len(own)
+    for metric in ("switchyard_upstream_requests_total", "switchyard_tokens_total", "switchyard_queue_wait_seconds_count",
+                   "switchyard_queue_depth"):
         values = label_values(text, metric)
         assert "other" in values, metric
         assert len(values - {"other"}) <= LABEL_LIMIT, (metric, values)
-    # Every request is in one series or another: none is lost to the folding.
-    requests = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("switchyard_upstream_requests_total{"))
-    assert requests >= len(tenants)
-    # The duration histograms stay unlabelled by tenant.
+    # The request duration histograms stay unlabelled by tenant.
     assert not label_values(text, "switchyard_request_duration_seconds_bucket")
 
 

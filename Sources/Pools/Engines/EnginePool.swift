@@ -344,7 +344,9 @@ public final class EnginePool: Sendable {
 
     /// Where `tenant`'s requests wait now (for the management API: it walks the queue).
     public func line(of tenant: String, now: ContinuousClock.Instant = .now) -> TenantLine {
-        let line = state.withLock { $0.queue.line(of: tenant) }
+        // The walk runs on a copy, outside the lock the request path takes.
+        let queue = state.withLock { $0.queue }
+        let line = queue.line(of: tenant)
         return TenantLine(
             waiting: line.waiting,
             oldestPosition: line.oldest?.position,

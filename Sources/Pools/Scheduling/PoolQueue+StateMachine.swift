@@ -297,37 +297,63 @@ struct PoolQueueState<Waiter> {
         }
     }
 
-    /// Where `tenant`'s requests wait. The oldest one's position is found by handing out
-    /// slots, on a copy of the queue, the way freed slots are handed out (``dispatch``), as
-    /// if nobody arrived or left meanwhile and each slot freed were one lent to a tier
-    /// below its reserved share: so it follows band, reserved share and fair share alike.
-    /// Costs a pass over the waiters; for the management API, not the request path.
+    /// Where `tenant`'s requests wait, and its oldest one's place in the order freed slots
+    /// are handed out (``dispatch``), as if nobody arrived or left meanwhile and each slot
+    /// freed were one lent to a tier below its reserved share.
+    ///
+    /// While a waiting tier is below its reserved share, slots go to it first: those few
+    /// grants (at most the pool's slots) are rehearsed on a copy of the queue. Once no tier
+    /// is owed, the order is the bands', highest first, then start tags within a band
+    /// (start-time fair queuing serves the lowest tag of all the band's waiters next, and
+    /// a tenant's tags rise with each request), so the rest is counted in one pass over the
+    /// waiters. For the management API; run it on a copy taken out of the pool's lock.
     func line(of tenant: String) -> TenantLine {
         var line = TenantLine(waiting: 0, oldest: nil)
-        var oldest: Entry?
-        for band in bands.values {
+        var oldest: (entry: Entry, band: Int)?
+        for (key, band) in bands {
             guard let flow = band.flows[tenant] else { continue }
             for entry in flow.entries {
                 line.waiting += 1
-                if let found = oldest, (found.enqueuedAt, found.id) <= (entry.enqueuedAt, entry.id) { continue }
-                oldest = entry
+                if let found = oldest?.entry, (found.enqueuedAt, found.id) <= (entry.enqueuedAt, entry.id) { continue }
+                oldest = (entry, key)
             }
         }
-        guard let oldest else { return line }
-        var rehearsal = self
-        var position = 0
-        while rehearsal.waiting > 0 {
-            rehearsal.inFlight = min(rehearsal.inFlight, rehearsal.capacity - 1)
-            guard let grant = rehearsal.dispatch(now: oldest.enqueuedAt) else { break }
-            position += 1
-            if grant.id == oldest.id { break }
-        }
+        guard let (target, targetBand) = oldest, let position = position(of: target, in: targetBand) else { return line }
         line.oldest = .init(
             position: position,
-            enqueuedAt: oldest.enqueuedAt,
+            enqueuedAt: target.enqueuedAt,
             predictedStart: serviceTime.map { $0 * (Double(position) / Double(slots)) }
         )
         return line
+    }
+
+    /// The place of the waiter `target` of band `band` in line (1: the next slot freed).
+    private func position(of target: Entry, in band: Int) -> Int? {
+        var rehearsal = self
+        var granted = 0
+        // A tier stops being owed as it is granted slots, so this ends within `slots` grants.
+        while rehearsal.hasOwedWaiter {
+            rehearsal.inFlight = min(rehearsal.inFlight, rehearsal.capacity - 1)
+            guard let grant = rehearsal.dispatch(now: target.enqueuedAt) else { return nil }
+            granted += 1
+            if grant.id == target.id { return granted }
+        }
+        var ahead = 0
+        for (key, other) in rehearsal.bands where key >= band {
+            guard key == band else {
+                ahead += other.waiting
+                continue
+            }
+            for flow in other.flows.values {
+                ahead += flow.entries.count { ($0.startTag, $0.id) < (target.startTag, target.id) }
+            }
+        }
+        return granted + ahead + 1
+    }
+
+    /// Whether a tier below its reserved share has a waiter: then it gets the next slot.
+    private var hasOwedWaiter: Bool {
+        tiers.contains { tier, state in state.waiting > 0 && isOwed(tier, share: state.reservedShare) }
     }
 
     /// Every tenant's waiters, by tier: for tenant-labelled queue depths.

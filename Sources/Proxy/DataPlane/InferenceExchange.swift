@@ -296,9 +296,7 @@ final class InferenceExchange {
                 exchange.placement = found
                 exchange.record { $0.record(placement: .placed(key: found.key?.key.id)) }
             case .other(.saturated(let predictedStart)):
-                if let pool = deployment.enginePool {
-                    exchange.pipeline.metrics.capacityRefusal(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID)
-                }
+                exchange.pipeline.metrics.capacityRefusal(on: deployment, tenant: tenant)
                 exchange.record { $0.record(placement: .saturated(predictedStart: predictedStart)) }
             case .other(let outcome):
                 exchange.record { $0.record(placement: outcome) }
@@ -360,14 +358,11 @@ final class InferenceExchange {
         answerStarted = true
         if meter == nil {
             // Refused before it was admitted: no usage event will say so.
-            pipeline.accessLog?.refused(
+            pipeline.refusedBeforeAdmission(
                 requestID: requestID, tenant: tenant, model: prepared?.head.model, status: response.status,
-                errorType: response.errorType, duration: ContinuousClock.now - startInstant
+                errorType: response.errorType, since: startInstant
             )
             trace?.refused(status: response.status, errorType: response.errorType)
-            if let tenant, response.status >= 400 {
-                pipeline.activity.refused(tenant: tenant.tenantID, errorType: response.errorType)
-            }
         }
         var response = response
         if reservation?.throttled == true { response.headers[.throttled] = "true" }

@@ -76,17 +76,33 @@ final class RequestPipeline: Sendable {
         let startInstant = ContinuousClock.now
         var request = request
         let body: ByteBuffer
-        do {
-            body = try await request.collectBody(upTo: limits.maximumRequestBodyBytes)
-        } catch is NIOTooManyBytesError {
-            throw OpenAIError.bodyTooLarge(limit: limits.maximumRequestBodyBytes)
-        }
-        let prepared = try prepare(body, endpoint: endpoint, tenant: tenant, at: startedAt)
+        var prepared: PreparedRequest?
         let reservation: Reservation?
-        switch try await admit(tenant: tenant, demand: prepared.demand) {
-        case .refused(let response): return response.response
-        case .admitted(let admitted): reservation = admitted
+        do {
+            do {
+                body = try await request.collectBody(upTo: limits.maximumRequestBodyBytes)
+            } catch is NIOTooManyBytesError {
+                throw OpenAIError.bodyTooLarge(limit: limits.maximumRequestBodyBytes)
+            }
+            let ready = try prepare(body, endpoint: endpoint, tenant: tenant, at: startedAt)
+            prepared = ready
+            switch try await admit(tenant: tenant, demand: ready.demand) {
+            case .refused(let response):
+                refusedBeforeAdmission(
+                    requestID: context.requestID, tenant: tenant, model: prepared?.head.model, status: response.status,
+                    errorType: response.errorType, since: startInstant
+                )
+                return response.response
+            case .admitted(let admitted): reservation = admitted
+            }
+        } catch let error as OpenAIError {
+            refusedBeforeAdmission(
+                requestID: context.requestID, tenant: tenant, model: prepared?.head.model, status: error.status,
+                errorType: error.type, since: startInstant
+            )
+            throw error
         }
+        guard let prepared else { preconditionFailure("admitted without a prepared request") }
         var context = context
         if reservation?.throttled == true {
             // A spent budget or quota that throttles: served, in the lowest band.
@@ -102,6 +118,20 @@ final class RequestPipeline: Sendable {
         )
         if reservation?.throttled == true { response.headers[.throttled] = "true" }
         return response
+    }
+
+    /// A request answered before it was admitted (a malformed body, an unknown model, a
+    /// limit), which leaves no usage event: the access log and the tenant's live figures
+    /// are told here, on the data plane and the router alike.
+    func refusedBeforeAdmission(
+        requestID: String, tenant: AuthenticatedTenant?, model: String?, status: Int, errorType: String?,
+        since start: ContinuousClock.Instant
+    ) {
+        accessLog?.refused(
+            requestID: requestID, tenant: tenant, model: model, status: status, errorType: errorType,
+            duration: ContinuousClock.now - start
+        )
+        if let tenant, status >= 400 { activity.refused(tenant: tenant.tenantID, errorType: errorType) }
     }
 
     /// What routing needs of a request, read from its body: the fields that matter, the
@@ -241,7 +271,7 @@ final class RequestPipeline: Sendable {
                     // The client left while a key was being chosen.
                     action = plan.record(placement: .cancelled)
                 case .other(.saturated(let predictedStart)):
-                    if let pool = deployment.enginePool { metrics.capacityRefusal(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID) }
+                    metrics.capacityRefusal(on: deployment, tenant: tenant)
                     action = plan.record(placement: .saturated(predictedStart: predictedStart))
                 case .other(let outcome):
                     action = plan.record(placement: outcome)
@@ -366,7 +396,7 @@ final class RequestPipeline: Sendable {
               let lease = pool.tryAcquire(EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract))
         else { return nil }
         meter.queued(for: lease.waited)
-        metrics.queueWait(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID, lease.waited)
+        metrics.queueWait(pool: pool.name, tenant: tenant, lease.waited)
         return Placement(deployment, pool: pool, lease: lease)
     }
 
@@ -379,7 +409,7 @@ final class RequestPipeline: Sendable {
             switch await pool.acquire(EnginePool.Demand(tenant: tenant.tenantID, contract: tenant.contract)) {
             case .leased(let lease):
                 meter.queued(for: lease.waited)
-                metrics.queueWait(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID, lease.waited)
+                metrics.queueWait(pool: pool.name, tenant: tenant, lease.waited)
                 if Task.isCancelled {
                     // Granted just as the client left.
                     pool.release(lease, served: false)

@@ -99,22 +99,30 @@ final class TenantActivity: Sendable {
         var lastMinute = Ring(width: 5, count: 12)
         var lastHour = Ring(width: 60, count: 60)
         var lastSeen: Int64 = 0
+
+        mutating func record(_ tally: Tally, at second: Int64, endingFlight: Bool) {
+            if endingFlight { inFlight = max(0, inFlight - 1) }
+            lastMinute.add(tally, at: second)
+            lastHour.add(tally, at: second)
+            lastSeen = second
+        }
     }
 
     private struct State {
         var tenants: [String: Tenant] = [:]
-        var lastSweep: Int64 = 0
-
-        /// Once a minute, forgets the tenants with nothing in flight and nothing for an hour.
-        mutating func sweep(at second: Int64) {
-            guard second - lastSweep >= 60 else { return }
-            lastSweep = second
-            tenants = tenants.filter { $0.value.inFlight > 0 || second - $0.value.lastSeen < 3_600 }
-        }
     }
 
-    private let state = Mutex(State())
+    /// Tenants are spread over locks of their own, so requests of different tenants seldom
+    /// wait for each other.
+    private final class Shard: Sendable {
+        let state = Mutex(State())
+    }
+
+    private static let shardCount = 16
+    private let shards: [Shard] = (0..<TenantActivity.shardCount).map { _ in Shard() }
     private let origin: ContinuousClock.Instant
+    /// The second of the last sweep for tenants gone quiet.
+    private let lastSweep = Atomic<Int64>(0)
 
     init(origin: ContinuousClock.Instant = .now) {
         self.origin = origin
@@ -124,13 +132,32 @@ final class TenantActivity: Sendable {
         max(0, (now - origin).components.seconds)
     }
 
+    private func shard(_ tenant: String) -> Shard {
+        shards[Int(UInt(bitPattern: tenant.hashValue) % UInt(Self.shardCount))]
+    }
+
     /// A request of `tenant` was admitted: it is in flight until its usage event.
     func started(tenant: String, now: ContinuousClock.Instant = .now) {
         let second = second(now)
-        state.withLock { state in
+        shard(tenant).state.withLock { state in
+            // Changed in place: the buckets are not copied.
             state.tenants[tenant, default: Tenant()].inFlight += 1
             state.tenants[tenant]!.lastSeen = second
-            state.sweep(at: second)
+        }
+        sweepIfDue(at: second)
+    }
+
+    /// Once a minute, forgets the tenants with nothing in flight and nothing for an hour
+    /// (done by the one request that finds it due).
+    private func sweepIfDue(at second: Int64) {
+        let last = lastSweep.load(ordering: .relaxed)
+        guard second - last >= 60,
+              lastSweep.compareExchange(expected: last, desired: second, ordering: .relaxed).exchanged
+        else { return }
+        for shard in shards {
+            shard.state.withLock { state in
+                state.tenants = state.tenants.filter { $0.value.inFlight > 0 || second - $0.value.lastSeen < 3_600 }
+            }
         }
     }
 
@@ -149,21 +176,15 @@ final class TenantActivity: Sendable {
 
     private func record(_ tally: Tally, tenant: String, endingFlight: Bool, now: ContinuousClock.Instant) {
         let second = second(now)
-        state.withLock { state in
-            // Taken out while changed, so its buckets are not copied.
-            var entry = state.tenants.removeValue(forKey: tenant) ?? Tenant()
-            if endingFlight { entry.inFlight = max(0, entry.inFlight - 1) }
-            entry.lastMinute.add(tally, at: second)
-            entry.lastHour.add(tally, at: second)
-            entry.lastSeen = second
-            state.tenants[tenant] = entry
+        shard(tenant).state.withLock { state in
+            state.tenants[tenant, default: Tenant()].record(tally, at: second, endingFlight: endingFlight)
         }
     }
 
     /// `tenant`'s figures now; zeros for a tenant with no recent request.
     func figures(tenant: String, now: ContinuousClock.Instant = .now) -> Figures {
         let second = second(now)
-        return state.withLock { state in
+        return shard(tenant).state.withLock { state in
             guard let entry = state.tenants[tenant] else { return Figures(inFlight: 0, lastMinute: Tally(), lastHour: Tally()) }
             return Figures(
                 inFlight: entry.inFlight,
@@ -174,5 +195,5 @@ final class TenantActivity: Sendable {
     }
 
     /// Tenants followed now (for tests).
-    var tenantCount: Int { state.withLock { $0.tenants.count } }
+    var tenantCount: Int { shards.reduce(0) { $0 + $1.state.withLock { $0.tenants.count } } }
 }

@@ -5,15 +5,30 @@ import Prometheus
 extension ProxyMetrics {
     // MARK: Read at scrape time, from the shared stores
 
+    /// The least time between two reads of the stores for the live gauges.
+    static let liveRefreshInterval: Duration = .seconds(2)
+
     /// Updates the gauges that need a store's answer, before ``render(topology:usageWriter:)``:
     /// each key-pool deployment's provider keys by state, and whether Redis answers. Each
     /// call is bounded by the store's timeouts (1 s on Redis); while Redis does not answer,
     /// or a store fails, the key gauges stay as they were (one timeout per scrape, not one
     /// per deployment).
+    ///
+    /// However often `/metrics` is scraped (it needs no credentials), the stores are read at
+    /// most once every ``liveRefreshInterval``, by one scrape at a time; the others show
+    /// the last figures.
     func refreshLiveGauges(
         topology: Topology, catalogue: ProviderKeyCatalogue, keyPool: any KeyPool, redis: RedisClient?,
         now: Date = Date()
     ) async {
+        let started = ContinuousClock.now
+        let due = liveRefresh.withLock { refresh in
+            guard !refresh.running, refresh.last.map({ started - $0 >= Self.liveRefreshInterval }) ?? true else { return false }
+            refresh = (true, started)
+            return true
+        }
+        guard due else { return }
+        defer { liveRefresh.withLock { $0.running = false } }
         if let redis {
             let up: Bool
             do {

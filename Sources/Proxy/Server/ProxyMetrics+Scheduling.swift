@@ -45,14 +45,15 @@ extension ProxyMetrics {
         }
     }
 
-    /// Records how long a request waited for its engine slot (zero when one was free).
-    func queueWait(pool: String, tier: String, tenant: String, _ wait: Duration) {
-        queueMetrics(pool: pool, tier: tier, tenant: tenant).wait.record(wait)
+    /// Records how long a request of `tenant` waited for a slot of `pool` (zero when one was free).
+    func queueWait(pool: String, tenant: AuthenticatedTenant, _ wait: Duration) {
+        queueMetrics(pool: pool, tier: tenant.tier, tenant: tenant.tenantID).wait.record(wait)
     }
 
-    /// Counts a request an engine pool refused for capacity.
-    func capacityRefusal(pool: String, tier: String, tenant: String) {
-        queueMetrics(pool: pool, tier: tier, tenant: tenant).refusals.increment()
+    /// Counts a request of `tenant` that the engine pool of `deployment` refused for capacity.
+    func capacityRefusal(on deployment: Topology.Deployment, tenant: AuthenticatedTenant) {
+        guard let pool = deployment.enginePool else { return }
+        queueMetrics(pool: pool.name, tier: tenant.tier, tenant: tenant.tenantID).refusals.increment()
     }
 
     /// Counts a request refused because a quota or budget is spent (`code`

@@ -22,6 +22,8 @@ public final class ProxyMetrics: Sendable {
     let queueMetricsCache = Mutex<[PoolTier: QueueMetrics]>([:])
     /// The queue depth series shown so far.
     let queueDepthSeries = Mutex<Set<PoolTier>>([])
+    /// Whether a scrape is reading the stores for the live gauges, and when one last began.
+    let liveRefresh = Mutex<(running: Bool, last: ContinuousClock.Instant?)>((false, nil))
 
     private let limitStoreFailures: Counter
     private let openConnectionGauge: Gauge
