@@ -198,7 +198,7 @@ extension AdminResources {
         var monthlyQuotaTokens: Int
         var onQuotaExhausted: String
         /// The price of tokens beyond the quota, when they are billed.
-        var overagePerMillion: Int64?
+        @NullEncoded var overagePerMillion: Int64?
         var usedTokens: Int
         var reservedTokens: Int
         var remainingTokens: Int
@@ -217,27 +217,6 @@ extension AdminResources {
             periodStart = period.start
             resetsAt = period.end
         }
-
-        private enum CodingKeys: String, CodingKey {
-            case object, tenantId, tier, monthlyQuotaTokens, onQuotaExhausted, overagePerMillion
-            case usedTokens, reservedTokens, remainingTokens, periodStart, resetsAt
-        }
-
-        /// A price not billed is `null`, not left out.
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(object, forKey: .object)
-            try container.encode(tenantId, forKey: .tenantId)
-            try container.encode(tier, forKey: .tier)
-            try container.encode(monthlyQuotaTokens, forKey: .monthlyQuotaTokens)
-            try container.encode(onQuotaExhausted, forKey: .onQuotaExhausted)
-            try container.encode(overagePerMillion, forKey: .overagePerMillion)
-            try container.encode(usedTokens, forKey: .usedTokens)
-            try container.encode(reservedTokens, forKey: .reservedTokens)
-            try container.encode(remainingTokens, forKey: .remainingTokens)
-            try container.encode(periodStart, forKey: .periodStart)
-            try container.encode(resetsAt, forKey: .resetsAt)
-        }
     }
 
     /// A budget as `GET …/budget` shows it: its terms and its current period's figures.
@@ -245,10 +224,10 @@ extension AdminResources {
         var object = "budget"
         var scope: String
         var tenantId: String
-        var keyId: String?
+        @NullEncoded var keyId: String?
         var period: String
-        var limitTokens: Int?
-        var limitMicros: Int64?
+        @NullEncoded var limitTokens: Int?
+        @NullEncoded var limitMicros: Int64?
         var softThresholds: [Double]
         var action: String
         var usedTokens: Int
@@ -256,8 +235,8 @@ extension AdminResources {
         var reservedTokens: Int
         var reservedMicros: Int64
         /// What is neither used nor reserved; null for a limit not set.
-        var remainingTokens: Int?
-        var remainingMicros: Int64?
+        @NullEncoded var remainingTokens: Int?
+        @NullEncoded var remainingMicros: Int64?
         var periodStart: Date
         var resetsAt: Date
         var createdAt: Date
@@ -288,36 +267,6 @@ extension AdminResources {
             resetsAt = period.end
             createdAt = budget.createdAt
             updatedAt = budget.updatedAt
-        }
-
-        private enum CodingKeys: String, CodingKey {
-            case object, scope, tenantId, keyId, period, limitTokens, limitMicros, softThresholds, action
-            case usedTokens, usedMicros, reservedTokens, reservedMicros, remainingTokens, remainingMicros
-            case periodStart, resetsAt, createdAt, updatedAt
-        }
-
-        /// Limits not set are `null`, not left out.
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(object, forKey: .object)
-            try container.encode(scope, forKey: .scope)
-            try container.encode(tenantId, forKey: .tenantId)
-            try container.encode(keyId, forKey: .keyId)
-            try container.encode(period, forKey: .period)
-            try container.encode(limitTokens, forKey: .limitTokens)
-            try container.encode(limitMicros, forKey: .limitMicros)
-            try container.encode(softThresholds, forKey: .softThresholds)
-            try container.encode(action, forKey: .action)
-            try container.encode(usedTokens, forKey: .usedTokens)
-            try container.encode(usedMicros, forKey: .usedMicros)
-            try container.encode(reservedTokens, forKey: .reservedTokens)
-            try container.encode(reservedMicros, forKey: .reservedMicros)
-            try container.encode(remainingTokens, forKey: .remainingTokens)
-            try container.encode(remainingMicros, forKey: .remainingMicros)
-            try container.encode(periodStart, forKey: .periodStart)
-            try container.encode(resetsAt, forKey: .resetsAt)
-            try container.encode(createdAt, forKey: .createdAt)
-            try container.encode(updatedAt, forKey: .updatedAt)
         }
     }
 }

@@ -39,15 +39,15 @@ extension AdminResources {
         /// Requests waiting for an engine slot, in every pool.
         var queued: Int
         /// The longest-waiting request's place in its pool's line (1: the next slot freed).
-        var queuePosition: Int?
+        @NullEncoded var queuePosition: Int?
         /// When that request is predicted to start, from now.
-        var predictedStartMs: Int?
+        @NullEncoded var predictedStartMs: Int?
         /// How long it has waited so far.
-        var queuedForMs: Int?
+        @NullEncoded var queuedForMs: Int?
         /// The pool it waits for.
-        var queuePool: String?
+        @NullEncoded var queuePool: String?
         /// Mean time from first byte to end of the last hour's streamed answers.
-        var decodeTimeMs: Int?
+        @NullEncoded var decodeTimeMs: Int?
         var lastMinute: Window
         var lastHour: Window
 
@@ -58,7 +58,7 @@ extension AdminResources {
             var totalTokens: Int
             /// Requests that ended in an error, by type.
             var errors: [String: Int]
-            var decodeTimeMs: Int?
+            @NullEncoded var decodeTimeMs: Int?
 
             init(_ tally: TenantActivity.Tally) {
                 requests = tally.requests
@@ -67,21 +67,6 @@ extension AdminResources {
                 totalTokens = tally.promptTokens + tally.completionTokens
                 errors = tally.errors
                 decodeTimeMs = tally.meanDecodeMilliseconds
-            }
-
-            private enum CodingKeys: String, CodingKey {
-                case requests, promptTokens, completionTokens, totalTokens, errors, decodeTimeMs
-            }
-
-            /// Without a decoded answer, `decode_time_ms` is `null`, not left out.
-            func encode(to encoder: any Encoder) throws {
-                var container = encoder.container(keyedBy: CodingKeys.self)
-                try container.encode(requests, forKey: .requests)
-                try container.encode(promptTokens, forKey: .promptTokens)
-                try container.encode(completionTokens, forKey: .completionTokens)
-                try container.encode(totalTokens, forKey: .totalTokens)
-                try container.encode(errors, forKey: .errors)
-                try container.encode(decodeTimeMs, forKey: .decodeTimeMs)
             }
         }
 
@@ -99,27 +84,6 @@ extension AdminResources {
             decodeTimeMs = figures.lastHour.meanDecodeMilliseconds
             lastMinute = Window(figures.lastMinute)
             lastHour = Window(figures.lastHour)
-        }
-
-        private enum CodingKeys: String, CodingKey {
-            case object, tenantId, inFlight, queued, queuePosition, predictedStartMs, queuedForMs, queuePool
-            case decodeTimeMs, lastMinute, lastHour
-        }
-
-        /// What is unknown (nothing waits, nothing decoded) is `null`, not left out.
-        func encode(to encoder: any Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(object, forKey: .object)
-            try container.encode(tenantId, forKey: .tenantId)
-            try container.encode(inFlight, forKey: .inFlight)
-            try container.encode(queued, forKey: .queued)
-            try container.encode(queuePosition, forKey: .queuePosition)
-            try container.encode(predictedStartMs, forKey: .predictedStartMs)
-            try container.encode(queuedForMs, forKey: .queuedForMs)
-            try container.encode(queuePool, forKey: .queuePool)
-            try container.encode(decodeTimeMs, forKey: .decodeTimeMs)
-            try container.encode(lastMinute, forKey: .lastMinute)
-            try container.encode(lastHour, forKey: .lastHour)
         }
     }
 }
